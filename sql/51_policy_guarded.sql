@@ -1,0 +1,35 @@
+-- Step: policy 'guarded' (default): an anonymous_id joins at most one user_id.
+-- Inputs: checked_edges
+-- Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR).
+-- Invariants:
+--   * junk links are refused, as under every policy;
+--   * per anonymous_id, only the usable same_event link with the earliest evidence
+--     (evidence_ts, then evidence_message_id, then user id) is kept; the others are refused as
+--     anonymous_id_has_earlier_user_id. This is what protects a shared device: the second
+--     person to log in on it does not absorb the first.
+--   * alias links are explicit merges of user ids and are kept.
+-- So a person holds two user_ids only when an alias joined them.
+WITH ranked AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY from_type, from_id, rule, junk_refusal IS NULL
+            ORDER BY evidence_ts NULLS LAST, evidence_message_id NULLS LAST, to_id
+        ) AS user_rank
+    FROM checked_edges
+),
+decided AS (
+    SELECT
+        *,
+        CASE
+            WHEN junk_refusal IS NOT NULL THEN junk_refusal
+            WHEN rule = 'same_event' AND user_rank > 1 THEN 'anonymous_id_has_earlier_user_id'
+        END AS refusal
+    FROM ranked
+)
+SELECT
+    from_type, from_id, to_type, to_id, rule, event_count, first_ts, last_ts,
+    evidence_ts, evidence_message_id, evidence_table,
+    refusal IS NULL AS kept,
+    coalesce(refusal, rule) AS reason
+FROM decided

@@ -1,0 +1,3 @@
+from stitcher.cli import main
+
+main(prog_name="stitcher")

@@ -1,0 +1,115 @@
+"""The seam between the pipeline and whatever runs its SQL.
+
+The pipeline only speaks SQL (the files in `sql/`) and Arrow. An engine runs the SQL, moves
+Arrow tables in and out, reads input files into named relations and writes result relations
+to files. DuckDB is the embedded default; Spark or a warehouse implement the same interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+# The coarse column kinds the loader needs to decide how to normalize a column.
+STRING, INTEGER, FLOAT, TIMESTAMP, TIMESTAMP_TZ, DATE, OTHER = (
+    "string",
+    "integer",
+    "float",
+    "timestamp",
+    "timestamptz",
+    "date",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+    engine_type: str
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    threads: int | None = None
+    memory_limit: str | None = None
+    temp_dir: Path | None = None
+
+
+class Engine(ABC):
+    name: str = "abstract"
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> None:
+        """Run a statement that returns nothing the caller needs."""
+
+    @abstractmethod
+    def fetch_rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple]:
+        """Run a query and return its rows as Python tuples (small results only)."""
+
+    @abstractmethod
+    def fetch_arrow(self, sql: str, params: Sequence[object] | None = None) -> pa.Table:
+        """Run a query and return the result as one Arrow table."""
+
+    @abstractmethod
+    def stream_arrow(
+        self, sql: str, batch_rows: int
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Run a query; return its schema and its result as record batches, in query order."""
+
+    @abstractmethod
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        """Make an Arrow table queryable under `name` (a table, so it may be read many times)."""
+
+    @abstractmethod
+    def register_files(self, name: str, files: Sequence[Path], file_format: str) -> None:
+        """Make input files (all of one format, schemas unioned by column name) a view `name`."""
+
+    @abstractmethod
+    def columns(self, relation: str) -> list[Column]:
+        """The columns of a table or view, in order."""
+
+    @abstractmethod
+    def timestamp_expression(self, column_sql: str, kind: str) -> str:
+        """SQL turning a column of the given kind into a UTC TIMESTAMP (NULL when unparseable).
+
+        Strings may be ISO-8601 (with or without offset) or epoch seconds/milliseconds; numbers
+        are epoch seconds, or milliseconds when too large to be seconds.
+        """
+
+    @abstractmethod
+    def version(self) -> str:
+        """Name and version of the engine, for run.json."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def create_table_as(self, name: str, sql: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+        self.execute(f"CREATE TABLE {quote_identifier(name)} AS {sql}")
+
+    def drop(self, name: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+
+    def count(self, relation: str) -> int:
+        return int(self.fetch_rows(f"SELECT count(*) FROM {quote_identifier(relation)}")[0][0])
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a table or column name so that any text in it stays a name, never SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote a string constant. Only for names the code itself chose (table labels)."""
+    return "'" + value.replace("'", "''") + "'"

@@ -1,0 +1,320 @@
+"""Find the input tables, map their columns to one schema, and register them with the engine.
+
+Nothing is read here beyond file schemas: the events are scanned once, later, by the pairs step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stitcher.engines.base import Column, Engine, quote_identifier, quote_literal
+from stitcher.errors import InputError
+from stitcher.sql import render
+
+log = logging.getLogger("stitcher")
+
+EVENT_TABLES = ("tracks", "pages", "screens", "identifies", "aliases")
+
+_FORMAT_BY_SUFFIX = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv"}
+
+# Canonical keys: lower case with `_` and `-` removed, so `anonymous_id`, `anonymousId` and
+# `ANONYMOUS_ID` are one column.
+_FIELD_KEYS = {
+    "message_id": ("messageid", "id"),
+    "anonymous_id": ("anonymousid",),
+    "user_id": ("userid",),
+    "previous_id": ("previousid",),
+}
+# The event time, best first: `timestamp` is Segment's corrected event time.
+_TIMESTAMP_KEYS = ("timestamp", "originaltimestamp", "receivedat", "sentat")
+
+# Columns of `identifies` that are envelope, not traits.
+_NOT_TRAITS = {
+    "messageid",
+    "id",
+    "anonymousid",
+    "userid",
+    "previousid",
+    "timestamp",
+    "originaltimestamp",
+    "receivedat",
+    "sentat",
+    "uuidts",
+    "loadedat",
+    "uuid",
+    "event",
+    "eventtext",
+    "type",
+    "channel",
+    "version",
+    "integrations",
+    "context",
+    "writekey",
+    "projectid",
+    "requestid",
+}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[_\-\s]", "", name).lower()
+
+
+@dataclass(frozen=True)
+class TableSource:
+    name: str
+    files_by_format: dict[str, list[Path]]
+    skipped_files: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> list[Path]:
+        return [f for files in self.files_by_format.values() for f in files]
+
+    @property
+    def partition_keys(self) -> set[str]:
+        """Hive partition columns (dt=2026-11-01) describe the file layout, not the person."""
+        return {
+            part.split("=", 1)[0] for f in self.files for part in f.parent.parts if "=" in part
+        }
+
+    def describe(self) -> str:
+        files = self.files
+        return files[0].name if len(files) == 1 else f"{self.name}/ ({len(files)} files)"
+
+
+@dataclass
+class LoadedInput:
+    """What the loader registered: per-table views plus the unified `events` view."""
+
+    tables: list[str]
+    trait_columns: list[str]
+    skipped_files: list[str] = field(default_factory=list)
+    has_message_ids: bool = True
+
+
+def find_tables(input_dir: Path) -> list[TableSource]:
+    if not input_dir.exists():
+        raise InputError(f"input folder {input_dir} does not exist")
+    if not input_dir.is_dir():
+        raise InputError(f"--input {input_dir} is a file; give the folder that holds the tables")
+    try:
+        entries = sorted(input_dir.iterdir())
+    except OSError as exc:
+        raise InputError(f"cannot list input folder {input_dir}: {exc.strerror}") from exc
+    by_table: dict[str, list[Path]] = {}
+    for entry in entries:
+        table = _table_name(entry)
+        if table is None:
+            continue
+        by_table.setdefault(table, []).append(entry)
+    sources = []
+    for table in EVENT_TABLES:
+        if table in by_table:
+            sources.append(_collect(table, by_table[table]))
+    if not sources:
+        found = ", ".join(e.name for e in entries[:10]) or "nothing"
+        raise InputError(
+            f"no event tables in {input_dir}: expected tracks, pages, screens, identifies or "
+            f"aliases as .parquet, .csv or .csv.gz files or folders of them (found: {found})"
+        )
+    return sources
+
+
+def _table_name(entry: Path) -> str | None:
+    name = entry.name.lower()
+    if name.startswith((".", "_")):
+        return None
+    if entry.is_dir():
+        return name if name in EVENT_TABLES else None
+    for suffix in _FORMAT_BY_SUFFIX:
+        if name.endswith(suffix) and name[: -len(suffix)] in EVENT_TABLES:
+            return name[: -len(suffix)]
+    return None
+
+
+def _file_format(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, file_format in _FORMAT_BY_SUFFIX.items():
+        if name.endswith(suffix):
+            return file_format
+    return None
+
+
+def _collect(table: str, entries: list[Path]) -> TableSource:
+    files: list[Path] = []
+    for entry in entries:
+        if entry.is_dir():
+            for root, dirs, names in os.walk(entry):
+                dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+                files.extend(
+                    Path(root) / n for n in sorted(names) if not n.startswith((".", "_"))
+                )
+        else:
+            files.append(entry)
+    by_format: dict[str, list[Path]] = {}
+    skipped: list[Path] = []
+    for path in files:
+        file_format = _file_format(path)
+        if file_format is None:
+            log.debug("ignoring %s: not a .parquet, .csv or .csv.gz file", path)
+            continue
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        if not os.access(path, os.R_OK):
+            raise InputError(f"cannot read {path}: permission denied; check the file's owner")
+        if size == 0:
+            # Writers that crash or have nothing to write leave empty files behind; they hold
+            # no rows, so skipping them loses nothing. run.json lists them.
+            log.warning("skipping empty file %s", path)
+            skipped.append(path)
+            continue
+        by_format.setdefault(file_format, []).append(path)
+    if not by_format:
+        where = entries[0] if len(entries) == 1 else entries[0].parent
+        raise InputError(
+            f"table {table} in {where} has no readable .parquet, .csv or .csv.gz files"
+        )
+    return TableSource(table, by_format, tuple(skipped))
+
+
+def register_inputs(engine: Engine, sources: list[TableSource]) -> LoadedInput:
+    """Register every table and build the `events` and `identify_traits` views."""
+    projections = []
+    loaded = LoadedInput(tables=[], trait_columns=[])
+    for source in sources:
+        raw = _register_source(engine, source)
+        columns = engine.columns(raw)
+        mapping = _map_columns(source, columns)
+        projections.append(_project(engine, source, raw, mapping))
+        loaded.tables.append(source.name)
+        loaded.skipped_files.extend(str(p) for p in source.skipped_files)
+        if mapping["message_id"] == []:
+            loaded.has_message_ids = False
+        if source.name == "identifies":
+            loaded.trait_columns = _register_traits(
+                engine, raw, mapping, columns, source.partition_keys
+            )
+    engine.execute("CREATE OR REPLACE VIEW events AS " + " UNION ALL ".join(projections))
+    if "identifies" not in loaded.tables:
+        engine.execute(
+            "CREATE OR REPLACE VIEW identify_traits AS SELECT CAST(NULL AS VARCHAR) AS "
+            "anonymous_id, CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS TIMESTAMP) AS ts "
+            "WHERE false"
+        )
+    return loaded
+
+
+def _register_source(engine: Engine, source: TableSource) -> str:
+    parts = []
+    for file_format, files in sorted(source.files_by_format.items()):
+        view = f"raw_{source.name}_{file_format}"
+        engine.register_files(view, files, file_format)
+        parts.append(view)
+    if len(parts) == 1:
+        return parts[0]
+    # A folder mixing formats (a migration half done): union the parts by column name.
+    view = f"raw_{source.name}"
+    engine.execute(
+        f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS "
+        + " UNION ALL BY NAME ".join(f"SELECT * FROM {quote_identifier(p)}" for p in parts)
+    )
+    return view
+
+
+def _map_columns(source: TableSource, columns: list[Column]) -> dict[str, list[Column]]:
+    by_key: dict[str, list[Column]] = {}
+    for column in columns:
+        by_key.setdefault(canonical(column.name), []).append(column)
+    mapping: dict[str, list[Column]] = {}
+    for field_name, keys in _FIELD_KEYS.items():
+        mapping[field_name] = next((by_key[k] for k in keys if k in by_key), [])
+    mapping["timestamp"] = next((by_key[k] for k in _TIMESTAMP_KEYS if k in by_key), [])
+    found = ", ".join(c.name for c in columns[:20]) + (" ..." if len(columns) > 20 else "")
+    where = source.describe()
+    if source.name == "aliases":
+        if not mapping["previous_id"] or not mapping["user_id"]:
+            raise InputError(
+                f"{where} needs previous_id and user_id columns (or previousId and userId) "
+                f"to be an aliases table (found: {found})"
+            )
+    elif not mapping["anonymous_id"] and not mapping["user_id"]:
+        raise InputError(
+            f"{where} has no anonymous_id or user_id column (or anonymousId, userId) "
+            f"(found: {found})"
+        )
+    if not mapping["timestamp"]:
+        raise InputError(
+            f"{where} has no timestamp column (timestamp, original_timestamp, received_at or "
+            f"sent_at) (found: {found})"
+        )
+    return mapping
+
+
+def _text(columns: list[Column]) -> str:
+    if not columns:
+        return "CAST(NULL AS VARCHAR)"
+    parts = [f"CAST({quote_identifier(c.name)} AS VARCHAR)" for c in columns]
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def _timestamp(engine: Engine, columns: list[Column]) -> str:
+    parts = [engine.timestamp_expression(quote_identifier(c.name), c.kind) for c in columns]
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def _project(
+    engine: Engine,
+    source: TableSource,
+    raw: str,
+    mapping: dict[str, list[Column]],
+) -> str:
+    return render(
+        "01_normalize_events",
+        source_table=quote_literal(source.name),
+        message_id=_text(mapping["message_id"]),
+        anonymous_id=_text(mapping["anonymous_id"]),
+        user_id=_text(mapping["user_id"]),
+        previous_id=_text(mapping["previous_id"]),
+        ts=_timestamp(engine, mapping["timestamp"]),
+        raw=quote_identifier(raw),
+    )
+
+
+def _register_traits(
+    engine: Engine,
+    raw: str,
+    mapping: dict[str, list[Column]],
+    columns: list[Column],
+    partition_keys: set[str],
+) -> list[str]:
+    traits: dict[str, list[Column]] = {}
+    for column in columns:
+        key = canonical(column.name)
+        if key in _NOT_TRAITS or key.startswith("context") or column.name in partition_keys:
+            continue
+        traits.setdefault(column.name.lower(), []).append(column)
+    names = sorted(traits)
+    trait_sql = "".join(
+        f", {_trait_value(traits[n])} AS {quote_identifier(n)}" for n in names
+    )
+    engine.execute(
+        "CREATE OR REPLACE VIEW identify_traits AS SELECT "
+        f"{_text(mapping['anonymous_id'])} AS anonymous_id, {_text(mapping['user_id'])} AS "
+        f"user_id, {_timestamp(engine, mapping['timestamp'])} AS ts{trait_sql} "
+        f"FROM {quote_identifier(raw)}"
+    )
+    return names
+
+
+def _trait_value(columns: list[Column]) -> str:
+    if len(columns) == 1:
+        return quote_identifier(columns[0].name)
+    # The same trait spelled in two cases across partitions: one trait, as text.
+    return _text(columns)
+
+

@@ -1,0 +1,223 @@
+"""Writing results: deterministic files, all-or-nothing replacement of the output folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from stitcher.errors import OutputError
+
+log = logging.getLogger("stitcher")
+
+# Fixed row-group size: files depend only on their rows, never on how the engine batched them.
+ROW_GROUP_ROWS = 1_000_000
+_TMP_MARK = ".stitcher-tmp-"
+_OLD_MARK = ".stitcher-old-"
+
+
+def check_output_location(output_dir: Path, input_dir: Path) -> None:
+    """Refuse outputs that would clobber a file or the input itself, before any work."""
+    output = output_dir.resolve()
+    source = input_dir.resolve()
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"--output {output_dir} is a file; give a folder path")
+    if output == source or source in output.parents:
+        raise OutputError(
+            f"--output {output_dir} is inside --input {input_dir}; the next run would read its "
+            "own output as events. Choose a folder outside the input"
+        )
+    if output in source.parents:
+        raise OutputError(
+            f"--output {output_dir} contains --input {input_dir}; replacing it would delete the "
+            "input. Choose another folder"
+        )
+    parent = output.parent
+    if not parent.exists():
+        raise OutputError(f"the parent folder of --output, {parent}, does not exist; create it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to {parent} (permission denied); choose another --output")
+
+
+def recover_interrupted(output_dir: Path) -> None:
+    """Undo what a killed run may have left beside the output folder.
+
+    A run writes into `.NAME.stitcher-tmp-*` and swaps it in by two renames (old output aside,
+    new output in place). If it died between them, the old output is still whole under
+    `.NAME.stitcher-old-*`: put it back. Temporary folders of dead runs are removed.
+    """
+    parent, name = output_dir.parent, output_dir.name
+    if not parent.is_dir():
+        return
+    for entry in sorted(parent.iterdir()):
+        if entry.name.startswith(f".{name}{_OLD_MARK}"):
+            if not output_dir.exists():
+                log.warning("restoring %s from an interrupted run", output_dir)
+                entry.rename(output_dir)
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(f".{name}{_TMP_MARK}"):
+            pid = entry.name.rsplit("-", 2)[-2]
+            if not (pid.isdigit() and _alive(int(pid))):
+                log.info("removing leftover temporary folder %s", entry)
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside `output_dir`; on success it replaces `output_dir`.
+
+    On any failure the temporary folder is deleted and `output_dir` is left exactly as it was.
+    """
+    recover_interrupted(output_dir)
+    tmp = output_dir.parent / f".{output_dir.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise OutputError(f"cannot create a temporary folder in {tmp.parent}: {exc.strerror}")
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        _swap_in(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_in(tmp: Path, output_dir: Path) -> None:
+    old = None
+    if output_dir.exists():
+        old = output_dir.parent / f".{output_dir.name}{_OLD_MARK}{uuid.uuid4().hex[:8]}"
+        output_dir.rename(old)
+    try:
+        tmp.rename(output_dir)
+    except OSError as exc:
+        if old is not None:
+            old.rename(output_dir)
+        raise OutputError(f"cannot move the new output into {output_dir}: {exc.strerror}")
+    _fsync_dir(output_dir.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _with_utc(schema: pa.Schema) -> pa.Schema:
+    """Timestamps are UTC internally; say so in the file, so readers do not assume local time."""
+    fields = []
+    for f in schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz is None:
+            f = f.with_type(pa.timestamp(f.type.unit, tz="UTC"))
+        fields.append(f)
+    return pa.schema(fields)
+
+
+def _lists_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """CSV has no lists: write them as JSON arrays, which any reader can parse unambiguously."""
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            column = pa.array(
+                [None if v is None else json.dumps(v, ensure_ascii=False) for v in column.to_pylist()],
+                pa.string(),
+            )
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def write_batches(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, file_format: str
+) -> int:
+    """Write record batches to one Parquet or CSV file; returns the row count.
+
+    Batches are regrouped into fixed-size row groups so the bytes depend only on the rows.
+    """
+    target = _with_utc(schema)
+    rows = 0
+    try:
+        if file_format == "parquet":
+            with pq.ParquetWriter(path, target, compression="zstd") as writer:
+                for group in _regroup(batches, target):
+                    writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+                    rows += group.num_rows
+            return rows
+        writer = None
+        try:
+            for group in _regroup(batches, target):
+                for batch in group.to_batches():
+                    batch = _lists_as_json(batch)
+                    if writer is None:
+                        writer = pacsv.CSVWriter(
+                            path,
+                            batch.schema,
+                            write_options=pacsv.WriteOptions(quoting_style="needed"),
+                        )
+                    writer.write_batch(batch)
+                rows += group.num_rows
+            if writer is None:
+                empty = _lists_as_json(pa.RecordBatch.from_pylist([], schema=target))
+                writer = pacsv.CSVWriter(
+                    path, empty.schema, write_options=pacsv.WriteOptions(quoting_style="needed")
+                )
+        finally:
+            if writer is not None:
+                writer.close()
+        return rows
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from exc
+
+
+def _regroup(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        batch = batch.cast(schema) if batch.schema != schema else batch
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(pending, schema=schema)
+            yield table.slice(0, ROW_GROUP_ROWS).combine_chunks()
+            rest = table.slice(ROW_GROUP_ROWS)
+            pending = rest.to_batches()
+            pending_rows = rest.num_rows
+    if pending_rows:
+        yield pa.Table.from_batches(pending, schema=schema).combine_chunks()
+
+
+def write_json(path: Path, record: dict) -> None:
+    try:
+        path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from exc

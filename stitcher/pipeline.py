@@ -1,0 +1,288 @@
+"""The order of the steps, and nothing else: each step is a SQL file or a call into a module.
+
+load → pairs (the one scan of the events) → identifiers (+ junk) → candidate edges → policy →
+nodes → components → persons → id_map, users, edges, rejected_edges, quarantine → run.json,
+all written into a temporary folder that replaces the output folder only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from stitcher import __version__
+from stitcher.components import components_table
+from stitcher.config import RunOptions
+from stitcher.engines import Engine, EngineSettings, open_engine
+from stitcher.engines.base import quote_identifier
+from stitcher.errors import EngineError
+from stitcher.load import LoadedInput, find_tables, register_inputs
+from stitcher.outputs import atomic_output_dir, check_output_location, write_batches, write_json
+from stitcher.sql import render
+
+log = logging.getLogger("stitcher")
+
+# name in the output folder -> (relation, ORDER BY that makes the file deterministic)
+OUTPUT_TABLES: dict[str, tuple[str, str]] = {
+    "id_map": ("id_map", "identifier_type, identifier"),
+    "users": ("users", "person_id"),
+    "edges": ("edges", "from_type, from_id, to_type, to_id, rule"),
+    "rejected_edges": ("rejected_edges", "from_type, from_id, to_type, to_id, rule"),
+    "quarantine": ("quarantine", "identifier_type, identifier"),
+}
+USERS_COLUMNS = {
+    "person_id",
+    "user_id",
+    "user_ids",
+    "anonymous_ids",
+    "identifier_count",
+    "first_seen_at",
+    "last_seen_at",
+    "event_count",
+}
+STEPS = ("load", "scan", "identifiers", "edges", "components", "persons", "write")
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    record: dict
+    files: list[str] = field(default_factory=list)
+
+
+class _Timer:
+    def __init__(self, progress: ProgressCallback | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self._progress = progress
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        if self._progress:
+            self._progress(name)
+        started = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - started
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + elapsed, 3)
+        log.info("step %s: %.2f s", name, elapsed)
+
+
+def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
+    """Stitch the events under options.input_dir into options.output_dir."""
+    check_output_location(options.output_dir, options.input_dir)
+    sources = find_tables(options.input_dir)
+    timer = _Timer(progress)
+    started = time.perf_counter()
+    with atomic_output_dir(options.output_dir) as tmp:
+        spill = options.temp_dir or tmp / ".spill"
+        settings = EngineSettings(
+            threads=options.threads, memory_limit=options.memory_limit, temp_dir=spill
+        )
+        with open_engine(options.engine, settings) as engine:
+            with timer.step("load"):
+                loaded = register_inputs(engine, sources)
+                _register_junk(engine, options)
+            with timer.step("scan"):
+                events = "events"
+                if options.dedupe:
+                    engine.create_table_as("events_deduped", render("10_dedupe_events"))
+                    events = "events_deduped"
+                engine.create_table_as("pairs", render("20_pairs", events=events))
+                engine.drop("events_deduped")
+            with timer.step("identifiers"):
+                engine.create_table_as("identifiers", render("30_identifiers"))
+            with timer.step("edges"):
+                engine.create_table_as("candidate_edges", render("40_candidate_edges"))
+                engine.create_table_as("checked_edges", render("50_check_edges"))
+                engine.create_table_as(
+                    "classified_edges", render(f"51_policy_{options.policy}")
+                )
+            with timer.step("components"):
+                _components(engine)
+            with timer.step("persons"):
+                _persons(engine, loaded.trait_columns)
+            with timer.step("write"):
+                files = _write_outputs(engine, tmp, options.output_format)
+            record = _run_record(engine, options, loaded, timer, started)
+            record["outputs"] = files
+        if spill.is_relative_to(tmp):
+            shutil.rmtree(spill, ignore_errors=True)
+        write_json(tmp / "run.json", record)
+        files.append("run.json")
+    return RunResult(output_dir=options.output_dir, record=record, files=files)
+
+
+def _register_junk(engine: Engine, options: RunOptions) -> None:
+    engine.register_arrow(
+        "junk_values",
+        pa.table(
+            {
+                "identifier_type": pa.array([None] * len(options.junk.values), pa.string()),
+                "value": pa.array(list(options.junk.values), pa.string()),
+            }
+        ),
+    )
+    engine.register_arrow(
+        "junk_patterns",
+        pa.table(
+            {
+                "identifier_type": pa.array([None] * len(options.junk.patterns), pa.string()),
+                "pattern": pa.array(list(options.junk.patterns), pa.string()),
+            }
+        ),
+    )
+
+
+def _components(engine: Engine) -> None:
+    engine.create_table_as("nodes", render("60_nodes"))
+    n_nodes = engine.count("nodes")
+    edges = engine.fetch_arrow(render("61_node_edges"))
+    engine.register_arrow("node_components", components_table(n_nodes, edges))
+
+
+def _persons(engine: Engine, traits: list[str]) -> None:
+    engine.create_table_as("persons", render("70_persons"))
+    persons, distinct_ids = engine.fetch_rows(
+        "SELECT count(*), count(DISTINCT person_id) FROM persons"
+    )[0]
+    if persons != distinct_ids:
+        # md5 is 128 bits: this would take ~1e19 persons by chance; fail loudly rather than merge.
+        raise EngineError("two persons received the same person_id (md5 collision)")
+    engine.create_table_as("id_map", render("80_id_map"))
+    engine.create_table_as("person_activity", render("81_person_activity"))
+    q = quote_identifier
+    engine.create_table_as(
+        "pair_traits",
+        render(
+            "85_identify_traits",
+            trait_aggregates="".join(
+                f", max(struct_pack(ts := coalesce(ts, TIMESTAMP '0001-01-01'), v := {q(t)})) "
+                f"FILTER (WHERE {q(t)} IS NOT NULL) AS {q(t)}"
+                for t in traits
+            ),
+        ),
+    )
+    engine.create_table_as(
+        "person_traits",
+        render(
+            "86_person_traits",
+            trait_latest="".join(f", struct_extract(max(t.{q(t)}), 'v') AS {q(t)}" for t in traits),
+        ),
+    )
+    engine.create_table_as(
+        "users",
+        render(
+            "90_users",
+            trait_columns="".join(
+                f", t.{q(t)} AS {q('trait_' + t if t in USERS_COLUMNS else t)}" for t in traits
+            ),
+        ),
+    )
+    engine.create_table_as("edges", render("91_edges"))
+    engine.create_table_as("rejected_edges", render("92_rejected_edges"))
+    engine.create_table_as("quarantine", render("93_quarantine"))
+
+
+def _write_outputs(engine: Engine, folder: Path, file_format: str) -> list[str]:
+    files = []
+    for name, (relation, order) in OUTPUT_TABLES.items():
+        path = folder / f"{name}.{file_format}"
+        schema, batches = engine.stream_arrow(
+            f"SELECT * FROM {quote_identifier(relation)} ORDER BY {order}", 100_000
+        )
+        rows = write_batches(batches, schema, path, file_format)
+        log.info("wrote %s (%d rows)", path.name, rows)
+        files.append(path.name)
+    return files
+
+
+def _run_record(
+    engine: Engine, options: RunOptions, loaded: LoadedInput, timer: _Timer, started: float
+) -> dict:
+    def rows(sql: str) -> list[tuple]:
+        return engine.fetch_rows(sql)
+
+    per_table = {
+        table: int(count)
+        for table, count in rows(
+            "SELECT source_table, sum(event_count) FROM pairs GROUP BY 1 ORDER BY 1"
+        )
+    }
+    events, without_ts = rows(
+        "SELECT coalesce(sum(event_count), 0), coalesce(sum(events_without_ts), 0) FROM pairs"
+    )[0]
+    identifiers = {
+        f"{t}{'' if junk is None else '_junk'}": int(n)
+        for t, junk, n in rows(
+            "SELECT identifier_type, junk_reason IS NOT NULL OR NULL, count(*) FROM identifiers "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+    }
+    kept = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE kept GROUP BY 1"))
+    rejected = dict(
+        rows("SELECT reason, count(*) FROM classified_edges WHERE NOT kept GROUP BY 1")
+    )
+    n_persons, with_user, multi_user = rows(
+        "SELECT count(*), count(user_id), count(*) FILTER (WHERE len(user_ids) > 1) FROM users"
+    )[0]
+    largest = rows(
+        "SELECT person_id, identifier_count FROM users "
+        "ORDER BY identifier_count DESC, person_id LIMIT 1"
+    )
+    unattributed = rows(
+        "SELECT coalesce(sum(event_count), 0) FROM person_activity WHERE person_id IS NULL"
+    )[0][0]
+    record = {
+        "stitcher_version": __version__,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "options": options.as_record(),
+        "input": {
+            "tables": loaded.tables,
+            "events_per_table": per_table,
+            "events": int(events),
+            "events_without_timestamp": int(without_ts),
+            "events_unattributed": int(unattributed),
+            "skipped_files": loaded.skipped_files,
+            "dedupe": options.dedupe,
+            "trait_columns": loaded.trait_columns,
+        },
+        "identifiers": identifiers,
+        "edges": {
+            "kept": int(sum(kept.values())),
+            "rejected": int(sum(rejected.values())),
+            "kept_by_rule": {k: int(v) for k, v in sorted(kept.items())},
+            "rejected_by_reason": {k: int(v) for k, v in sorted(rejected.items())},
+        },
+        "persons": {
+            "count": int(n_persons),
+            "with_user_id": int(with_user),
+            "anonymous_only": int(n_persons - with_user),
+            "with_several_user_ids": int(multi_user),
+            "largest": (
+                {"person_id": largest[0][0], "identifier_count": int(largest[0][1])}
+                if largest
+                else None
+            ),
+        },
+        "timings_seconds": dict(timer.seconds),
+        "versions": {
+            "stitcher": __version__,
+            "engine": engine.version(),
+            "python": platform.python_version(),
+            "pyarrow": pa.__version__,
+        },
+    }
+    record["timings_seconds"]["total"] = round(time.perf_counter() - started, 3)
+    if options.dedupe:
+        raw = rows("SELECT count(*) FROM events")[0][0]
+        record["input"]["duplicates_removed"] = int(raw) - int(events)
+    return record
