@@ -43,7 +43,10 @@ def check_output_location(output_dir: Path, input_dir: Path) -> None:
         )
     parent = output.parent
     if not parent.exists():
-        raise OutputError(f"the parent folder of --output, {parent}, does not exist; create it")
+        try:
+            parent.mkdir(parents=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {parent} for --output: {exc.strerror}") from exc
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write to {parent} (permission denied); choose another --output")
 
