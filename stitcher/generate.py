@@ -550,13 +550,12 @@ def _generate_chunk(
             seg_login[seg_dev_first[d] : seg_dev_first[d] + dev_nseg[d]]
         )
         shared_seg[i] = cands[rng.integers(len(cands))]
-    owner = seg_owner[shared_seg]
-    pos = rng.integers(0, max(len(logged_people), 1), n_shared)
-    second = logged_people[pos] if n_shared else pos
-    clash = second == owner
-    second[clash] = (
-        logged_people[(pos[clash] + 1) % len(logged_people)] if clash.any() else second[clash]
-    )
+    second = np.empty(0, dtype=np.int64)
+    if n_shared:
+        owner = seg_owner[shared_seg]
+        pos = rng.integers(0, len(logged_people), n_shared)
+        nxt = logged_people[(pos + 1) % len(logged_people)]
+        second = np.where(logged_people[pos] == owner, nxt, logged_people[pos])
     sh_lo = np.minimum(seg_login_t[shared_seg] + 1.0, horizon - 2.0)
     sh_hi = np.minimum(np.maximum(seg_hi[shared_seg], sh_lo + 3600.0), horizon - 1.0)
 

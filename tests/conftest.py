@@ -1,0 +1,72 @@
+"""Shared test helpers: run the CLI in-process, read outputs, find ../shared/peers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from stitcher.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+PEERS = REPO.parent / "shared" / "peers"
+
+
+def run_cli(*args: str, expect: int | None = 0) -> object:
+    """Invoke `stitcher ARGS` through click's CliRunner; check the exit code when given."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    if expect is not None:
+        assert result.exit_code == expect, (result.exit_code, result.output, result.stderr)
+    return result
+
+
+def stitch(input_dir: Path, output_dir: Path, *extra: str) -> Path:
+    run_cli("run", "--input", str(input_dir), "--output", str(output_dir), "-q", *extra)
+    return output_dir
+
+
+def read_output(output_dir: Path, name: str) -> pl.DataFrame:
+    parquet = output_dir / f"{name}.parquet"
+    if parquet.exists():
+        return pl.read_parquet(parquet)
+    return pl.read_csv(output_dir / f"{name}.csv", infer_schema=False)
+
+
+def partition(id_map: pl.DataFrame) -> set[frozenset[tuple[str, str]]]:
+    """The persons of an id_map as a set of sets of (identifier_type, identifier)."""
+    return {
+        frozenset(zip(group["identifier_type"], group["identifier"], strict=True))
+        for _, group in id_map.group_by("person_id")
+    }
+
+
+def partition_of(labels: Iterable[tuple[object, object]]) -> set[frozenset[object]]:
+    """{(member, label)} -> set of frozensets of members sharing a label."""
+    groups: dict[object, set[object]] = {}
+    for member, label in labels:
+        groups.setdefault(label, set()).add(member)
+    return {frozenset(g) for g in groups.values()}
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[Iterable[object]]) -> Path:
+    """Write a small CSV (None = empty field) for tests that build their own input."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+    return path
+
+
+def require_peers(name: str) -> Path:
+    folder = PEERS / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the peer conformance data ships beside the repo, not in it")
+    return folder
