@@ -76,9 +76,7 @@ class TableSource:
     @property
     def partition_keys(self) -> set[str]:
         """Hive partition columns (dt=2026-11-01) describe the file layout, not the person."""
-        return {
-            part.split("=", 1)[0] for f in self.files for part in f.parent.parts if "=" in part
-        }
+        return {part.split("=", 1)[0] for f in self.files for part in f.parent.parts if "=" in part}
 
     def describe(self) -> str:
         files = self.files
@@ -149,9 +147,7 @@ def _collect(table: str, entries: list[Path]) -> TableSource:
         if entry.is_dir():
             for root, dirs, names in os.walk(entry):
                 dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-                files.extend(
-                    Path(root) / n for n in sorted(names) if not n.startswith((".", "_"))
-                )
+                files.extend(Path(root) / n for n in sorted(names) if not n.startswith((".", "_")))
         else:
             files.append(entry)
     by_format: dict[str, list[Path]] = {}
@@ -299,9 +295,7 @@ def _register_traits(
             continue
         traits.setdefault(column.name.lower(), []).append(column)
     names = sorted(traits)
-    trait_sql = "".join(
-        f", {_trait_value(traits[n])} AS {quote_identifier(n)}" for n in names
-    )
+    trait_sql = "".join(f", {_trait_value(traits[n])} AS {quote_identifier(n)}" for n in names)
     engine.execute(
         "CREATE OR REPLACE VIEW identify_traits AS SELECT "
         f"{_text(mapping['anonymous_id'])} AS anonymous_id, {_text(mapping['user_id'])} AS "
@@ -316,5 +310,3 @@ def _trait_value(columns: list[Column]) -> str:
         return quote_identifier(columns[0].name)
     # The same trait spelled in two cases across partitions: one trait, as text.
     return _text(columns)
-
-

@@ -98,7 +98,9 @@ def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
     try:
         tmp.mkdir()
     except OSError as exc:
-        raise OutputError(f"cannot create a temporary folder in {tmp.parent}: {exc.strerror}")
+        raise OutputError(
+            f"cannot create a temporary folder in {tmp.parent}: {exc.strerror}"
+        ) from exc
     try:
         yield tmp
         _fsync_dir(tmp)
@@ -118,7 +120,7 @@ def _swap_in(tmp: Path, output_dir: Path) -> None:
     except OSError as exc:
         if old is not None:
             old.rename(output_dir)
-        raise OutputError(f"cannot move the new output into {output_dir}: {exc.strerror}")
+        raise OutputError(f"cannot move the new output into {output_dir}: {exc.strerror}") from exc
     _fsync_dir(output_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -153,7 +155,10 @@ def _lists_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
     for column in batch.columns:
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
             column = pa.array(
-                [None if v is None else json.dumps(v, ensure_ascii=False) for v in column.to_pylist()],
+                [
+                    None if v is None else json.dumps(v, ensure_ascii=False)
+                    for v in column.to_pylist()
+                ],
                 pa.string(),
             )
         columns.append(column)

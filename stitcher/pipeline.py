@@ -103,9 +103,7 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
             with timer.step("edges"):
                 engine.create_table_as("candidate_edges", render("40_candidate_edges"))
                 engine.create_table_as("checked_edges", render("50_check_edges"))
-                engine.create_table_as(
-                    "classified_edges", render(f"51_policy_{options.policy}")
-                )
+                engine.create_table_as("classified_edges", render(f"51_policy_{options.policy}"))
             with timer.step("components"):
                 _components(engine)
             with timer.step("persons"):
@@ -228,9 +226,7 @@ def _run_record(
         )
     }
     kept = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE kept GROUP BY 1"))
-    rejected = dict(
-        rows("SELECT reason, count(*) FROM classified_edges WHERE NOT kept GROUP BY 1")
-    )
+    rejected = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE NOT kept GROUP BY 1"))
     n_persons, with_user, multi_user = rows(
         "SELECT count(*), count(user_id), count(*) FILTER (WHERE len(user_ids) > 1) FROM users"
     )[0]

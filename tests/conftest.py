@@ -68,5 +68,7 @@ def write_csv(path: Path, header: list[str], rows: Iterable[Iterable[object]]) -
 def require_peers(name: str) -> Path:
     folder = PEERS / name
     if not folder.is_dir():
-        pytest.skip(f"{folder} is absent: the peer conformance data ships beside the repo, not in it")
+        pytest.skip(
+            f"{folder} is absent: the peer conformance data ships beside the repo, not in it"
+        )
     return folder

@@ -28,8 +28,7 @@ def test_every_scenario_is_present() -> None:
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("fixtures")
     return {
-        name: stitch(FIXTURES / name, root / name, "--output-format", "csv")
-        for name in SCENARIOS
+        name: stitch(FIXTURES / name, root / name, "--output-format", "csv") for name in SCENARIOS
     }
 
 

@@ -56,9 +56,7 @@ class Engine(ABC):
         """Run a query and return the result as one Arrow table."""
 
     @abstractmethod
-    def stream_arrow(
-        self, sql: str, batch_rows: int
-    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """Run a query; return its schema and its result as record batches, in query order."""
 
     @abstractmethod

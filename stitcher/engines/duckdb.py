@@ -101,9 +101,7 @@ class DuckDBEngine(Engine):
         except duckdb.Error as exc:
             raise _engine_error(exc, sql) from exc
 
-    def stream_arrow(
-        self, sql: str, batch_rows: int
-    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         try:
             reader = self._con.sql(sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
@@ -130,9 +128,7 @@ class DuckDBEngine(Engine):
         hive = any(_HIVE_DIR.fullmatch(part) for f in files for part in f.parent.parts)
         try:
             if file_format == "parquet":
-                relation = self._con.read_parquet(
-                    paths, union_by_name=True, hive_partitioning=hive
-                )
+                relation = self._con.read_parquet(paths, union_by_name=True, hive_partitioning=hive)
             elif file_format == "csv":
                 # Every CSV column is read as text: ids that look numeric must stay strings
                 # (leading zeros, 20-digit ids), and the loader parses timestamps itself.
@@ -147,9 +143,7 @@ class DuckDBEngine(Engine):
                 raise InputError(f"unsupported file format {file_format!r}")
             relation.create_view(name, replace=True)
         except duckdb.Error as exc:
-            raise InputError(
-                f"cannot read {_describe_files(files)}: {_first_line(exc)}"
-            ) from exc
+            raise InputError(f"cannot read {_describe_files(files)}: {_first_line(exc)}") from exc
 
     def columns(self, relation: str) -> list[Column]:
         rows = self.fetch_rows(f"DESCRIBE {quote_identifier(relation)}")

@@ -1,0 +1,114 @@
+"""Connected components against networkx on named shapes and random graphs.
+
+Checks both the solver alone and the whole pipeline under `--policy connected`, feeding each
+graph edge as an alias (user_id -> user_id), a link every policy keeps.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from stitcher.components import component_labels
+
+from conftest import partition, read_output, stitch, write_csv
+
+
+def _nx_partition(n: int, edges: list[tuple[int, int]]) -> set[frozenset[int]]:
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(edges)
+    return {frozenset(c) for c in nx.connected_components(g)}
+
+
+def _labels_partition(labels: np.ndarray) -> set[frozenset[int]]:
+    groups: dict[int, set[int]] = {}
+    for node, label in enumerate(labels.tolist()):
+        groups.setdefault(label, set()).add(node)
+    return {frozenset(g) for g in groups.values()}
+
+
+def _shapes() -> dict[str, tuple[int, list[tuple[int, int]]]]:
+    rng = random.Random(7)
+    shapes: dict[str, tuple[int, list[tuple[int, int]]]] = {
+        "empty": (0, []),
+        "single_node": (1, []),
+        "self_loop": (1, [(0, 0)]),
+        "chain_20000": (20_000, [(i, i + 1) for i in range(19_999)]),
+        "reversed_chain": (5_000, [(i + 1, i) for i in range(4_999)]),
+        "star_5000": (5_001, [(0, i) for i in range(1, 5_001)]),
+        "two_blobs": (10, [(0, 1), (1, 2), (2, 0), (5, 6), (6, 7), (7, 9)]),
+        "duplicate_edges": (4, [(0, 1), (1, 0), (0, 1), (2, 3)]),
+    }
+    for i in range(6):
+        n = rng.randint(1, 400)
+        m = rng.randint(0, 2 * n)
+        shapes[f"random_{i}"] = (n, [(rng.randrange(n), rng.randrange(n)) for _ in range(m)])
+    return shapes
+
+
+SHAPES = _shapes()
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_solver_matches_networkx(name: str) -> None:
+    n, edges = SHAPES[name]
+    src = np.array([a for a, _ in edges], dtype=np.int64)
+    dst = np.array([b for _, b in edges], dtype=np.int64)
+    assert _labels_partition(component_labels(n, src, dst)) == _nx_partition(n, edges)
+
+
+def _alias_input(folder: Path, n: int, edges: list[tuple[int, int]]) -> None:
+    # Node ids become user ids; every node also appears in a track so isolated nodes exist.
+    write_csv(
+        folder / "aliases.csv",
+        ["id", "previous_id", "user_id", "timestamp"],
+        [(f"a{i}", f"u{a}", f"u{b}", "2026-11-01T00:00:00Z") for i, (a, b) in enumerate(edges)],
+    )
+    write_csv(
+        folder / "tracks.csv",
+        ["id", "anonymous_id", "user_id", "timestamp"],
+        [(f"t{i}", None, f"u{i}", "2026-11-01T00:00:00Z") for i in range(n)],
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["chain_20000", "star_5000", "two_blobs", "self_loop", "random_0", "random_3"]
+)
+@pytest.mark.parametrize("policy", ["connected", "guarded"])
+def test_pipeline_matches_networkx(name: str, policy: str, tmp_path: Path) -> None:
+    n, edges = SHAPES[name]
+    _alias_input(tmp_path / "in", n, edges)
+    out = stitch(tmp_path / "in", tmp_path / "out", "--policy", policy)
+    got = {
+        frozenset(int(identifier[1:]) for _, identifier in person)
+        for person in partition(read_output(out, "id_map"))
+    }
+    assert got == _nx_partition(n, edges)
+
+
+def test_bipartite_random_graph_connected_policy(tmp_path: Path) -> None:
+    """anonymous_id -- user_id links from events, with heavy reuse, against networkx."""
+    rng = random.Random(11)
+    rows = []
+    g = nx.Graph()
+    for i in range(3_000):
+        a = f"anon{rng.randrange(800)}" if rng.random() < 0.9 else None
+        u = f"user{rng.randrange(500)}" if rng.random() < 0.6 else None
+        if a is None and u is None:
+            continue
+        rows.append((f"m{i}", a, u, f"2026-11-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z"))
+        if a:
+            g.add_node(("anonymous_id", a))
+        if u:
+            g.add_node(("user_id", u))
+        if a and u:
+            g.add_edge(("anonymous_id", a), ("user_id", u))
+    write_csv(tmp_path / "in" / "tracks.csv", ["id", "anonymous_id", "user_id", "timestamp"], rows)
+    out = stitch(tmp_path / "in", tmp_path / "out", "--policy", "connected")
+    want = {frozenset(c) for c in nx.connected_components(g)}
+    assert partition(read_output(out, "id_map")) == want
