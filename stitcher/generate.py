@@ -173,6 +173,9 @@ TRUTH_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    """What to generate. `n_events` counts rows of tracks+pages+screens+identifies (aliases are
+    extra); identifiers come out at about n_events / events_per_identifier."""
+
     n_events: int = 10_000
     seed: int = 0
     events_per_identifier: float = 6.3  # 10.5M events -> ~1.66M distinct identifiers
@@ -222,7 +225,7 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 
 def _key(seed: int, purpose: int) -> np.uint64:
-    return _mix64(np.array([seed * 8 + purpose], dtype=np.uint64))[0]
+    return _mix64(np.array([(seed * 8 + purpose) % 2**64], dtype=np.uint64))[0]
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -449,7 +452,7 @@ def _generate_chunk(
     dev_nseg = dev_nseg_c[:n_devices]
     dev_kind = np.where(rng.random(n_devices) < 0.6, _WEB, _MOBILE).astype(np.int8)
 
-    # Activity windows: people arrive over the period and stay a heavy-tailed while.
+    # Activity windows: people arrive over the period and stay from minutes to weeks.
     p_start = rng.random(n_people) * horizon * 0.95
     room = horizon * 0.985 - p_start
     p_len = np.maximum(room * rng.beta(0.7, 1.3, n_people), np.minimum(300.0, room))

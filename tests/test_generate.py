@@ -10,6 +10,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from stitcher import generate as gen
@@ -98,7 +99,7 @@ def test_counts_and_schema(small: tuple[Path, dict]) -> None:
     assert sum(rows[t] for t in EVENT_TABLES) == 20_000
     # events_per_identifier is honoured to within a few percent.
     assert summary["identifiers"] == pytest.approx(20_000 / 6.3, rel=0.03)
-    tracks = pa.parquet.read_table(out / "tracks.parquet")
+    tracks = pq.read_table(out / "tracks.parquet")
     assert tracks.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     ids = _events(out)["id"]
     assert ids.n_unique() == ids.len()
@@ -219,7 +220,7 @@ def test_login_follows_anonymous_browsing(small: tuple[Path, dict]) -> None:
 
 def test_pairwise_scores_on_truth_is_perfect(small: tuple[Path, dict]) -> None:
     out, _ = small
-    truth = pa.parquet.read_table(out / "truth.parquet")
+    truth = pq.read_table(out / "truth.parquet")
     id_map = truth.append_column("person_id", truth.column("true_person"))
     scores = pairwise_scores(id_map, truth)
     assert scores["precision"] == 1.0
