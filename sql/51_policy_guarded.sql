@@ -3,9 +3,10 @@
 -- Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR).
 -- Invariants:
 --   * junk links are refused, as under every policy;
---   * per anonymous_id, only the usable same_event link with the earliest evidence
---     (evidence_ts, then evidence_message_id, then user id) is kept; the others are refused as
---     anonymous_id_has_earlier_user_id. This is what protects a shared device: the second
+--   * per anonymous_id (and per identifier of any other non-user type), only the usable
+--     same_event link to a user_id with the earliest evidence (evidence_ts, then
+--     evidence_message_id, then user id) is kept; the others are refused as
+--     <type>_has_earlier_user_id. This is what protects a shared device: the second
 --     person to log in on it does not absorb the first.
 --   * alias links are explicit merges of user ids and are kept.
 -- So a person holds two user_ids only when an alias joined them.
@@ -13,7 +14,7 @@ WITH ranked AS (
     SELECT
         *,
         row_number() OVER (
-            PARTITION BY from_type, from_id, rule, junk_refusal IS NULL
+            PARTITION BY from_type, from_id, rule, to_type, junk_refusal IS NULL
             ORDER BY evidence_ts NULLS LAST, evidence_message_id NULLS LAST, to_id
         ) AS user_rank
     FROM checked_edges
@@ -23,7 +24,8 @@ decided AS (
         *,
         CASE
             WHEN junk_refusal IS NOT NULL THEN junk_refusal
-            WHEN rule = 'same_event' AND user_rank > 1 THEN 'anonymous_id_has_earlier_user_id'
+            WHEN rule = 'same_event' AND to_type = 'user_id' AND user_rank > 1
+                THEN from_type || '_has_earlier_user_id'
         END AS refusal
     FROM ranked
 )

@@ -11,6 +11,8 @@ WITH anchors AS (
         count(*) AS identifier_count,
         min(struct_pack(
             type_rank := CASE n.identifier_type WHEN 'user_id' THEN 0 ELSE 1 END,
+            -- unknown times last, spelled out: engines differ on NULLs inside structs
+            first_seen_unknown := n.first_seen IS NULL,
             first_seen := n.first_seen,
             identifier := n.identifier,
             identifier_type := n.identifier_type

@@ -1,10 +1,12 @@
 -- Step: identifiers that were not allowed to identify anyone (output `quarantine`).
--- Inputs: identifiers
+-- Inputs: identifiers_checked
 -- Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at,
---         last_seen_at)
--- Invariants: exactly the identifiers missing from id_map.
+--         last_seen_at, hub_linked_type, hub_degree)
+-- Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern
+--             or hub; hubs carry the rule they broke and their degree under it.
 SELECT
-    identifier_type, identifier, junk_reason AS reason, event_count,
-    first_seen AS first_seen_at, last_seen AS last_seen_at
-FROM identifiers
-WHERE junk_reason IS NOT NULL
+    identifier_type, identifier, quarantine_reason AS reason, event_count,
+    first_seen AS first_seen_at, last_seen AS last_seen_at,
+    hub_linked_type, hub_degree
+FROM identifiers_checked
+WHERE quarantine_reason IS NOT NULL

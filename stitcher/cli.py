@@ -218,12 +218,13 @@ def run_command(
         record = result.record
         persons = record["persons"]
         edges = record["edges"]
-        ids = sum(v for k, v in record["identifiers"].items() if not k.endswith("_junk"))
-        junk_ids = sum(v for k, v in record["identifiers"].items() if k.endswith("_junk"))
+        ids = sum(v for k, v in record["identifiers"].items() if not k.endswith("_quarantined"))
+        junk_ids = sum(v for k, v in record["identifiers"].items() if k.endswith("_quarantined"))
         click.echo(
             f"Stitched {record['input']['events']:,} events into {persons['count']:,} persons "
             f"({ids:,} identifiers; {edges['kept']:,} links kept, {edges['rejected']:,} refused; "
-            f"{junk_ids:,} junk ids quarantined) in {record['timings_seconds']['total']:.1f} s"
+            f"{junk_ids:,} junk or hub ids quarantined) in "
+            f"{record['timings_seconds']['total']:.1f} s"
         )
         click.echo(f"Wrote {output_dir}/: {', '.join(result.files)}")
 

@@ -8,8 +8,11 @@ from pathlib import Path
 
 from stitcher.errors import ConfigError
 
-POLICIES = ("guarded", "connected")
+POLICIES = ("guarded", "connected", "segment", "mixpanel-simplified", "mixpanel-original")
 OUTPUT_FORMATS = ("parquet", "csv")
+INPUT_FORMATS = ("auto", "segment", "mixpanel")
+NORMALIZATIONS = ("none", "trim", "lower_trim")
+BUILTIN_TYPES = ("anonymous_id", "user_id")
 
 # Values that SDKs, templating bugs and test accounts put where an id belongs. Compared after
 # trimming whitespace and surrounding quotes, case-insensitively. Each one, left in, fuses every
@@ -82,6 +85,61 @@ def normalize_junk_value(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class IdentifierType:
+    """An extra identifier type read from columns, e.g. `email` from identifies' email trait."""
+
+    name: str
+    columns: tuple[str, ...]
+    tables: tuple[str, ...] = ()  # empty: every table that has one of the columns
+    normalize: str = "none"
+    junk: JunkRules = field(default_factory=lambda: JunkRules(values=(), patterns=()))
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ConfigError(
+                f"identifier type name {self.name!r} must be lower_snake_case (a-z, 0-9, _)"
+            )
+        if self.name in BUILTIN_TYPES:
+            raise ConfigError(f"identifier type {self.name!r} is built in; choose another name")
+        if not self.columns:
+            raise ConfigError(f"identifier type {self.name!r} needs at least one column")
+        if self.normalize not in NORMALIZATIONS:
+            raise ConfigError(
+                f"identifier type {self.name!r}: unknown normalize {self.normalize!r}; "
+                f"valid values: {', '.join(NORMALIZATIONS)}"
+            )
+
+
+@dataclass(frozen=True)
+class HubRule:
+    """An identifier of `identifier_type` linked to more than `max_linked` distinct identifiers
+    of `linked_type` is a hub: shared by far more people than any one person has ids."""
+
+    identifier_type: str
+    linked_type: str
+    max_linked: int
+
+    def __post_init__(self) -> None:
+        if self.max_linked < 1:
+            raise ConfigError(
+                f"hub threshold {self.identifier_type}.{self.linked_type} must be at least 1"
+            )
+
+
+# An anonymous id seen with more than 50 user ids is a shared kiosk or a hard-coded device id;
+# a user id seen with more than 1,000 anonymous ids is a shared login such as a guest account.
+DEFAULT_HUBS: tuple[HubRule, ...] = (
+    HubRule("anonymous_id", "user_id", 50),
+    HubRule("user_id", "anonymous_id", 1000),
+)
+# Segment Unify's documented defaults: user_id 1, every other identifier 5.
+DEFAULT_LIMITS: tuple[tuple[str, int], ...] = (("user_id", 1),)
+DEFAULT_LIMIT = 5
+DEFAULT_PRIORITY: tuple[str, ...] = ("user_id", "email")
+MIXPANEL_MAX_CLUSTER_IDS = 500
+
+
+@dataclass(frozen=True)
 class RunOptions:
     input_dir: Path
     output_dir: Path
@@ -93,8 +151,61 @@ class RunOptions:
     threads: int | None = None
     memory_limit: str | None = None
     temp_dir: Path | None = None
+    input_format: str = "auto"
+    identifier_types: tuple[IdentifierType, ...] = ()
+    hubs: tuple[HubRule, ...] = DEFAULT_HUBS
+    limits: tuple[tuple[str, int], ...] = DEFAULT_LIMITS
+    default_limit: int = DEFAULT_LIMIT
+    priority: tuple[str, ...] = DEFAULT_PRIORITY
+    mixpanel_max_cluster_ids: int = MIXPANEL_MAX_CLUSTER_IDS
+
+    @property
+    def type_names(self) -> tuple[str, ...]:
+        return BUILTIN_TYPES + tuple(t.name for t in self.identifier_types)
+
+    def limit_for(self, identifier_type: str) -> int:
+        return dict(self.limits).get(identifier_type, self.default_limit)
+
+    def priority_order(self) -> tuple[str, ...]:
+        """Every identifier type, most trusted first: the listed ones, then the rest as
+        declared (anonymous_id last among the built-ins' followers)."""
+        listed = [t for t in self.priority if t in self.type_names]
+        rest = [t for t in self.type_names if t not in listed and t != "anonymous_id"]
+        tail = [] if "anonymous_id" in listed else ["anonymous_id"]
+        return tuple(listed + rest + tail)
 
     def __post_init__(self) -> None:
+        if self.input_format not in INPUT_FORMATS:
+            raise ConfigError(
+                f"unknown input format {self.input_format!r}; "
+                f"valid formats: {', '.join(INPUT_FORMATS)}"
+            )
+        names = self.type_names
+        if len(set(names)) != len(names):
+            raise ConfigError("identifier types must have distinct names")
+        for type_name, limit in self.limits:
+            if type_name not in names:
+                raise ConfigError(
+                    f"limit for unknown identifier type {type_name!r}; "
+                    f"known types: {', '.join(names)}"
+                )
+            if limit < 1:
+                raise ConfigError(f"limit for {type_name} must be at least 1 (got {limit})")
+        for type_name in self.priority:
+            if type_name not in names and type_name != "email":
+                raise ConfigError(
+                    f"priority names unknown identifier type {type_name!r}; "
+                    f"known types: {', '.join(names)}"
+                )
+        for hub in self.hubs:
+            for type_name in (hub.identifier_type, hub.linked_type):
+                if type_name not in names:
+                    raise ConfigError(
+                        f"hub rule names unknown identifier type {type_name!r}; "
+                        f"known types: {', '.join(names)}"
+                    )
+        if self.mixpanel_max_cluster_ids < 2:
+            raise ConfigError("mixpanel max_cluster_ids must be at least 2")
         if self.policy not in POLICIES:
             raise ConfigError(
                 f"unknown policy {self.policy!r}; valid policies: {', '.join(POLICIES)}"
@@ -123,4 +234,25 @@ class RunOptions:
             "values": list(self.junk.values),
             "patterns": list(self.junk.patterns),
         }
+        record["limits"] = dict(self.limits)
+        record["priority"] = list(self.priority_order())
+        record["hubs"] = [
+            {
+                "identifier_type": h.identifier_type,
+                "linked_type": h.linked_type,
+                "max_linked": h.max_linked,
+            }
+            for h in self.hubs
+        ]
+        record["identifier_types"] = [
+            {
+                "name": t.name,
+                "columns": list(t.columns),
+                "tables": list(t.tables),
+                "normalize": t.normalize,
+                "junk_values": list(t.junk.values),
+                "junk_patterns": list(t.junk.patterns),
+            }
+            for t in self.identifier_types
+        ]
         return record

@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stitcher.config import IdentifierType
 from stitcher.engines.base import Column, Engine, quote_identifier, quote_literal
 from stitcher.errors import InputError
 from stitcher.sql import render
@@ -61,6 +63,24 @@ _NOT_TRAITS = {
 
 def canonical(name: str) -> str:
     return re.sub(r"[_\-\s]", "", name).lower()
+
+
+_RENAMED = re.compile(r"(.+)_\d+")
+
+
+def _unrenamed(name: str, columns: list[Column]) -> str:
+    """Undo the engine's renaming of a column that differs from another only in case.
+
+    DuckDB names are case-insensitive, so a file with `userId` and `USERID` reads as `userId`
+    and `USERID_1`. Map `USERID_1` back to `USERID` so both spellings are one field; a real
+    `address_2` beside `address` (same case) is left alone.
+    """
+    match = _RENAMED.fullmatch(name)
+    if match:
+        base = match.group(1)
+        if any(c.name.lower() == base.lower() and c.name != base for c in columns):
+            return base
+    return name
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,13 @@ def find_tables(input_dir: Path) -> list[TableSource]:
             f"no event tables in {input_dir}: expected tracks, pages, screens, identifies or "
             f"aliases as .parquet, .csv or .csv.gz files or folders of them (found: {found})"
         )
+    if not any(source.files for source in sources):
+        # Only zero-byte files: what a failed export leaves. Refuse rather than replace the
+        # previous output with an empty one.
+        empty = ", ".join(str(p) for s in sources for p in s.skipped_files[:3])
+        raise InputError(
+            f"every table file in {input_dir} is empty (0 bytes): {empty}; check the export"
+        )
     return sources
 
 
@@ -125,8 +152,9 @@ def _table_name(entry: Path) -> str | None:
     name = entry.name.lower()
     if name.startswith((".", "_")):
         return None
-    if entry.is_dir():
-        return name if name in EVENT_TABLES else None
+    if entry.is_dir() and name in EVENT_TABLES:
+        return name
+    # Files, and folders named like them: Spark writes `tracks.parquet/part-0000.parquet`.
     for suffix in _FORMAT_BY_SUFFIX:
         if name.endswith(suffix) and name[: -len(suffix)] in EVENT_TABLES:
             return name[: -len(suffix)]
@@ -161,6 +189,12 @@ def _collect(table: str, entries: list[Path]) -> TableSource:
             size = path.stat().st_size
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        if not path.is_file():
+            # A FIFO would block the run forever; a device or socket is never a table.
+            raise InputError(
+                f"cannot read {path}: not a regular file (a pipe, socket or device); move it "
+                "out of the input folder"
+            )
         if not os.access(path, os.R_OK):
             raise InputError(f"cannot read {path}: permission denied; check the file's owner")
         if size == 0:
@@ -170,6 +204,9 @@ def _collect(table: str, entries: list[Path]) -> TableSource:
             skipped.append(path)
             continue
         by_format.setdefault(file_format, []).append(path)
+    if not by_format and skipped:
+        log.warning("skipping table %s: all its files are empty", table)
+        return TableSource(table, {}, tuple(skipped))
     if not by_format:
         where = entries[0] if len(entries) == 1 else entries[0].parent
         raise InputError(
@@ -178,15 +215,23 @@ def _collect(table: str, entries: list[Path]) -> TableSource:
     return TableSource(table, by_format, tuple(skipped))
 
 
-def register_inputs(engine: Engine, sources: list[TableSource]) -> LoadedInput:
+def register_inputs(
+    engine: Engine,
+    sources: list[TableSource],
+    identifier_types: Sequence[IdentifierType] = (),
+) -> LoadedInput:
     """Register every table and build the `events` and `identify_traits` views."""
     projections = []
     loaded = LoadedInput(tables=[], trait_columns=[])
     for source in sources:
+        if not source.files:
+            loaded.skipped_files.extend(str(p) for p in source.skipped_files)
+            continue
         raw = _register_source(engine, source)
         columns = engine.columns(raw)
-        mapping = _map_columns(source, columns)
-        projections.append(_project(engine, source, raw, mapping))
+        extra = _extra_identifiers(source, columns, identifier_types)
+        mapping = _map_columns(source, columns, has_extra=any(extra.values()))
+        projections.append(_project(engine, source, raw, mapping, extra, identifier_types))
         loaded.tables.append(source.name)
         loaded.skipped_files.extend(str(p) for p in source.skipped_files)
         if mapping["message_id"] == []:
@@ -222,10 +267,26 @@ def _register_source(engine: Engine, source: TableSource) -> str:
     return view
 
 
-def _map_columns(source: TableSource, columns: list[Column]) -> dict[str, list[Column]]:
+def _extra_identifiers(
+    source: TableSource, columns: list[Column], identifier_types: Sequence[IdentifierType]
+) -> dict[str, list[Column]]:
+    """The source columns of each configured extra identifier type present in this table."""
+    found: dict[str, list[Column]] = {}
+    for id_type in identifier_types:
+        if id_type.tables and source.name not in id_type.tables:
+            found[id_type.name] = []
+            continue
+        wanted = [canonical(c) for c in id_type.columns]
+        found[id_type.name] = [c for key in wanted for c in columns if canonical(c.name) == key]
+    return found
+
+
+def _map_columns(
+    source: TableSource, columns: list[Column], has_extra: bool = False
+) -> dict[str, list[Column]]:
     by_key: dict[str, list[Column]] = {}
     for column in columns:
-        by_key.setdefault(canonical(column.name), []).append(column)
+        by_key.setdefault(canonical(_unrenamed(column.name, columns)), []).append(column)
     mapping: dict[str, list[Column]] = {}
     for field_name, keys in _FIELD_KEYS.items():
         mapping[field_name] = next((by_key[k] for k in keys if k in by_key), [])
@@ -238,7 +299,7 @@ def _map_columns(source: TableSource, columns: list[Column]) -> dict[str, list[C
                 f"{where} needs previous_id and user_id columns (or previousId and userId) "
                 f"to be an aliases table (found: {found})"
             )
-    elif not mapping["anonymous_id"] and not mapping["user_id"]:
+    elif not mapping["anonymous_id"] and not mapping["user_id"] and not has_extra:
         raise InputError(
             f"{where} has no anonymous_id or user_id column (or anonymousId, userId) "
             f"(found: {found})"
@@ -258,6 +319,14 @@ def _text(columns: list[Column]) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
+def _normalized(sql: str, normalize: str) -> str:
+    if normalize == "trim":
+        return f"trim({sql})"
+    if normalize == "lower_trim":
+        return f"lower(trim({sql}))"
+    return sql
+
+
 def _timestamp(engine: Engine, columns: list[Column]) -> str:
     parts = [engine.timestamp_expression(quote_identifier(c.name), c.kind) for c in columns]
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
@@ -268,9 +337,16 @@ def _project(
     source: TableSource,
     raw: str,
     mapping: dict[str, list[Column]],
+    extra: dict[str, list[Column]],
+    identifier_types: Sequence[IdentifierType],
 ) -> str:
+    extra_sql = "".join(
+        f", {_normalized(_text(extra[t.name]), t.normalize)} AS {quote_identifier(t.name)}"
+        for t in identifier_types
+    )
     return render(
         "01_normalize_events",
+        extra_columns=extra_sql,
         source_table=quote_literal(source.name),
         message_id=_text(mapping["message_id"]),
         anonymous_id=_text(mapping["anonymous_id"]),
@@ -290,10 +366,11 @@ def _register_traits(
 ) -> list[str]:
     traits: dict[str, list[Column]] = {}
     for column in columns:
-        key = canonical(column.name)
+        name = _unrenamed(column.name, columns)
+        key = canonical(name)
         if key in _NOT_TRAITS or key.startswith("context") or column.name in partition_keys:
             continue
-        traits.setdefault(column.name.lower(), []).append(column)
+        traits.setdefault(name.lower(), []).append(column)
     names = sorted(traits)
     trait_sql = "".join(f", {_trait_value(traits[n])} AS {quote_identifier(n)}" for n in names)
     engine.execute(

@@ -25,8 +25,16 @@ from stitcher.config import RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier
 from stitcher.errors import EngineError
+from stitcher.graph import junk_tables, sql_fragments
 from stitcher.load import LoadedInput, find_tables, register_inputs
-from stitcher.outputs import atomic_output_dir, check_output_location, write_batches, write_json
+from stitcher.outputs import (
+    atomic_output_dir,
+    check_output_location,
+    check_temp_dir,
+    write_batches,
+    write_json,
+)
+from stitcher.policies import classify_edges
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -79,6 +87,7 @@ class _Timer:
 def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
     """Stitch the events under options.input_dir into options.output_dir."""
     check_output_location(options.output_dir, options.input_dir)
+    check_temp_dir(options.temp_dir)
     sources = find_tables(options.input_dir)
     timer = _Timer(progress)
     started = time.perf_counter()
@@ -88,22 +97,27 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
             threads=options.threads, memory_limit=options.memory_limit, temp_dir=spill
         )
         with open_engine(options.engine, settings) as engine:
+            fragments = sql_fragments(options)
             with timer.step("load"):
-                loaded = register_inputs(engine, sources)
-                _register_junk(engine, options)
+                loaded = register_inputs(engine, sources, options.identifier_types)
+                values, patterns = junk_tables(options)
+                engine.register_arrow("junk_values", values)
+                engine.register_arrow("junk_patterns", patterns)
             with timer.step("scan"):
                 events = "events"
                 if options.dedupe:
                     engine.create_table_as("events_deduped", render("10_dedupe_events"))
                     events = "events_deduped"
-                engine.create_table_as("pairs", render("20_pairs", events=events))
+                engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
                 engine.drop("events_deduped")
             with timer.step("identifiers"):
-                engine.create_table_as("identifiers", render("30_identifiers"))
+                engine.create_table_as("identifiers", render("30_identifiers", **fragments))
+                engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
+                engine.create_table_as("identifiers_checked", render("32_quarantine"))
             with timer.step("edges"):
-                engine.create_table_as("candidate_edges", render("40_candidate_edges"))
+                engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
                 engine.create_table_as("checked_edges", render("50_check_edges"))
-                engine.create_table_as("classified_edges", render(f"51_policy_{options.policy}"))
+                classify_edges(engine, options)
             with timer.step("components"):
                 _components(engine)
             with timer.step("persons"):
@@ -117,27 +131,6 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
         write_json(tmp / "run.json", record)
         files.append("run.json")
     return RunResult(output_dir=options.output_dir, record=record, files=files)
-
-
-def _register_junk(engine: Engine, options: RunOptions) -> None:
-    engine.register_arrow(
-        "junk_values",
-        pa.table(
-            {
-                "identifier_type": pa.array([None] * len(options.junk.values), pa.string()),
-                "value": pa.array(list(options.junk.values), pa.string()),
-            }
-        ),
-    )
-    engine.register_arrow(
-        "junk_patterns",
-        pa.table(
-            {
-                "identifier_type": pa.array([None] * len(options.junk.patterns), pa.string()),
-                "pattern": pa.array(list(options.junk.patterns), pa.string()),
-            }
-        ),
-    )
 
 
 def _components(engine: Engine) -> None:
@@ -219,12 +212,27 @@ def _run_record(
         "SELECT coalesce(sum(event_count), 0), coalesce(sum(events_without_ts), 0) FROM pairs"
     )[0]
     identifiers = {
-        f"{t}{'' if junk is None else '_junk'}": int(n)
-        for t, junk, n in rows(
-            "SELECT identifier_type, junk_reason IS NOT NULL OR NULL, count(*) FROM identifiers "
-            "GROUP BY 1, 2 ORDER BY 1, 2"
+        f"{t}{'' if quarantined is None else '_quarantined'}": int(n)
+        for t, quarantined, n in rows(
+            "SELECT identifier_type, quarantine_reason IS NOT NULL OR NULL, count(*) "
+            "FROM identifiers_checked GROUP BY 1, 2 ORDER BY 1, 2"
         )
     }
+    quarantined = dict(rows("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"))
+    hubs = [
+        {
+            "identifier_type": t,
+            "identifier": i,
+            "linked_type": lt,
+            "degree": int(d),
+            "event_count": int(n),
+        }
+        for t, i, lt, d, n in rows(
+            "SELECT identifier_type, identifier, hub_linked_type, hub_degree, event_count "
+            "FROM quarantine WHERE reason = 'hub' ORDER BY hub_degree DESC, identifier_type, "
+            "identifier LIMIT 50"
+        )
+    ]
     kept = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE kept GROUP BY 1"))
     rejected = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE NOT kept GROUP BY 1"))
     n_persons, with_user, multi_user = rows(
@@ -252,6 +260,10 @@ def _run_record(
             "trait_columns": loaded.trait_columns,
         },
         "identifiers": identifiers,
+        "quarantine": {
+            "by_reason": {k: int(v) for k, v in quarantined.items()},
+            "hubs": hubs,
+        },
         "edges": {
             "kept": int(sum(kept.values())),
             "rejected": int(sum(rejected.values())),

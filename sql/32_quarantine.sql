@@ -1,0 +1,21 @@
+-- Step: mark hubs as quarantined, beside junk.
+-- Inputs: identifiers; hub_degrees
+-- Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree); quarantine_reason
+--         becomes 'hub' for hubs that are not already junk.
+-- Invariants: one row per identifier; a hub's reported degree is its largest over the rules.
+WITH hub AS (
+    SELECT identifier_type, identifier,
+           max(struct_pack(degree := degree, linked_type := linked_type)) AS worst
+    FROM hub_degrees
+    GROUP BY identifier_type, identifier
+)
+SELECT
+    i.identifier_type, i.identifier, i.first_seen, i.last_seen, i.event_count,
+    CASE
+        WHEN i.quarantine_reason IS NOT NULL THEN i.quarantine_reason
+        WHEN h.identifier IS NOT NULL THEN 'hub'
+    END AS quarantine_reason,
+    h.worst.linked_type AS hub_linked_type,
+    h.worst.degree AS hub_degree
+FROM identifiers AS i
+LEFT JOIN hub AS h ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier

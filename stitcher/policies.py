@@ -1,0 +1,133 @@
+"""Merge policies: each turns `checked_edges` into `classified_edges` (kept or refused, and why).
+
+* `connected`, `guarded`: one SQL step each (sql/51_policy_*.sql), whole-graph, order-free.
+* `segment`: Segment Unify's per-type limits and priority, an order-dependent replay
+  (stitcher/replay.py) run only inside the components that break a limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from stitcher.components import component_labels
+from stitcher.config import RunOptions
+from stitcher.engines import Engine
+from stitcher.engines.base import quote_identifier, quote_literal
+from stitcher.graph import event_columns
+from stitcher.replay import ReplayEvent, replay
+from stitcher.sql import render
+
+log = logging.getLogger("stitcher")
+
+# A timestamp later than any event, so events without a time replay last.
+_NO_TIME = (1,)
+
+
+def _sql_policy(engine: Engine, options: RunOptions) -> None:
+    engine.create_table_as("classified_edges", render(f"51_policy_{options.policy}"))
+
+
+def _segment_policy(engine: Engine, options: RunOptions) -> None:
+    violating = _violating_components(engine, options)
+    result = replay(
+        _replay_events(engine, options, violating), options.limit_for, options.priority_order()
+    )
+    ids = sorted(result.profile_of)
+    engine.register_arrow(
+        "replayed",
+        pa.table(
+            {
+                "identifier_type": pa.array([i[0] for i in ids], pa.string()),
+                "identifier": pa.array([i[1] for i in ids], pa.string()),
+                "profile": pa.array([result.profile_of[i] for i in ids], pa.int64()),
+                "dropped_for": pa.array([result.dropped_for.get(i) for i in ids], pa.string()),
+            }
+        ),
+    )
+    engine.create_table_as("classified_edges", render("52_policy_replayed"))
+
+
+def _violating_components(engine: Engine, options: RunOptions) -> pa.Table:
+    """(identifier_type, identifier) of every node whose component breaks a limit."""
+    engine.create_table_as("nodes", render("60_nodes"))
+    n_nodes = engine.count("nodes")
+    edges = engine.fetch_arrow(render("53_usable_node_edges"))
+    labels = component_labels(
+        n_nodes,
+        edges.column("src").to_numpy().astype(np.int64, copy=False),
+        edges.column("dst").to_numpy().astype(np.int64, copy=False),
+    )
+    types = engine.fetch_arrow("SELECT identifier_type FROM nodes ORDER BY node_id")
+    type_names = options.type_names
+    codes = np.array(
+        [type_names.index(t) for t in types.column("identifier_type").to_pylist()],
+        dtype=np.int64,
+    )
+    width = len(type_names)
+    counts = np.bincount(labels * width + codes, minlength=(labels.max(initial=-1) + 1) * width)
+    counts = counts.reshape(-1, width)
+    limits = np.array([options.limit_for(t) for t in type_names])
+    bad_components = np.flatnonzero((counts > limits).any(axis=1))
+    bad_nodes = np.flatnonzero(np.isin(labels, bad_components))
+    log.info(
+        "segment policy: %d of %d components break a limit (%d identifiers replayed)",
+        len(bad_components),
+        counts.shape[0],
+        len(bad_nodes),
+    )
+    engine.register_arrow("violating_nodes", pa.table({"node_id": pa.array(bad_nodes)}))
+    return engine.fetch_arrow(
+        "SELECT n.identifier_type, n.identifier FROM nodes AS n "
+        "JOIN violating_nodes AS v ON v.node_id = n.node_id"
+    )
+
+
+def _replay_events(engine: Engine, options: RunOptions, violating: pa.Table) -> list[ReplayEvent]:
+    engine.register_arrow("violating_ids", violating)
+    keep = set(
+        zip(
+            violating.column("identifier_type").to_pylist(),
+            violating.column("identifier").to_pylist(),
+            strict=True,
+        )
+    )
+    if not keep:
+        return []
+    q, lit = quote_identifier, quote_literal
+    columns = [*event_columns(options), ("user_id", "previous_id")]
+    touches = " OR ".join(
+        f"p.{q(col)} IN (SELECT identifier FROM violating_ids WHERE identifier_type = {lit(t)})"
+        for t, col in columns
+    )
+    selected = ", ".join(f"p.{q(col)}" for _, col in columns)
+    rows = engine.fetch_rows(
+        render("54_replay_events", columns=selected, touches_violating=touches)
+    )
+    events = []
+    for row in rows:
+        *values, ts, message_id, source_table = row
+        ids = tuple(
+            (t, v)
+            for (t, _), v in zip(columns, values, strict=True)
+            if v is not None and (t, v) in keep
+        )
+        if len(set(ids)) < 2:
+            continue
+        order = (_NO_TIME if ts is None else (0, ts), message_id or "", source_table, ids)
+        events.append(ReplayEvent(order=order, identifiers=ids))
+    return events
+
+
+POLICIES: dict[str, Callable[[Engine, RunOptions], None]] = {
+    "connected": _sql_policy,
+    "guarded": _sql_policy,
+    "segment": _segment_policy,
+}
+
+
+def classify_edges(engine: Engine, options: RunOptions) -> None:
+    POLICIES[options.policy](engine, options)
