@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
@@ -14,12 +15,14 @@ import click
 
 from stitcher import __version__
 from stitcher.config import (
+    INPUT_FORMATS,
     OUTPUT_FORMATS,
     POLICIES,
     JunkRules,
     RunOptions,
     read_junk_file,
 )
+from stitcher.config_file import effective_config_toml, find_config, options_from_config
 from stitcher.errors import EngineError, StitcherError
 
 log = logging.getLogger("stitcher")
@@ -96,6 +99,115 @@ def cli() -> None:
     """
 
 
+def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that shape a run; shared by `run` and `config --show`. Unset flags (None) leave
+    the config file's value, or the built-in default, in force."""
+    decorators = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="Config file (TOML). Default: ./stitcher.toml, else [tool.stitcher] in "
+            "./pyproject.toml. Flags override it.",
+        ),
+        click.option(
+            "--policy",
+            type=click.Choice(POLICIES),
+            default=None,
+            help="guarded (default): an anonymous id joins at most one user id (its earliest), "
+            "aliases merge user ids. connected: plain connected components over every usable "
+            "link. segment: Segment Unify's per-type limits and priority, replayed in time "
+            "order. mixpanel-simplified / mixpanel-original: Mixpanel's ID Merge systems.",
+        ),
+        click.option(
+            "--input-format",
+            type=click.Choice(INPUT_FORMATS),
+            default=None,
+            help="segment (warehouse tables), mixpanel (raw export JSON lines or flattened "
+            "columns), or auto (default: detect).",
+        ),
+        click.option(
+            "--output-format",
+            type=click.Choice(OUTPUT_FORMATS),
+            default=None,
+            help="File format of the output tables (default parquet; CSV writes id lists as "
+            "JSON arrays).",
+        ),
+        click.option(
+            "--dedupe/--no-dedupe",
+            default=None,
+            help="Count each message id once (drops duplicate deliveries; about one more pass "
+            "over the events). Default: off.",
+        ),
+        click.option(
+            "--junk-file",
+            "junk_files",
+            multiple=True,
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Extra junk ids, one per line; `regex:PATTERN` lines are full-match regexes, "
+            "`#` comments. Repeatable.",
+        ),
+        click.option(
+            "--replace-junk",
+            is_flag=True,
+            help="Use only the --junk-file lists, not the built-in (or configured) junk list.",
+        ),
+        click.option(
+            "--no-hubs",
+            is_flag=True,
+            help="Turn hub detection off (ids linked to more ids than any person has).",
+        ),
+        click.option(
+            "--threads", type=int, default=None, help="Engine threads (default: all cores)."
+        ),
+        click.option(
+            "--memory-limit",
+            default=None,
+            help="Engine memory limit, e.g. 6GB; past it the engine spills to --temp-dir.",
+        ),
+        click.option(
+            "--temp-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help="Where the engine spills (default: inside the temporary output folder).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _build_options(input_dir: Path, output_dir: Path, flags: dict[str, Any]) -> RunOptions:
+    """Config file, then flags on top: the options a run will use."""
+    config, source = find_config(flags.pop("config_file"))
+    junk_files = flags.pop("junk_files")
+    replace_junk = flags.pop("replace_junk")
+    no_hubs = flags.pop("no_hubs")
+    options = options_from_config(
+        config, source, input_dir=input_dir, output_dir=output_dir, **flags
+    )
+    junk = JunkRules(values=(), patterns=()) if replace_junk else options.junk
+    for path in junk_files:
+        junk = junk.extended(read_junk_file(path))
+    return dataclasses.replace(options, junk=junk, hubs=() if no_hubs else options.hubs)
+
+
+_RUN_FLAGS = (
+    "config_file",
+    "policy",
+    "input_format",
+    "output_format",
+    "dedupe",
+    "junk_files",
+    "replace_junk",
+    "no_hubs",
+    "threads",
+    "memory_limit",
+    "temp_dir",
+)
+
+
 @cli.command("run")
 @click.option(
     "--input",
@@ -103,7 +215,8 @@ def cli() -> None:
     required=True,
     type=click.Path(path_type=Path, file_okay=True, dir_okay=True),
     help="Folder holding tracks, pages, screens, identifies and/or aliases, each a "
-    ".parquet/.csv/.csv.gz file or a folder of them (Hive partitions allowed).",
+    ".parquet/.csv/.csv.gz file or a folder of them (Hive partitions allowed), or a "
+    "Mixpanel export (JSON lines).",
 )
 @click.option(
     "--output",
@@ -114,67 +227,26 @@ def cli() -> None:
     "Replaced atomically: a failed run leaves the previous output untouched.",
 )
 @click.option(
-    "--policy",
-    type=click.Choice(POLICIES),
-    default="guarded",
-    show_default=True,
-    help="guarded: an anonymous id joins at most one user id (its earliest), aliases merge "
-    "user ids. connected: plain connected components over every non-junk link.",
-)
-@click.option(
-    "--output-format",
-    type=click.Choice(OUTPUT_FORMATS),
-    default="parquet",
-    show_default=True,
-    help="File format of the output tables (CSV writes id lists as JSON arrays).",
-)
-@click.option(
-    "--dedupe",
-    is_flag=True,
-    help="Count each message id once (drops duplicate deliveries; about one more pass over "
-    "the events).",
-)
-@click.option(
-    "--junk-file",
-    "junk_files",
+    "--fail-if",
+    "fail_if",
     multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Extra junk ids, one per line; `regex:PATTERN` lines are full-match regexes, `#` "
-    "comments. Repeatable.",
+    metavar="CONDITION",
+    callback=lambda ctx, param, values: _parse_conditions(values),
+    help="Exit 3 (after writing the output) when a run.json metric breaches this, e.g. "
+    "'largest_person>500', 'rejected_share>0.05', 'persons_changed>0.02' (>, <, >=, <=). "
+    "Repeatable. Metrics are listed in the README.",
 )
-@click.option(
-    "--replace-junk",
-    is_flag=True,
-    help="Use only the --junk-file lists, not the built-in junk list.",
-)
-@click.option("--threads", type=int, default=None, help="Engine threads (default: all cores).")
-@click.option(
-    "--memory-limit",
-    default=None,
-    help="Engine memory limit, e.g. 6GB; past it the engine spills to --temp-dir.",
-)
-@click.option(
-    "--temp-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Where the engine spills (default: inside the temporary output folder).",
-)
+@click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@_stitch_options
 @_common_options
 @_reports_errors
 def run_command(
     input_dir: Path,
     output_dir: Path,
-    policy: str,
-    output_format: str,
-    dedupe: bool,
-    junk_files: tuple[Path, ...],
-    replace_junk: bool,
-    threads: int | None,
-    memory_limit: str | None,
-    temp_dir: Path | None,
     verbose: int,
     quiet: bool,
     debug: bool,
+    **flags: Any,
 ) -> None:
     """Stitch the events in --input and write users and id_map to --output.
 
@@ -182,25 +254,16 @@ def run_command(
     Example:
       stitcher run --input fixtures/shared_family_computer --output out/
 
-    Exit codes: 0 done, 1 bad input or failure (nothing written), 2 bad usage.
+    Exit codes: 0 done, 1 bad input or failure (nothing written), 2 bad usage, 3 output
+    written but a --fail-if condition was breached.
     """
     from stitcher.pipeline import STEPS, run
 
     _configure_logging(verbose, quiet)
-    junk = JunkRules(values=(), patterns=()) if replace_junk else JunkRules()
-    for path in junk_files:
-        junk = junk.extended(read_junk_file(path))
-    options = RunOptions(
-        input_dir=input_dir,
-        output_dir=output_dir,
-        policy=policy,
-        output_format=output_format,
-        dedupe=dedupe,
-        junk=junk,
-        threads=threads,
-        memory_limit=memory_limit,
-        temp_dir=temp_dir,
-    )
+    options = _build_options(input_dir, output_dir, {k: flags.pop(k) for k in _RUN_FLAGS})
+    conditions = flags.pop("fail_if")
+    if flags.pop("no_report"):
+        options = dataclasses.replace(options, report=False)
     show_progress = not quiet and sys.stderr.isatty()
     if show_progress:
         from rich.console import Console
@@ -227,6 +290,31 @@ def run_command(
             f"{record['timings_seconds']['total']:.1f} s"
         )
         click.echo(f"Wrote {output_dir}/: {', '.join(result.files)}")
+    _check_thresholds(conditions, result.record, quiet)
+
+
+def _parse_conditions(values: tuple[str, ...]) -> list[Any]:
+    from stitcher.thresholds import parse_condition
+
+    try:
+        return [parse_condition(v) for v in values]
+    except StitcherError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--fail-if'") from exc
+
+
+def _check_thresholds(conditions: list[Any], record: dict, quiet: bool) -> None:
+    """Exit 3 when any --fail-if condition is breached; the output is already in place."""
+    from stitcher.thresholds import EXIT_THRESHOLD, check_conditions
+
+    breached = False
+    for outcome in check_conditions(conditions, record.get("metrics", {})):
+        if outcome.breached:
+            breached = True
+            click.echo(f"Threshold breached: {outcome.describe()}", err=True)
+        elif outcome.value is None and not quiet:
+            click.echo(f"Threshold not checked: {outcome.describe()}", err=True)
+    if breached:
+        sys.exit(EXIT_THRESHOLD)
 
 
 @cli.command("generate")
@@ -302,6 +390,24 @@ def generate_command(
             f"Generated {summary['events']:,} events, {summary['identifiers']:,} identifiers of "
             f"{summary['people']:,} people in {output_dir}/ (ground truth: truth.parquet)"
         )
+
+
+@cli.command("config")
+@click.option("--show", is_flag=True, help="Print the effective config as TOML.")
+@_stitch_options
+@_common_options
+@_reports_errors
+def config_command(show: bool, verbose: int, quiet: bool, debug: bool, **flags: Any) -> None:
+    """Check the config file and show the effective settings (file + flags + defaults).
+
+    Without --show it only validates: exit 0 and `config OK`, or one error line and exit 1.
+    """
+    _configure_logging(verbose, quiet)
+    options = _build_options(Path("."), Path("out"), flags)
+    if show:
+        click.echo(effective_config_toml(options), nl=False)
+    elif not quiet:
+        click.echo("config OK")
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:
