@@ -42,13 +42,38 @@ def check_output_location(output_dir: Path, input_dir: Path) -> None:
             "input. Choose another folder"
         )
     parent = output.parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputError(
+            f"--output {output_dir}: {existing} is a file, not a folder; choose another --output"
+        )
     if not parent.exists():
         try:
             parent.mkdir(parents=True)
         except OSError as exc:
             raise OutputError(f"cannot create {parent} for --output: {exc.strerror}") from exc
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {parent} (permission denied); choose another --output")
+        raise OutputError(
+            f"cannot write to {parent} (permission denied or a read-only file system); choose "
+            "another --output"
+        )
+
+
+def check_temp_dir(temp_dir: Path | None) -> None:
+    """Refuse a --temp-dir the engine could not spill into, before any work (not mid-run)."""
+    if temp_dir is None:
+        return
+    if temp_dir.exists() and not temp_dir.is_dir():
+        raise OutputError(f"--temp-dir {temp_dir} is a file; give a folder path")
+    try:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create --temp-dir {temp_dir}: {exc.strerror}") from exc
+    if not os.access(temp_dir, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"cannot write to --temp-dir {temp_dir} (permission denied or read-only); choose "
+            "another folder"
+        )
 
 
 def recover_interrupted(output_dir: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from stitcher.csv_check import REENCODE_HINT, first_csv_problem
 from stitcher.engines.base import (
     DATE,
     FLOAT,
@@ -23,7 +24,7 @@ from stitcher.engines.base import (
     EngineSettings,
     quote_identifier,
 )
-from stitcher.errors import EngineError, InputError
+from stitcher.errors import EngineError, InputError, StitcherError
 
 log = logging.getLogger("stitcher")
 
@@ -34,6 +35,24 @@ _HIVE_DIR = re.compile(r"[^/\\]+=[^/\\]*")
 _MILLISECONDS_FROM = 100_000_000_000
 # Past this even milliseconds are out of any plausible range (year 5138); such values are NULL.
 _EPOCH_MAX = 100_000_000_000_000
+
+# CSV layout: the `.csv` files of warehouse exports are comma-separated with double quotes.
+# Fixing the dialect (instead of letting DuckDB's sniffer guess) makes a ragged row or a stray
+# quote an error with a line number rather than a silently different reading of the file.
+_CSV_DIALECT = {"delimiter": ",", "quotechar": '"', "escapechar": '"'}
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_FILE = re.compile(r"^\s*file = (.+)$", re.M)
+_SNIFF_FILE = re.compile(r'Error when sniffing file "([^"]+)"')
+_COLUMN_COUNT = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+_ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
+# Errors that mean our SQL or our resources are wrong, never an input file.
+_NOT_FILE_ERRORS = (
+    duckdb.OutOfMemoryException,
+    duckdb.ParserException,
+    duckdb.BinderException,
+    duckdb.CatalogException,
+    duckdb.InterruptException,
+)
 
 
 def _kind(engine_type: str) -> str:
@@ -70,6 +89,9 @@ class DuckDBEngine(Engine):
             config["memory_limit"] = settings.memory_limit
         if settings.temp_dir:
             config["temp_directory"] = str(settings.temp_dir)
+        # Parquet files registered so far: when a query fails on a corrupt page, these are
+        # re-read one by one to name the broken file.
+        self._parquet_files: list[Path] = []
         try:
             self._con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as exc:
@@ -85,13 +107,13 @@ class DuckDBEngine(Engine):
         try:
             self._con.execute(sql, params)
         except duckdb.Error as exc:
-            raise _engine_error(exc, sql) from exc
+            raise self._error(exc, sql) from exc
 
     def fetch_rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple]:
         try:
             return self._con.execute(sql, params).fetchall()
         except duckdb.Error as exc:
-            raise _engine_error(exc, sql) from exc
+            raise self._error(exc, sql) from exc
 
     def fetch_arrow(self, sql: str, params: Sequence[object] | None = None) -> pa.Table:
         try:
@@ -99,19 +121,19 @@ class DuckDBEngine(Engine):
                 return self._con.execute(sql, params).to_arrow_table()
             return self._con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
-            raise _engine_error(exc, sql) from exc
+            raise self._error(exc, sql) from exc
 
     def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         try:
             reader = self._con.sql(sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
-            raise _engine_error(exc, sql) from exc
+            raise self._error(exc, sql) from exc
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield from reader
             except (duckdb.Error, pa.ArrowException) as exc:
-                raise _engine_error(exc, sql) from exc
+                raise self._error(exc, sql) from exc
 
         return reader.schema, batches()
 
@@ -138,18 +160,30 @@ class DuckDBEngine(Engine):
                     all_varchar=True,
                     union_by_name=True,
                     hive_partitioning=hive,
+                    **_CSV_DIALECT,
                 )
             else:
                 raise InputError(f"unsupported file format {file_format!r}")
             relation.create_view(name, replace=True)
         except duckdb.Error as exc:
-            raise InputError(f"cannot read {_describe_files(files)}: {_first_line(exc)}") from exc
+            csv_error = _csv_error(exc)
+            if csv_error is not None:
+                raise csv_error from exc
+            raise _read_error(exc, files) from exc
+        if file_format == "parquet":
+            self._parquet_files.extend(files)
 
     def columns(self, relation: str) -> list[Column]:
         rows = self.fetch_rows(f"DESCRIBE {quote_identifier(relation)}")
         return [Column(name=r[0], kind=_kind(r[1]), engine_type=r[1]) for r in rows]
 
     def timestamp_expression(self, column_sql: str, kind: str) -> str:
+        # Times outside 1677-2262 (what every common reader, pandas included, can hold) are
+        # sentinels (0001-01-01) or clock garbage (year 294247): unknown, never the earliest
+        # evidence, and never a value that breaks a reader of the output.
+        return f"CAST(TRY_CAST({self._timestamp(column_sql, kind)} AS TIMESTAMP_NS) AS TIMESTAMP)"
+
+    def _timestamp(self, column_sql: str, kind: str) -> str:
         c = column_sql
         if kind in (TIMESTAMP, TIMESTAMP_TZ, DATE):
             return f"CAST({c} AS TIMESTAMP)"
@@ -166,6 +200,33 @@ class DuckDBEngine(Engine):
 
     def version(self) -> str:
         return f"duckdb {duckdb.__version__}"
+
+    # -- errors ------------------------------------------------------------------------------
+    def _error(self, exc: Exception, sql: str) -> StitcherError:
+        """The error to show for a failed query: name the input file when one is at fault."""
+        csv_error = _csv_error(exc)
+        if csv_error is not None:
+            return csv_error
+        if isinstance(exc, duckdb.Error) and not isinstance(exc, _NOT_FILE_ERRORS):
+            broken = self._broken_parquet_file()
+            if broken is not None:
+                return broken
+        return _engine_error(exc, sql)
+
+    def _broken_parquet_file(self) -> InputError | None:
+        # Only on the error path: decode every column of every file until one fails.
+        for path in self._parquet_files:
+            try:
+                self._con.execute(
+                    "SELECT count(*) FROM read_parquet($1) WHERE hash(COLUMNS(*)) IS NOT NULL",
+                    [str(path)],
+                ).fetchall()
+            except duckdb.Error as exc:
+                return InputError(
+                    f"{path}: corrupt Parquet file ({_first_line(exc)}); re-export it or move "
+                    "it out of the input folder"
+                )
+        return None
 
     def close(self) -> None:
         self._con.close()
@@ -185,6 +246,59 @@ def _epoch_expression(number_sql: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _csv_error(exc: Exception) -> InputError | None:
+    """DuckDB's multi-line CSV errors as one line: file, line number, what is wrong, what to do."""
+    text = str(exc)
+    sniffed = _SNIFF_FILE.search(text)
+    if sniffed:
+        path = Path(sniffed.group(1))
+        problem = first_csv_problem(path) or (
+            "not a comma-separated file with a header row; check its delimiter and quoting"
+        )
+        return InputError(f"{path}: {problem}")
+    line = _CSV_LINE.search(text)
+    file = _CSV_FILE.search(text)
+    if not line or not file:
+        return None
+    where = f"{file.group(1).strip()}: line {line.group(1)}"
+    columns = _COLUMN_COUNT.search(text)
+    if columns:
+        expected, found = columns.groups()
+        return InputError(
+            f"{where} has {found} fields but the header has {expected} (a ragged row); fix or "
+            "remove that line"
+        )
+    if "unterminated quote" in text:
+        return InputError(
+            f"{where} opens a quoted field that is never closed; close the quote or double "
+            'the " inside the value'
+        )
+    if "Invalid unicode" in text or "not utf-8" in text.lower():
+        return InputError(f"{where} is not UTF-8 text; {REENCODE_HINT}")
+    detail = next(
+        (
+            row.strip()
+            for row in text.splitlines()[1:]
+            if row.strip() and not row.startswith(("Original Line", "Possible"))
+        ),
+        _first_line(exc),
+    )
+    return InputError(f"{where}: {detail}")
+
+
+def _read_error(exc: Exception, files: Sequence[Path]) -> InputError:
+    """A file DuckDB could not open (no Parquet footer, broken gzip...), named once, with a fix."""
+    detail = _ERROR_KIND.sub("", _first_line(exc))
+    named = [f for f in files if str(f) in detail]
+    culprit = named[0] if named else (files[0] if len(files) == 1 else None)
+    if culprit is None:
+        return InputError(f"cannot read {_describe_files(files)}: {detail}")
+    detail = detail.replace(f"'{culprit}'", "").replace(str(culprit), "").strip(" :")
+    if "magic bytes" in detail:
+        detail = "not a Parquet file, or a truncated one (it has no Parquet footer)"
+    return InputError(f"{culprit}: {detail}; re-export it or move it out of the input folder")
 
 
 def _describe_files(files: Sequence[Path]) -> str:
