@@ -36,14 +36,22 @@ def _segment_policy(engine: Engine, options: RunOptions) -> None:
     result = replay(
         _replay_events(engine, options, violating), options.limit_for, options.priority_order()
     )
-    ids = sorted(result.profile_of)
+    # Identifiers every event had to drop belong to no profile yet: each is its own.
+    profile_of = dict(result.profile_of)
+    for identifier in zip(
+        violating.column("identifier_type").to_pylist(),
+        violating.column("identifier").to_pylist(),
+        strict=True,
+    ):
+        profile_of.setdefault(identifier, len(profile_of))
+    ids = sorted(profile_of)
     engine.register_arrow(
         "replayed",
         pa.table(
             {
                 "identifier_type": pa.array([i[0] for i in ids], pa.string()),
                 "identifier": pa.array([i[1] for i in ids], pa.string()),
-                "profile": pa.array([result.profile_of[i] for i in ids], pa.int64()),
+                "profile": pa.array([profile_of[i] for i in ids], pa.int64()),
                 "dropped_for": pa.array([result.dropped_for.get(i) for i in ids], pa.string()),
             }
         ),
