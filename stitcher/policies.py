@@ -1,6 +1,7 @@
 """Merge policies: each turns `checked_edges` into `classified_edges` (kept or refused, and why).
 
-* `connected`, `guarded`: one SQL step each (sql/51_policy_*.sql), whole-graph, order-free.
+* `connected`, `guarded`: one SQL step each (sql/51_policy_*.sql), whole-graph, order-free;
+  `guarded` adds a replay where extra identifier types could chain two user ids together.
 * `segment`: Segment Unify's per-type limits and priority, an order-dependent replay
   (stitcher/replay.py) run only inside the components that break a limit.
 """
@@ -18,7 +19,7 @@ from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.graph import event_columns
-from stitcher.replay import ReplayEvent, replay
+from stitcher.replay import ReplayEvent, ReplayResult, replay
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -32,10 +33,105 @@ def _sql_policy(engine: Engine, options: RunOptions) -> None:
 
 
 def _segment_policy(engine: Engine, options: RunOptions) -> None:
-    violating = _violating_components(engine, options)
+    engine.create_table_as("nodes", render("60_nodes"))
+    labels = _labels(engine, render("53_usable_node_edges"))
+    violating = _nodes_where(engine, labels, _over_limit(engine, options, labels))
     result = replay(
         _replay_events(engine, options, violating), options.limit_for, options.priority_order()
     )
+    engine.create_table_as(
+        "policy_base", "SELECT *, CAST(NULL AS VARCHAR) AS base_refusal FROM checked_edges"
+    )
+    _classify_replayed(engine, violating, result)
+
+
+def _guarded_policy(engine: Engine, options: RunOptions) -> None:
+    """The per-identifier rule in SQL; then, only where extra identifier types let a chain of
+    non-user ids join two user ids (a1-u1, a1-email, email-u2), a time-ordered replay of those
+    components that allows one user id per person, alias-joined user ids counting as one."""
+    _sql_policy(engine, options)
+    if not options.identifier_types:
+        return  # anonymous -> one user id, user ids joined by aliases only: nothing to check
+    engine.create_table_as("nodes", render("60_nodes"))
+    labels = _labels(engine, render("61_node_edges"))
+    alias_groups = _labels(engine, render("55_alias_node_edges"))
+    types = engine.fetch_arrow("SELECT identifier_type FROM nodes ORDER BY node_id")
+    is_user = np.array(types.column("identifier_type").to_pylist()) == "user_id"
+    # Components holding more than one alias group of user ids.
+    pairs = np.unique(np.stack([labels[is_user], alias_groups[is_user]]), axis=1)
+    groups_per_component = np.bincount(pairs[0], minlength=labels.max(initial=-1) + 1)
+    bad = np.flatnonzero(groups_per_component > 1)
+    if len(bad) == 0:
+        return
+    violating = _nodes_where(engine, labels, bad)
+    group_of = dict(
+        zip(
+            zip(
+                violating.column("identifier_type").to_pylist(),
+                violating.column("identifier").to_pylist(),
+                strict=True,
+            ),
+            alias_groups[violating.column("node_id").to_numpy()].tolist(),
+            strict=True,
+        )
+    )
+    result = replay(
+        _replay_events(engine, options, violating),
+        lambda t: 1 if t == "user_id" else 2**62,
+        options.priority_order(),
+        unit_of=lambda i: group_of[i] if i[0] == "user_id" else i,
+        keep_event_user=True,
+    )
+    engine.create_table_as(
+        "policy_base",
+        "SELECT e.*, CASE WHEN NOT s.kept AND e.junk_refusal IS NULL THEN s.reason END "
+        "AS base_refusal FROM checked_edges AS e JOIN classified_edges AS s "
+        "ON s.from_type = e.from_type AND s.from_id = e.from_id AND s.to_type = e.to_type "
+        "AND s.to_id = e.to_id AND s.rule = e.rule",
+    )
+    _classify_replayed(engine, violating, result)
+
+
+def _labels(engine: Engine, edges_sql: str) -> np.ndarray:
+    """Component label of every node (node_id order) over the given (src, dst) edges."""
+    n_nodes = engine.count("nodes")
+    edges = engine.fetch_arrow(edges_sql)
+    return component_labels(
+        n_nodes,
+        edges.column("src").to_numpy().astype(np.int64, copy=False),
+        edges.column("dst").to_numpy().astype(np.int64, copy=False),
+    )
+
+
+def _over_limit(engine: Engine, options: RunOptions, labels: np.ndarray) -> np.ndarray:
+    """Components holding more identifiers of some type than that type's limit."""
+    types = engine.fetch_arrow("SELECT identifier_type FROM nodes ORDER BY node_id")
+    type_names = options.type_names
+    codes = np.array(
+        [type_names.index(t) for t in types.column("identifier_type").to_pylist()],
+        dtype=np.int64,
+    )
+    width = len(type_names)
+    counts = np.bincount(labels * width + codes, minlength=(labels.max(initial=-1) + 1) * width)
+    counts = counts.reshape(-1, width)
+    limits = np.array([options.limit_for(t) for t in type_names])
+    bad = np.flatnonzero((counts > limits).any(axis=1))
+    log.info("%d of %d components break a limit", len(bad), counts.shape[0])
+    return bad
+
+
+def _nodes_where(engine: Engine, labels: np.ndarray, components: np.ndarray) -> pa.Table:
+    """(node_id, identifier_type, identifier) of every node in the given components."""
+    bad_nodes = np.flatnonzero(np.isin(labels, components))
+    log.info("replaying %d identifiers", len(bad_nodes))
+    engine.register_arrow("violating_nodes", pa.table({"node_id": pa.array(bad_nodes)}))
+    return engine.fetch_arrow(
+        "SELECT n.node_id, n.identifier_type, n.identifier FROM nodes AS n "
+        "JOIN violating_nodes AS v ON v.node_id = n.node_id ORDER BY n.node_id"
+    )
+
+
+def _classify_replayed(engine: Engine, violating: pa.Table, result: ReplayResult) -> None:
     # Identifiers every event had to drop belong to no profile yet: each is its own.
     profile_of = dict(result.profile_of)
     for identifier in zip(
@@ -57,41 +153,6 @@ def _segment_policy(engine: Engine, options: RunOptions) -> None:
         ),
     )
     engine.create_table_as("classified_edges", render("52_policy_replayed"))
-
-
-def _violating_components(engine: Engine, options: RunOptions) -> pa.Table:
-    """(identifier_type, identifier) of every node whose component breaks a limit."""
-    engine.create_table_as("nodes", render("60_nodes"))
-    n_nodes = engine.count("nodes")
-    edges = engine.fetch_arrow(render("53_usable_node_edges"))
-    labels = component_labels(
-        n_nodes,
-        edges.column("src").to_numpy().astype(np.int64, copy=False),
-        edges.column("dst").to_numpy().astype(np.int64, copy=False),
-    )
-    types = engine.fetch_arrow("SELECT identifier_type FROM nodes ORDER BY node_id")
-    type_names = options.type_names
-    codes = np.array(
-        [type_names.index(t) for t in types.column("identifier_type").to_pylist()],
-        dtype=np.int64,
-    )
-    width = len(type_names)
-    counts = np.bincount(labels * width + codes, minlength=(labels.max(initial=-1) + 1) * width)
-    counts = counts.reshape(-1, width)
-    limits = np.array([options.limit_for(t) for t in type_names])
-    bad_components = np.flatnonzero((counts > limits).any(axis=1))
-    bad_nodes = np.flatnonzero(np.isin(labels, bad_components))
-    log.info(
-        "segment policy: %d of %d components break a limit (%d identifiers replayed)",
-        len(bad_components),
-        counts.shape[0],
-        len(bad_nodes),
-    )
-    engine.register_arrow("violating_nodes", pa.table({"node_id": pa.array(bad_nodes)}))
-    return engine.fetch_arrow(
-        "SELECT n.identifier_type, n.identifier FROM nodes AS n "
-        "JOIN violating_nodes AS v ON v.node_id = n.node_id"
-    )
 
 
 def _replay_events(engine: Engine, options: RunOptions, violating: pa.Table) -> list[ReplayEvent]:
@@ -132,7 +193,7 @@ def _replay_events(engine: Engine, options: RunOptions, violating: pa.Table) -> 
 
 POLICIES: dict[str, Callable[[Engine, RunOptions], None]] = {
     "connected": _sql_policy,
-    "guarded": _sql_policy,
+    "guarded": _guarded_policy,
     "segment": _segment_policy,
 }
 

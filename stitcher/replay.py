@@ -16,7 +16,7 @@ nothing or meets the same refusal (tests/test_replay.py checks this on random ev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 Identifier = tuple[str, str]  # (identifier_type, identifier)
@@ -36,11 +36,13 @@ class ReplayResult:
 
 
 class _Profiles:
-    """Union-find over identifiers, with per-profile counts of each identifier type."""
+    """Union-find over identifiers, with the set of units of each type per profile (a unit is
+    what a limit counts: the identifier itself, or e.g. its group of alias-joined user ids)."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit_of: Callable[[Identifier], Hashable]) -> None:
         self.parent: dict[Identifier, Identifier] = {}
-        self.counts: dict[Identifier, dict[str, int]] = {}
+        self.units: dict[Identifier, dict[str, set[Hashable]]] = {}
+        self.unit_of = unit_of
 
     def find(self, x: Identifier) -> Identifier:
         root = x
@@ -52,41 +54,67 @@ class _Profiles:
 
     def add(self, x: Identifier) -> None:
         self.parent[x] = x
-        self.counts[x] = {x[0]: 1}
+        self.units[x] = {x[0]: {self.unit_of(x)}}
 
     def union(self, a: Identifier, b: Identifier) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return
-        if sum(self.counts[ra].values()) < sum(self.counts[rb].values()):
+        if sum(map(len, self.units[ra].values())) < sum(map(len, self.units[rb].values())):
             ra, rb = rb, ra
         self.parent[rb] = ra
-        for t, n in self.counts.pop(rb).items():
-            self.counts[ra][t] = self.counts[ra].get(t, 0) + n
+        for t, units in self.units.pop(rb).items():
+            self.units[ra].setdefault(t, set()).update(units)
+
+
+def _drop_index(ids: list[Identifier], profiles: _Profiles, keep_event_user: bool) -> int:
+    if keep_event_user and ids[0][0] == "user_id":
+        unit = profiles.unit_of(ids[0])
+        for index in range(len(ids) - 1, 0, -1):
+            if ids[index] in profiles.parent:
+                owners = profiles.units[profiles.find(ids[index])].get("user_id", set())
+                if owners and unit not in owners:
+                    return index
+    return len(ids) - 1
+
+
+def _itself(identifier: Identifier) -> Hashable:
+    return identifier
 
 
 def replay(
     events: Iterable[ReplayEvent],
     limit_for: Callable[[str], int],
     priority: Sequence[str],
+    unit_of: Callable[[Identifier], Hashable] = _itself,
+    keep_event_user: bool = False,
 ) -> ReplayResult:
-    """Apply events in order under per-type limits; return each identifier's profile."""
+    """Apply events in order under per-type limits; return each identifier's profile.
+
+    A limit counts distinct units of a type per profile; by default each identifier is its own
+    unit (Segment's limits), `guarded` counts alias-joined user ids as one.
+
+    Segment drops the event's lowest-priority identifier first. With `keep_event_user` (the
+    `guarded` policy), an event that carries a user id first drops the identifiers already
+    owned by another user's profile: they stay with the user they met first, and the event's
+    other ids still join its user.
+    """
     rank = {t: i for i, t in enumerate(priority)}
-    profiles = _Profiles()
+    profiles = _Profiles(unit_of)
     dropped_for: dict[Identifier, str] = {}
     for event in sorted(events):
         # Most trusted first; the last one is the first to be dropped.
         ids = sorted(set(event.identifiers), key=lambda i: (rank.get(i[0], len(rank)), i[1]))
         while ids:
             roots = {profiles.find(i) for i in ids if i in profiles.parent}
-            counts: dict[str, int] = {}
+            units: dict[str, set[Hashable]] = {}
             for root in roots:
-                for t, n in profiles.counts[root].items():
-                    counts[t] = counts.get(t, 0) + n
+                for t, members in profiles.units[root].items():
+                    units.setdefault(t, set()).update(members)
             for i in ids:
                 if i not in profiles.parent:
-                    counts[i[0]] = counts.get(i[0], 0) + 1
-            broken = sorted(t for t, n in counts.items() if n > limit_for(t))
+                    units.setdefault(i[0], set()).add(unit_of(i))
+            broken = sorted(t for t, members in units.items() if len(members) > limit_for(t))
             if not broken:
                 for i in ids:
                     if i not in profiles.parent:
@@ -94,7 +122,7 @@ def replay(
                 for i in ids[1:]:
                     profiles.union(ids[0], i)
                 break
-            dropped = ids.pop()
+            dropped = ids.pop(_drop_index(ids, profiles, keep_event_user))
             dropped_for.setdefault(dropped, broken[0])
     labels: dict[Identifier, int] = {}
     profile_of: dict[Identifier, int] = {}

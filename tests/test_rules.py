@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import networkx as nx
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stitcher.generate import GeneratorConfig, generate, pairwise_scores
 
@@ -173,3 +176,77 @@ def test_default_policy_precision_and_recall_on_generated_data(tmp_path: Path) -
     # Plain components on the same data fuse strangers: the rules are what make the difference.
     connected = stitch(data, tmp_path / "connected", "--policy", "connected", "--no-hubs")
     assert pairwise_scores(read_output(connected, "id_map"), truth)["precision"] < 0.9
+
+
+def test_guarded_never_chains_two_user_ids_through_extra_types(tmp_path: Path) -> None:
+    """a1 logs in as u1; later a1 sends an email identify; that email logs in as u2. Each
+    non-user id has one user id, yet the chain a1-email-u2 would join u1 and u2: the replay
+    fallback keeps one user id per person (the earliest link wins)."""
+    write_csv(
+        tmp_path / "in" / "identifies.csv",
+        ["id", "anonymous_id", "user_id", "timestamp", "email"],
+        [
+            ("i1", "a1", "u1", _ts(1), None),
+            ("i2", "a1", None, _ts(2), "x@example.com"),
+            ("i3", "a2", "u2", _ts(3), "x@example.com"),
+            ("i4", "a3", "u2", _ts(4), None),
+        ],
+    )
+    write_csv(
+        tmp_path / "in" / "aliases.csv",
+        ["id", "previous_id", "user_id", "timestamp"],
+        [("al1", "u2", "u3", _ts(5))],
+    )
+    (tmp_path / "stitcher.toml").write_text('[identifiers.email]\ncolumns = ["email"]\n')
+    out = stitch(tmp_path / "in", tmp_path / "out", "--config", str(tmp_path / "stitcher.toml"))
+    persons = partition(read_output(out, "id_map"))
+    for person in persons:
+        users = {i for t, i in person if t == "user_id"}
+        assert users <= {"u1"} or users <= {"u2", "u3"}, persons
+    # the alias still merges u2 and u3, with a2 and a3
+    assert frozenset(
+        {("user_id", "u2"), ("user_id", "u3"), ("anonymous_id", "a2"), ("anonymous_id", "a3")}
+    ) <= max(persons, key=lambda p: ("user_id", "u3") in p)
+    rejected = read_output(out, "rejected_edges")
+    assert "limit_user_id" in rejected["reason"].to_list()
+
+
+_ids = st.sampled_from([None, "1", "2", "3", "4"])
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(_ids, _ids, _ids, st.integers(0, 5)), min_size=1, max_size=14),
+    aliases=st.lists(st.tuples(_ids, _ids), max_size=2),
+)
+def test_guarded_one_user_per_person_with_extra_types(
+    rows: list, aliases: list, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tmp = tmp_path_factory.mktemp("guarded")
+    write_csv(
+        tmp / "in" / "identifies.csv",
+        ["id", "anonymous_id", "user_id", "timestamp", "email"],
+        [
+            (f"m{i}", a and f"a{a}", u and f"u{u}", _ts(t), e and f"e{e}@x.io")
+            for i, (a, u, e, t) in enumerate(rows)
+        ],
+    )
+    write_csv(
+        tmp / "in" / "aliases.csv",
+        ["id", "previous_id", "user_id", "timestamp"],
+        [(f"al{i}", p and f"u{p}", u and f"u{u}", _ts(9)) for i, (p, u) in enumerate(aliases)],
+    )
+    (tmp / "stitcher.toml").write_text('[identifiers.email]\ncolumns = ["email"]\n')
+    out = stitch(tmp / "in", tmp / "out", "--config", str(tmp / "stitcher.toml"))
+    alias_graph = nx.Graph()
+    alias_graph.add_edges_from(
+        (f"u{p}", f"u{u}") for p, u in aliases if p is not None and u is not None
+    )
+    group = {n: min(c) for c in nx.connected_components(alias_graph) for n in c}
+    id_map = read_output(out, "id_map")
+    assert id_map.height == len(id_map.unique(["identifier_type", "identifier"]))
+    for person in partition(id_map):
+        users = {group.get(i, i) for t, i in person if t == "user_id"}
+        assert len(users) <= 1, person
