@@ -25,6 +25,7 @@ from stitcher.engines.base import (
     quote_identifier,
 )
 from stitcher.errors import EngineError, InputError, StitcherError
+from stitcher.json_check import first_json_problem
 
 log = logging.getLogger("stitcher")
 
@@ -36,13 +37,16 @@ _MILLISECONDS_FROM = 100_000_000_000
 # Past this even milliseconds are out of any plausible range (year 5138); such values are NULL.
 _EPOCH_MAX = 100_000_000_000_000
 
-# CSV layout: the `.csv` files of warehouse exports are comma-separated with double quotes.
-# Fixing the dialect (instead of letting DuckDB's sniffer guess) makes a ragged row or a stray
-# quote an error with a line number rather than a silently different reading of the file.
-_CSV_DIALECT = {"delimiter": ",", "quotechar": '"', "escapechar": '"'}
+# CSV layout: the `.csv` files of warehouse exports are comma-separated with double quotes and
+# start with their header. Fixing the dialect (instead of letting DuckDB's sniffer guess) makes a
+# ragged row or a stray quote an error with a line number rather than a silently different
+# reading of the file: left to guess, the sniffer takes a 5-field row near the top for the header
+# and drops the lines above it.
+_CSV_DIALECT = {"delimiter": ",", "quotechar": '"', "escapechar": '"', "skiprows": 0}
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _CSV_FILE = re.compile(r"^\s*file = (.+)$", re.M)
 _SNIFF_FILE = re.compile(r'Error when sniffing file "([^"]+)"')
+_JSON_FILE = re.compile(r'Malformed JSON in file "([^"]+)"')
 _COLUMN_COUNT = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 _ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
 # Errors that mean our SQL or our resources are wrong, never an input file.
@@ -162,6 +166,13 @@ class DuckDBEngine(Engine):
                     hive_partitioning=hive,
                     **_CSV_DIALECT,
                 )
+            elif file_format == "json":
+                # Each record whole, as one JSON value (JSON lines or one array per file): the
+                # keys of Mixpanel's `properties` vary from event to event, so no schema is
+                # inferred; the loader extracts the keys it needs.
+                relation = self._con.read_json(
+                    paths, columns={"json": "JSON"}, records="false", format="auto"
+                )
             else:
                 raise InputError(f"unsupported file format {file_format!r}")
             relation.create_view(name, replace=True)
@@ -207,6 +218,9 @@ class DuckDBEngine(Engine):
         csv_error = _csv_error(exc)
         if csv_error is not None:
             return csv_error
+        json_error = _json_error(exc)
+        if json_error is not None:
+            return json_error
         if isinstance(exc, duckdb.Error) and not isinstance(exc, _NOT_FILE_ERRORS):
             broken = self._broken_parquet_file()
             if broken is not None:
@@ -246,6 +260,16 @@ def _epoch_expression(number_sql: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _json_error(exc: Exception) -> InputError | None:
+    """A malformed JSON record as one line naming the file and its first bad line."""
+    found = _JSON_FILE.search(str(exc))
+    if not found:
+        return None
+    path = Path(found.group(1))
+    problem = first_json_problem(path) or "holds a record that is not valid JSON"
+    return InputError(f"{path}: {problem}; fix or remove that line (one JSON object per line)")
 
 
 def _csv_error(exc: Exception) -> InputError | None:

@@ -1,0 +1,757 @@
+"""The bad-input catalogue: every case is either one clear error or documented handling.
+
+An error case must exit 1 with exactly one `Error: ...` line naming the file, column or option
+at fault, no traceback, and leave the previous output byte-for-byte as it was (no new folder,
+no leftover `.NAME.stitcher-tmp-*`). A handled case must succeed and say what it did in the
+outputs or in run.json. RELIABILITY.md lists the decisions.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from stitcher.cli import cli
+
+from conftest import read_output, stitch
+
+HEADER = "id,anonymous_id,user_id,timestamp\n"
+ROW = "m1,a1,u1,2026-01-01T00:00:00Z\n"
+GOOD_TRACKS = HEADER + ROW + "m2,a1,,2026-01-02T00:00:00Z\nm3,a2,u2,2026-01-03T00:00:00Z\n"
+
+
+def _rows(n: int, start: int = 0) -> str:
+    return "".join(f"m{i},a{i},u{i},2026-01-01T00:00:00Z\n" for i in range(start, start + n))
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _good_parquet() -> bytes:
+    return _parquet_bytes(
+        pa.table(
+            {
+                "id": [f"m{i}" for i in range(200)],
+                "anonymous_id": [f"a{i}" for i in range(200)],
+                "user_id": [f"u{i}" for i in range(200)],
+                "timestamp": ["2026-01-01T00:00:00Z"] * 200,
+            }
+        )
+    )
+
+
+def _write(folder: Path, files: dict[str, str | bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return folder
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+class Workspace:
+    """tmp_path holding `good/` (valid input), `out/` (its output, the 'previous night') and
+    whatever a case adds. `untouched()` checks the previous output and the folder listing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.good = _write(root / "good", {"tracks.csv": GOOD_TRACKS})
+        self.out = stitch(self.good, root / "out")
+        self.input = root / "in"
+        self._before: tuple[dict[str, str], list[str]] | None = None
+
+    def freeze(self) -> None:
+        self._before = (_hashes(self.out), sorted(os.listdir(self.root)))
+
+    def untouched(self) -> None:
+        assert self._before is not None
+        hashes, listing = self._before
+        assert _hashes(self.out) == hashes, "the previous output changed"
+        now = sorted(os.listdir(self.root))
+        assert now == listing, f"new entries beside the output: {set(now) - set(listing)}"
+        assert not [n for n in now if ".stitcher-tmp-" in n or ".stitcher-old-" in n]
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def assert_one_error(result: object, fragments: tuple[str, ...], code: int = 1) -> str:
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    # Log lines may come before the error; click's usage errors (exit 2) add their usage hint.
+    noise = ("WARNING ", "INFO ", "DEBUG ") + (("Usage: ", "Try ") if code == 2 else ())
+    lines = [
+        line for line in result.stderr.splitlines() if line.strip() and not line.startswith(noise)
+    ]
+    assert len(lines) == 1, f"expected one error line, got: {lines}"
+    line = lines[0]
+    assert line.startswith("Error: "), line
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    return line
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: each builder makes the bad input under ws.root and returns the CLI arguments.
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    build: Callable[[Workspace], list[str]]
+    fragments: tuple[str, ...]
+    code: int = 1
+
+
+def _run_args(ws: Workspace, *extra: str, input_dir: Path | None = None) -> list[str]:
+    return ["run", "--input", str(input_dir or ws.input), "--output", str(ws.out), *extra]
+
+
+def _files(files: dict[str, str | bytes]) -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        _write(ws.input, files)
+        return _run_args(ws)
+
+    return build
+
+
+def _empty_folder(ws: Workspace) -> list[str]:
+    ws.input.mkdir()
+    return _run_args(ws)
+
+
+def _missing_folder(ws: Workspace) -> list[str]:
+    return _run_args(ws)
+
+
+def _input_is_file(ws: Workspace) -> list[str]:
+    (ws.root / "events.csv").write_text(GOOD_TRACKS)
+    return _run_args(ws, input_dir=ws.root / "events.csv")
+
+
+def _corrupt_middle_parquet() -> bytes:
+    data = bytearray(_good_parquet())
+    # Past the 4-byte magic: the first column chunk's page header and data.
+    for i in range(40, 140):
+        data[i] = 0xFF
+    return bytes(data)
+
+
+def _fifo(ws: Workspace) -> list[str]:
+    _write(ws.input, {"pages.csv": GOOD_TRACKS})
+    os.mkfifo(ws.input / "tracks.csv")
+    return _run_args(ws)
+
+
+def _dir_named_like_file(ws: Workspace) -> list[str]:
+    _write(ws.input, {"pages.csv": GOOD_TRACKS, "tracks.csv/notes.txt": "not a table"})
+    return _run_args(ws)
+
+
+def _output_is_file(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    (ws.root / "out.txt").write_text("a file")
+    return ["run", "--input", str(ws.input), "--output", str(ws.root / "out.txt")]
+
+
+def _output_inside_input(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    return ["run", "--input", str(ws.input), "--output", str(ws.input / "out")]
+
+
+def _output_is_input(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    return ["run", "--input", str(ws.input), "--output", str(ws.input)]
+
+
+def _output_contains_input(ws: Workspace) -> list[str]:
+    _write(ws.out / "events", {"tracks.csv": GOOD_TRACKS})
+    return ["run", "--input", str(ws.out / "events"), "--output", str(ws.out)]
+
+
+def _output_under_file(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    (ws.root / "somefile").write_text("a file")
+    return ["run", "--input", str(ws.input), "--output", str(ws.root / "somefile" / "out")]
+
+
+def _temp_dir_under_file(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    (ws.root / "somefile").write_text("a file")
+    return _run_args(ws, "--temp-dir", str(ws.root / "somefile" / "spill"))
+
+
+def _temp_dir_is_file(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    (ws.root / "somefile").write_text("a file")
+    return _run_args(ws, "--temp-dir", str(ws.root / "somefile"))
+
+
+def _with_option(*option: str) -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+        return _run_args(ws, *option)
+
+    return build
+
+
+def _junk_file(content: str) -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+        (ws.root / "junk.txt").write_text(content)
+        return _run_args(ws, "--junk-file", str(ws.root / "junk.txt"))
+
+    return build
+
+
+_LATIN1 = (HEADER + "m1,caf\xe9,u1,2026-01-01T00:00:00Z\n").encode("latin-1")
+
+BAD_CASES = [
+    Bad("empty-input-folder", _empty_folder, ("no event tables in", "in")),
+    Bad("input-folder-missing", _missing_folder, ("does not exist",)),
+    Bad("input-is-a-file", _input_is_file, ("events.csv is a file",)),
+    Bad(
+        "no-identity-columns",
+        _files({"tracks.csv": "id,timestamp,event\nm1,2026-01-01,Clicked\n"}),
+        ("tracks.csv has no anonymous_id or user_id column", "found: id, timestamp, event"),
+    ),
+    Bad(
+        "no-timestamp-column",
+        _files({"tracks.csv": "id,anonymous_id,user_id\nm1,a1,u1\n"}),
+        ("tracks.csv has no timestamp column",),
+    ),
+    Bad(
+        "aliases-without-previous-id",
+        _files({"aliases.csv": "id,user_id,timestamp\nm1,u1,2026-01-01\n"}),
+        ("aliases.csv needs previous_id and user_id",),
+    ),
+    Bad(
+        "only-zero-byte-files",
+        _files({"tracks.csv": b"", "pages.parquet": b""}),
+        ("is empty (0 bytes)", "tracks.csv"),
+    ),
+    Bad(
+        "truncated-parquet",
+        _files({"tracks.parquet": _good_parquet()[:300]}),
+        ("tracks.parquet: not a Parquet file, or a truncated one", "re-export"),
+    ),
+    Bad(
+        "csv-text-named-parquet",
+        _files({"tracks.parquet": GOOD_TRACKS}),
+        ("tracks.parquet: not a Parquet file",),
+    ),
+    Bad(
+        "corrupt-page-inside-parquet",
+        _files({"tracks.parquet": _corrupt_middle_parquet()}),
+        ("tracks.parquet: corrupt Parquet file", "re-export"),
+    ),
+    Bad(
+        "ragged-row-extra-fields",
+        _files({"tracks.csv": HEADER + ROW + "m2,a2,u2,2026-01-01T00:00:00Z,extra\n"}),
+        ("tracks.csv: line 3 has 5 fields but the header has 4",),
+    ),
+    Bad(
+        "ragged-row-missing-fields",
+        _files({"tracks.csv": HEADER + _rows(5) + "m9,a9\n" + _rows(5, 10)}),
+        ("tracks.csv: line 7 has 2 fields but the header has 4",),
+    ),
+    Bad(
+        # Past DuckDB's sniffing sample, so the error comes from the scan, not the sniffer.
+        "ragged-row-deep-in-file",
+        _files({"tracks.csv": HEADER + _rows(30_000) + "mX,aX,uX,t,extra\n"}),
+        ("tracks.csv: line 30002 has 5 fields but the header has 4",),
+    ),
+    Bad(
+        "unterminated-quote",
+        _files({"tracks.csv": HEADER + 'm1,"a1,u1,2026-01-01T00:00:00Z\n' + _rows(3)}),
+        ("tracks.csv: line 2 opens a quoted field that is never closed",),
+    ),
+    Bad(
+        "unterminated-quote-deep-in-file",
+        _files({"tracks.csv": HEADER + _rows(30_000) + 'mX,"aX,uX,t\n' + _rows(3)}),
+        ("tracks.csv: line 30002 opens a quoted field that is never closed",),
+    ),
+    Bad(
+        "non-utf8-bytes",
+        _files({"tracks.csv": _LATIN1}),
+        ("tracks.csv: line 2 is not UTF-8 text", "re-encode it as UTF-8"),
+    ),
+    Bad(
+        "non-utf8-bytes-deep-in-file",
+        _files({"tracks.csv": (HEADER + _rows(30_000)).encode() + _LATIN1[len(HEADER) :]}),
+        ("tracks.csv: line 30002 is not UTF-8 text", "iconv"),
+    ),
+    Bad(
+        "non-utf8-header",
+        _files({"tracks.csv": "id,anonymous_id,user_id,timestamp,r\xe9gion\n".encode("latin-1")}),
+        ("tracks.csv: line 1 is not UTF-8 text",),
+    ),
+    Bad(
+        "corrupt-gzip",
+        _files({"tracks.csv.gz": gzip.compress((HEADER + _rows(2000)).encode())[:500]}),
+        ("tracks.csv.gz:", "re-export"),
+    ),
+    Bad("fifo-named-like-a-table", _fifo, ("tracks.csv: not a regular file",)),
+    Bad(
+        "folder-named-like-a-file",
+        _dir_named_like_file,
+        ("table tracks in", "tracks.csv has no readable .parquet, .csv or .csv.gz files"),
+    ),
+    Bad("output-is-a-file", _output_is_file, ("--output", "out.txt is a file")),
+    Bad("output-inside-input", _output_inside_input, ("is inside --input",)),
+    Bad("output-is-input", _output_is_input, ("is inside --input",)),
+    Bad("output-contains-input", _output_contains_input, ("contains --input",)),
+    Bad("output-under-a-file", _output_under_file, ("somefile is a file, not a folder",)),
+    Bad("temp-dir-under-a-file", _temp_dir_under_file, ("cannot create --temp-dir", "somefile")),
+    # click validates the type before the command runs: a usage error, exit 2.
+    Bad("temp-dir-is-a-file", _temp_dir_is_file, ("--temp-dir", "is a file"), code=2),
+    Bad("memory-limit-not-a-size", _with_option("--memory-limit", "lots"), ("is not a size",)),
+    Bad("zero-threads", _with_option("--threads", "0"), ("--threads must be at least 1",)),
+    Bad(
+        "junk-file-bad-regex",
+        _junk_file("undefined\nregex:([unclosed\n"),
+        ("junk.txt:2: invalid regex",),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=[c.id for c in BAD_CASES])
+def test_bad_input_is_one_clear_error(ws: Workspace, case: Bad) -> None:
+    args = case.build(ws)
+    ws.freeze()
+    result = invoke(*args)
+    assert_one_error(result, case.fragments, code=case.code)
+    ws.untouched()
+
+
+def test_unreadable_file(ws: Workspace) -> None:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    path = ws.input / "tracks.csv"
+    path.chmod(0)
+    try:
+        try:
+            path.read_bytes()
+        except PermissionError:
+            pass
+        else:
+            pytest.skip(
+                "running as root: a chmod-000 file is still readable (the FIFO and the folder "
+                "named like a file cover unreadable entries)"
+            )
+        ws.freeze()
+        assert_one_error(invoke(*_run_args(ws)), ("cannot read", "tracks.csv", "permission"))
+        ws.untouched()
+    finally:
+        path.chmod(0o644)
+
+
+def _can_mount_private() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs none /mnt"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+def test_output_on_read_only_file_system(ws: Workspace) -> None:
+    """Root ignores permissions, so make the output's folder a read-only bind mount, in a
+    private mount namespace that disappears with the process."""
+    if not _can_mount_private():
+        pytest.skip("cannot create a private mount namespace here (unshare -m / mount denied)")
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    ws.freeze()
+    script = 'mount --bind -o ro "$1" "$1" && exec "$2" -m stitcher run --input "$3" --output "$4"'
+    result = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(ws.root),
+            sys.executable,
+            str(ws.input),
+            str(ws.out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: cannot write to"), result.stderr
+    assert "read-only" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    ws.untouched()
+
+
+# --------------------------------------------------------------------------------------------
+# Documented handling: the run succeeds and says what it did.
+
+
+def run_ok(input_dir: Path, output_dir: Path, *extra: str) -> dict:
+    result = invoke("run", "--input", str(input_dir), "--output", str(output_dir), *extra)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert not [p for p in output_dir.parent.iterdir() if ".stitcher-tmp-" in p.name]
+    return json.loads((output_dir / "run.json").read_text())
+
+
+def id_map_rows(output_dir: Path) -> dict[tuple[str, str], int]:
+    frame = read_output(output_dir, "id_map")
+    return {
+        (t, i): int(n)
+        for t, i, n in zip(
+            frame["identifier_type"], frame["identifier"], frame["event_count"], strict=True
+        )
+    }
+
+
+def test_zero_byte_file_is_skipped_and_listed(ws: Workspace) -> None:
+    _write(ws.input, {"tracks/part-0.csv": GOOD_TRACKS, "tracks/part-1.csv": b"", "pages.csv": b""})
+    record = run_ok(ws.input, ws.out)
+    skipped = record["input"]["skipped_files"]
+    assert sorted(Path(p).name for p in skipped) == ["pages.csv", "part-1.csv"]
+    assert record["input"]["events"] == 3
+    assert record["input"]["tables"] == ["tracks"]
+
+
+def test_header_only_csv_is_a_table_without_rows(ws: Workspace) -> None:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS, "pages.csv": HEADER})
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["tables"] == ["tracks", "pages"]
+    assert record["input"]["events"] == 3
+    assert record["input"]["events_per_table"].get("pages", 0) == 0
+
+
+def test_header_only_everywhere_gives_empty_outputs(ws: Workspace) -> None:
+    _write(ws.input, {"tracks.csv": HEADER})
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 0
+    assert read_output(ws.out, "id_map").height == 0
+    assert read_output(ws.out, "users").height == 0
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(lambda text: ("\ufeff" + text).encode(), id="utf8-bom"),
+        pytest.param(lambda text: text.replace("\n", "\r\n").encode(), id="windows-crlf"),
+        pytest.param(
+            lambda text: ("\ufeff" + text.replace("\n", "\r\n")).encode(), id="bom-and-crlf"
+        ),
+    ],
+)
+def test_bom_and_crlf_just_work(ws: Workspace, encode: Callable[[str], bytes]) -> None:
+    _write(ws.input, {"tracks.csv": encode(GOOD_TRACKS)})
+    run_ok(ws.input, ws.out)
+    reference = run_ok(ws.good, ws.root / "reference")
+    assert id_map_rows(ws.out) == id_map_rows(ws.root / "reference")
+    assert reference["input"]["events"] == 3
+    # Neither the BOM nor a \r leaks into a column name or an id.
+    assert all("\r" not in i and "\ufeff" not in i for _, i in id_map_rows(ws.out))
+
+
+def test_numbers_in_one_partition_strings_in_another(ws: Workspace) -> None:
+    ts = pa.timestamp("us", tz="UTC")
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["m1"],
+                "anonymous_id": pa.array([1001], pa.int64()),
+                "user_id": pa.array([42], pa.int64()),
+                "timestamp": pa.array([1_767_225_600_000_000], ts),
+            }
+        ),
+        _write(ws.input / "tracks" / "dt=2026-01-01", {}) / "part-0.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["m2"],
+                "anonymous_id": ["1001"],
+                "user_id": ["42"],
+                "timestamp": ["2026-01-02T00:00:00Z"],
+            }
+        ),
+        _write(ws.input / "tracks" / "dt=2026-01-02", {}) / "part-0.parquet",
+    )
+    run_ok(ws.input, ws.out)
+    # The same id whatever its storage type: one identifier, both events.
+    assert id_map_rows(ws.out) == {("anonymous_id", "1001"): 2, ("user_id", "42"): 2}
+
+
+def test_timestamps_mixed_far_and_missing(ws: Workspace) -> None:
+    rows = [
+        ("iso-z", "2026-01-01T00:00:00Z", True),
+        ("iso-space", "2026-01-01 00:00:00", True),
+        ("iso-offset", "2026-01-01T05:30:00+05:30", True),
+        ("epoch-s", "1767225600", True),
+        ("epoch-ms", "1767225600000", True),
+        ("far-past-1900", "1900-01-01T00:00:00Z", True),
+        ("far-future-2200", "2200-01-01T00:00:00Z", True),
+        ("sentinel-0001", "0001-01-01T00:00:00Z", False),
+        ("year-9999", "9999-12-31T23:59:59Z", False),
+        ("year-294247", "294247-01-10T04:00:54Z", False),
+        ("ambiguous-slashes", "01/02/2026", False),
+        ("words", "yesterday", False),
+        ("huge-number", "99999999999999999999", False),
+        ("missing", "", False),
+    ]
+    body = "".join(f"m-{name},a-{name},u-{name},{value}\n" for name, value, _ in rows)
+    _write(ws.input, {"tracks.csv": HEADER + body})
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == len(rows)
+    assert record["input"]["events_without_timestamp"] == sum(not ok for *_, ok in rows)
+    frame = read_output(ws.out, "id_map").filter(pl.col("identifier_type") == "user_id")
+    # Every time in the output is one any reader can hold (polars/pyarrow -> Python datetime).
+    seen = dict(zip(frame["identifier"], frame["first_seen_at"].to_list(), strict=True))
+    for name, _, ok in rows:
+        assert (seen[f"u-{name}"] is not None) == ok, name
+    same_instant = {seen[f"u-{n}"] for n in ("iso-z", "iso-space", "iso-offset", "epoch-s")}
+    assert len(same_instant | {seen["u-epoch-ms"]}) == 1
+    # Every event still counts, with or without a time.
+    assert sum(id_map_rows(ws.out).values()) == 2 * len(rows)
+
+
+def test_null_empty_and_whitespace_ids_everywhere(ws: Workspace) -> None:
+    tracks = HEADER + (
+        "m1,,u1,2026-01-01\n"  # empty anonymous_id: no identifier
+        "m2, ,u1,2026-01-01\n"  # whitespace anonymous_id: junk, never links
+        "m3,a1,  ,2026-01-01\n"  # whitespace user_id
+        "m4,a1,\t,2026-01-01\n"
+        'm5,"",u2,2026-01-01\n'  # quoted empty
+        "m6,,,2026-01-01\n"  # no id at all
+        " ,a2,u2,2026-01-01\n"  # whitespace message id
+    )
+    aliases = "id,previous_id,user_id,timestamp\nm7,,u1,2026-01-01\nm8, ,u1,2026-01-01\n"
+    aliases += "m9,u1,,2026-01-01\nm10,   ,   ,2026-01-01\n"
+    _write(ws.input, {"tracks.csv": tracks, "aliases.csv": aliases})
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["p1", "p2", "p3"],
+                "anonymous_id": [None, "", " "],
+                "user_id": ["u3", None, "\n"],
+                "timestamp": ["2026-01-01"] * 3,
+            }
+        ),
+        ws.input / "pages.parquet",
+    )
+    record = run_ok(ws.input, ws.out)
+    mapped = set(id_map_rows(ws.out))
+    assert mapped == {
+        ("anonymous_id", "a1"),
+        ("anonymous_id", "a2"),
+        ("user_id", "u1"),
+        ("user_id", "u2"),
+        ("user_id", "u3"),
+    }
+    quarantined = read_output(ws.out, "quarantine")
+    assert all(v.strip() == "" for v in quarantined["identifier"])
+    assert record["input"]["events"] == 7 + 4 + 3
+    # Blank ids link nothing: a1 and a2 stay apart from the blank-carrying rows' users.
+    people = read_output(ws.out, "id_map")
+    person = dict(zip(people["identifier"], people["person_id"], strict=True))
+    assert person["a1"] != person["u1"]
+    assert (
+        read_output(ws.out, "edges").filter(pl.col("from_id").str.strip_chars() == "").height == 0
+    )
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "csv"])
+def test_ten_kilobyte_identifiers(ws: Workspace, output_format: str) -> None:
+    anonymous, user = "a" * 10_240, "u" + "é" * 5_000 + "x" * 5_000
+    _write(ws.input, {"tracks.csv": HEADER + f"m1,{anonymous},{user},2026-01-01\n"})
+    run_ok(ws.input, ws.out, "--output-format", output_format)
+    assert id_map_rows(ws.out) == {("anonymous_id", anonymous): 1, ("user_id", user): 1}
+    users = read_output(ws.out, "users")
+    assert users["user_id"].to_list() == [user]
+
+
+WEIRD_IDS = [
+    'quote"inside',
+    "'single'",
+    "semi;colon; DROP TABLE users;--",
+    "line\nbreak",
+    "crlf\r\ninside",
+    "tab\tinside",
+    "comma,inside",
+    "ünïcödé-用户-😀",
+    "\\N",
+    "back\\slash",
+    '"quoted"',
+    "zero\u200bwidth",
+]
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "csv"])
+@pytest.mark.parametrize("input_format", ["parquet", "csv"])
+def test_ids_with_quotes_semicolons_newlines_unicode(
+    ws: Workspace, input_format: str, output_format: str
+) -> None:
+    table = pa.table(
+        {
+            "id": [f"m{i}" for i in range(len(WEIRD_IDS))],
+            "anonymous_id": ["a-" + v for v in WEIRD_IDS],
+            "user_id": WEIRD_IDS,
+            "timestamp": ["2026-01-01T00:00:00Z"] * len(WEIRD_IDS),
+        }
+    )
+    ws.input.mkdir()
+    if input_format == "parquet":
+        pq.write_table(table, ws.input / "tracks.parquet")
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, ws.input / "tracks.csv")
+    run_ok(ws.input, ws.out, "--output-format", output_format)
+    expected = {("user_id", v): 1 for v in WEIRD_IDS} | {
+        ("anonymous_id", "a-" + v): 1 for v in WEIRD_IDS
+    }
+    assert id_map_rows(ws.out) == expected
+    users = read_output(ws.out, "users")
+    assert sorted(users["user_id"].to_list()) == sorted(WEIRD_IDS)
+
+
+def test_duplicate_message_ids_across_files(ws: Workspace) -> None:
+    part = HEADER + "m1,a1,u1,2026-01-01\nm2,a2,,2026-01-02\n"
+    _write(ws.input, {"tracks/a.csv": part, "tracks/b.csv": part, "pages.csv": part})
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 6
+    assert id_map_rows(ws.out)[("anonymous_id", "a1")] == 3
+
+    deduped = run_ok(ws.input, ws.root / "deduped", "--dedupe")
+    # Message ids are unique per delivery, not per table: the same id in pages is the same
+    # message delivered again.
+    assert deduped["input"]["events"] == 2
+    assert deduped["input"]["duplicates_removed"] == 4
+    assert id_map_rows(ws.root / "deduped")[("anonymous_id", "a1")] == 1
+    assert partition_of(ws.out) == partition_of(ws.root / "deduped")
+
+
+def partition_of(output_dir: Path) -> set[frozenset[tuple[str, str]]]:
+    from conftest import partition
+
+    return partition(read_output(output_dir, "id_map"))
+
+
+def test_column_names_that_differ_only_in_case(ws: Workspace) -> None:
+    _write(
+        ws.input,
+        {
+            "tracks.csv": "id,userId,USERID,anonymous_id,timestamp\n"
+            "m1,u1,,a1,2026-01-01\nm2,,u2,a2,2026-01-01\n",
+            "identifies.csv": "id,user_id,anonymous_id,timestamp,Email,EMAIL,address,address_2\n"
+            "m3,u1,a1,2026-01-01,x@example.com,,Main St,Flat 2\n"
+            "m4,u2,a2,2026-01-01,,y@example.com,High St,\n",
+        },
+    )
+    record = run_ok(ws.input, ws.out)
+    # Both spellings are the user_id column; neither value is lost.
+    assert set(id_map_rows(ws.out)) == {
+        ("anonymous_id", "a1"),
+        ("anonymous_id", "a2"),
+        ("user_id", "u1"),
+        ("user_id", "u2"),
+    }
+    # Email/EMAIL are one trait; address_2 is a real column of its own, not a case twin.
+    assert record["input"]["trait_columns"] == ["address", "address_2", "email"]
+    users = read_output(ws.out, "users").sort("user_id")
+    assert users["email"].to_list() == ["x@example.com", "y@example.com"]
+
+
+def test_identifies_with_500_trait_columns(ws: Workspace) -> None:
+    traits = {f"trait_{i:03d}": [f"v{i}-a", None] for i in range(500)}
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["m1", "m2"],
+                "anonymous_id": ["a1", "a1"],
+                "user_id": ["u1", "u1"],
+                "timestamp": ["2026-01-01", "2026-01-02"],
+                **traits,
+            }
+        ),
+        _write(ws.input, {}) / "identifies.parquet",
+    )
+    record = run_ok(ws.input, ws.out)
+    assert len(record["input"]["trait_columns"]) == 500
+    users = read_output(ws.out, "users")
+    assert users.height == 1
+    # The latest non-null value wins: the newer row has only nulls.
+    assert users["trait_000"].to_list() == ["v0-a"]
+    assert users["trait_499"].to_list() == ["v499-a"]
+
+
+def test_table_folder_mixing_parquet_and_csv(ws: Workspace) -> None:
+    _write(
+        ws.input,
+        {
+            "tracks/old.parquet": _good_parquet(),
+            "tracks/new.csv": HEADER + "n1,a1,u1,2026-02-01\nn2,b1,v1,2026-02-01\n",
+        },
+    )
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 202
+    assert id_map_rows(ws.out)[("anonymous_id", "a1")] == 2
+
+
+def test_spark_style_folder_named_like_a_file(ws: Workspace) -> None:
+    _write(
+        ws.input,
+        {
+            "tracks.parquet/part-00000.parquet": _good_parquet(),
+            "tracks.parquet/_SUCCESS": b"",
+            "pages.csv/part-00000.csv": GOOD_TRACKS,
+        },
+    )
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["tables"] == ["tracks", "pages"]
+    assert record["input"]["events"] == 203
+
+
+def test_debug_shows_the_traceback_and_still_keeps_the_output(ws: Workspace) -> None:
+    """Night 1 good, night 2 bad: the analysts still read night 1's tables, --debug or not."""
+    _write(ws.input, {"tracks.csv": HEADER + ROW + "m2,a2,u2,2026-01-01T00:00:00Z,extra\n"})
+    ws.freeze()
+    result = invoke(*_run_args(ws, "--debug"))
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+    ws.untouched()
