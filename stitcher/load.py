@@ -110,7 +110,8 @@ class LoadedInput:
     tables: list[str]
     trait_columns: list[str]
     skipped_files: list[str] = field(default_factory=list)
-    has_message_ids: bool = True
+    # Tables without a message id column: --dedupe cannot match their duplicate deliveries.
+    tables_without_message_ids: list[str] = field(default_factory=list)
 
 
 def find_tables(input_dir: Path) -> list[TableSource]:
@@ -235,7 +236,7 @@ def register_inputs(
         loaded.tables.append(source.name)
         loaded.skipped_files.extend(str(p) for p in source.skipped_files)
         if mapping["message_id"] == []:
-            loaded.has_message_ids = False
+            loaded.tables_without_message_ids.append(source.name)
         if source.name == "identifies":
             loaded.trait_columns = _register_traits(
                 engine, raw, mapping, columns, source.partition_keys
