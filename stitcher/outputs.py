@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -229,7 +230,16 @@ def write_batches(
                 writer.close()
         return rows
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}") from exc
+        raise _write_error(path, exc) from exc
+
+
+def _write_error(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+        return OutputError(
+            f"no space left on the disk holding {path.parent.parent} (while writing "
+            f"{path.name}); free some space or choose another --output"
+        )
+    return OutputError(f"cannot write {path}: {exc}")
 
 
 def _regroup(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -253,4 +263,4 @@ def write_json(path: Path, record: dict) -> None:
     try:
         path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}") from exc
+        raise _write_error(path, exc) from exc

@@ -1,0 +1,344 @@
+"""Faults during a run: kill -9, a full disk, a temp dir that fills up, too little memory.
+
+Each test runs `python -m stitcher run` as a real subprocess on generated data and checks the
+promise the nightly job depends on: whatever happens to a run, the previous output is byte for
+byte what it was, and the next run cleans up and produces the right answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stitcher.generate import GeneratorConfig, generate
+from stitcher.outputs import recover_interrupted
+
+from conftest import stitch
+
+pytestmark = pytest.mark.slow
+
+# Big enough that a run takes a second or more (so a kill lands in the middle of the work),
+# small enough for CI.
+BIG_EVENTS = 300_000
+
+
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("big") / "events"
+    generate(folder, GeneratorConfig(n_events=BIG_EVENTS, seed=11))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("small") / "events"
+    generate(folder, GeneratorConfig(n_events=5_000, seed=12))
+    return folder
+
+
+def command(input_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "stitcher",
+        "run",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output_dir),
+        "-q",
+        *extra,
+    ]
+
+
+def run(input_dir: Path, output_dir: Path, *extra: str, **kwargs: object) -> tuple[int, str]:
+    result = subprocess.run(
+        command(input_dir, output_dir, *extra), capture_output=True, text=True, **kwargs
+    )
+    return result.returncode, result.stderr
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def data_hashes(folder: Path) -> dict[str, str]:
+    """The result tables only: run.json and the report carry times and durations."""
+    return {name: h for name, h in hashes(folder).items() if name.endswith(".parquet")}
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(
+        p.name for p in parent.iterdir() if ".stitcher-tmp-" in p.name or ".stitcher-old-" in p.name
+    )
+
+
+def assert_clean_error(code: int, stderr: str, *fragments: str) -> None:
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    for fragment in fragments:
+        assert fragment in lines[0], stderr
+
+
+def test_kill_9_at_random_points(big_input: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    started = time.monotonic()
+    code, stderr = run(big_input, out)
+    duration = time.monotonic() - started
+    assert code == 0, stderr
+    before, data = hashes(out), data_hashes(out)
+    assert {"id_map.parquet", "users.parquet"} <= set(data)
+
+    rng = random.Random(20261123)
+    # From interpreter start-up to just past the expected end of a run: every step gets hit.
+    delays = sorted(rng.uniform(0.05, duration * 1.1) for _ in range(7))
+    killed = 0
+    for delay in delays:
+        process = subprocess.Popen(
+            command(big_input, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait()
+        if process.returncode == 0:
+            # It finished first: a complete new output with the same tables.
+            assert data_hashes(out) == data
+            before = hashes(out)
+        else:
+            assert process.returncode == -signal.SIGKILL
+            assert hashes(out) == before, f"output changed by a run killed after {delay:.2f}s"
+    assert killed >= 3, f"only {killed} runs were killed mid-way; the data is too small"
+
+    # The next run ignores and removes what the killed runs left, and gives the same answer.
+    code, stderr = run(big_input, out)
+    assert code == 0, stderr
+    assert data_hashes(out) == data
+    assert leftovers(tmp_path) == []
+
+
+def test_kill_between_the_two_renames_is_recovered(small_input: Path, tmp_path: Path) -> None:
+    """A random kill rarely lands between `out -> .out.stitcher-old-*` and `tmp -> out`; build
+    that state by hand, with a dead run's temporary folder beside it."""
+    out = stitch(small_input, tmp_path / "out")
+    before = hashes(out)
+    out.rename(tmp_path / ".out.stitcher-old-0badc0de")
+    dead = tmp_path / ".out.stitcher-tmp-999999999-0badc0de"  # beyond any pid_max
+    dead.mkdir()
+    (dead / "id_map.parquet").write_bytes(b"half a file")
+    live = tmp_path / f".out.stitcher-tmp-{os.getppid()}-0badc0de"  # a run still going
+    live.mkdir()
+
+    recover_interrupted(out)
+    assert hashes(out) == before
+    assert leftovers(tmp_path) == [live.name], "a live run's folder must be left alone"
+
+    out.rename(tmp_path / ".out.stitcher-old-0badc0de")
+    code, stderr = run(small_input, out)
+    assert code == 0, stderr
+    assert data_hashes(out) == {k: v for k, v in before.items() if k.endswith(".parquet")}
+    assert leftovers(tmp_path) == [live.name]
+
+
+def _private_tmpfs_available() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs none /mnt"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+needs_tmpfs = pytest.mark.skipif(
+    not _private_tmpfs_available(),
+    reason="needs root and a private mount namespace (unshare -m) to mount a small tmpfs",
+)
+
+# Runs inside a private mount namespace whose tmpfs is mounted on sys.argv[1]; reports as JSON.
+_FULL_DISK_DRIVER = r"""
+import hashlib, json, os, subprocess, sys
+from pathlib import Path
+root, small, big = (Path(a) for a in sys.argv[1:4])
+extra = sys.argv[4:]
+out = root / "out"
+def run(events, *more):
+    r = subprocess.run([sys.executable, "-m", "stitcher", "run", "--input", str(events),
+                        "--output", str(out), "-q", *more], capture_output=True, text=True)
+    return [r.returncode, r.stderr]
+def hashes():
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+first = run(small)
+before = hashes()
+second = run(big, *extra)
+print(json.dumps({"first": first, "second": second, "before": before, "after": hashes(),
+                  "listing": sorted(os.listdir(root))}))
+"""
+
+
+def _in_private_tmpfs(mountpoint: Path, size: str, *args: str) -> dict:
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f'mount -t tmpfs -o size={size} none "$1" && shift && exec "$@"',
+            "sh",
+            str(mountpoint),
+            sys.executable,
+            "-c",
+            _FULL_DISK_DRIVER,
+            str(mountpoint),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@needs_tmpfs
+def test_full_disk_keeps_previous_output(
+    small_input: Path, big_input: Path, tmp_path: Path
+) -> None:
+    """The output's disk (a 2 MB tmpfs) holds last night's small output; tonight's does not fit."""
+    report = _in_private_tmpfs(tmp_path / "disk", "2m", str(small_input), str(big_input))
+    assert report["first"][0] == 0, report["first"][1]
+    assert_clean_error(*report["second"])
+    assert "no space left" in report["second"][1].lower()
+    assert report["after"] == report["before"]
+    assert report["listing"] == ["out"]
+
+
+@needs_tmpfs
+def test_temp_dir_filling_up_during_the_run(
+    small_input: Path, big_input: Path, tmp_path: Path
+) -> None:
+    """The engine must spill (60MB for 300k events, one thread) into a 1 MB --temp-dir."""
+    out = tmp_path / "out"
+    stitch(small_input, out)
+    before = hashes(out)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    script = 'mount -t tmpfs -o size=1m none "$1" && shift && exec "$@"'
+    result = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(spill),
+            *command(big_input, out, "--threads", "1", "--memory-limit", "60MB"),
+            "--temp-dir",
+            str(spill),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert_clean_error(result.returncode, result.stderr, "--temp-dir")
+    assert hashes(out) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_file_size_limit_during_write(small_input: Path, big_input: Path, tmp_path: Path) -> None:
+    """RLIMIT_FSIZE (no root or mounts needed): any write past 512 KB fails mid-file."""
+    out = stitch(small_input, tmp_path / "out")
+    before = hashes(out)
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
+
+    code, stderr = run(big_input, out, preexec_fn=limit_file_size)
+    assert_clean_error(code, stderr, "cannot write")
+    assert hashes(out) == before
+    assert leftovers(tmp_path) == []
+
+
+@needs_tmpfs
+def test_read_only_temp_dir(small_input: Path, tmp_path: Path) -> None:
+    out = stitch(small_input, tmp_path / "out")
+    before = hashes(out)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+    result = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(spill),
+            *command(small_input, out, "--temp-dir", str(spill)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert_clean_error(result.returncode, result.stderr, "--temp-dir", "read-only")
+    assert hashes(out) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_memory_limit_forces_a_spill_with_identical_output(big_input: Path, tmp_path: Path) -> None:
+    code, stderr = run(big_input, tmp_path / "free", "--threads", "1")
+    assert code == 0, stderr
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    process = subprocess.Popen(
+        [
+            *command(big_input, tmp_path / "tight", "--threads", "1", "--memory-limit", "60MB"),
+            "--temp-dir",
+            str(spill),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # DuckDB deletes its spill files when done: watch the folder while it runs.
+    spilled = 0
+    while process.poll() is None:
+        spilled = max(spilled, _bytes_in(spill))
+        time.sleep(0.005)
+    assert process.returncode == 0, process.stderr.read()
+    assert spilled > 0, "60MB did not force DuckDB to spill; lower the limit or add events"
+    assert data_hashes(tmp_path / "tight") == data_hashes(tmp_path / "free")
+
+
+def _bytes_in(folder: Path) -> int:
+    total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            # A file may be deleted between listing and stat.
+            with contextlib.suppress(OSError):
+                total += (Path(root) / name).stat().st_size
+    return total
