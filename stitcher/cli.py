@@ -410,5 +410,98 @@ def config_command(show: bool, verbose: int, quiet: bool, debug: bool, **flags: 
         click.echo("config OK")
 
 
+@cli.command("explain")
+@click.argument("output_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("identifiers", nargs=-1, required=True, metavar="ID [ID2]")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools instead of text.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="List at most N identifiers/links per section (0: all). Default: 100 for text, all "
+    "for --json.",
+)
+@_common_options
+@_reports_errors
+def explain_command(
+    output_dir: Path,
+    identifiers: tuple[str, ...],
+    as_json: bool,
+    limit: int | None,
+    verbose: int,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Say why ID is in its person, or what joins ID and ID2, from a run's OUTPUT_DIR.
+
+    An ID is typed (`user_id:abc`, `anonymous_id:xyz`) or bare when only one identifier has
+    that value. With one ID: its person, the person's identifiers, the links that hold it
+    together and the links that were refused, each with its first evidence. With two: the
+    shortest chain of kept links between them, or, when they are in different persons, the
+    nearest refused link(s) that would have joined them.
+
+    \b
+    Examples:
+      stitcher explain out/ user_id:user_1001
+      stitcher explain out/ user_id:user_1001 user_id:user_1002 --json
+    """
+    import json
+
+    from stitcher.explain import explain_identifier, explain_pair, format_identifier, format_pair
+
+    _configure_logging(verbose, quiet)
+    if len(identifiers) > 2:
+        raise click.UsageError("give one ID, or two to explain what joins them")
+    if len(identifiers) == 1:
+        result = explain_identifier(
+            output_dir, identifiers[0], limit=limit if limit is not None or as_json else 100
+        )
+        text = format_identifier(result)
+    else:
+        result = explain_pair(output_dir, identifiers[0], identifiers[1])
+        text = format_pair(result)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else text)
+
+
+@cli.command("diff")
+@click.argument("old_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("new_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools instead of text.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Examples listed for each kind of change.",
+)
+@_common_options
+@_reports_errors
+def diff_command(
+    old_dir: Path,
+    new_dir: Path,
+    as_json: bool,
+    sample: int,
+    verbose: int,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Compare two run outputs: persons merged, split, re-keyed; identifiers added, removed.
+
+    \b
+    Example:
+      stitcher diff out-yesterday/ out/
+    """
+    import json
+
+    from stitcher.diff import diff_outputs, format_diff
+
+    _configure_logging(verbose, quiet)
+    diff = diff_outputs(old_dir, new_dir, sample=sample)
+    if as_json:
+        click.echo(json.dumps(diff.as_record(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_diff(diff, str(old_dir), str(new_dir)))
+
+
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:
     cli.main(args=argv, prog_name=prog_name or "stitcher")

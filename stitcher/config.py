@@ -158,6 +158,7 @@ class RunOptions:
     default_limit: int = DEFAULT_LIMIT
     priority: tuple[str, ...] = DEFAULT_PRIORITY
     mixpanel_max_cluster_ids: int = MIXPANEL_MAX_CLUSTER_IDS
+    report: bool = True
 
     @property
     def type_names(self) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import pyarrow as pa
 from stitcher import __version__
 from stitcher.components import components_table
 from stitcher.config import RunOptions
+from stitcher.diff import compare_with_previous
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier
 from stitcher.errors import EngineError
@@ -35,7 +36,9 @@ from stitcher.outputs import (
     write_json,
 )
 from stitcher.policies import classify_edges
+from stitcher.report import REPORT_FILE, write_report
 from stitcher.sql import render
+from stitcher.thresholds import run_metrics
 
 log = logging.getLogger("stitcher")
 
@@ -57,7 +60,17 @@ USERS_COLUMNS = {
     "last_seen_at",
     "event_count",
 }
-STEPS = ("load", "scan", "identifiers", "edges", "components", "persons", "write")
+STEPS = (
+    "load",
+    "scan",
+    "identifiers",
+    "edges",
+    "components",
+    "persons",
+    "write",
+    "compare",
+    "report",
+)
 ProgressCallback = Callable[[str], None]
 
 
@@ -128,6 +141,7 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
             record["outputs"] = files
         if spill.is_relative_to(tmp):
             shutil.rmtree(spill, ignore_errors=True)
+        _compare_and_report(options, tmp, record, timer, started)
         write_json(tmp / "run.json", record)
         files.append("run.json")
     return RunResult(output_dir=options.output_dir, record=record, files=files)
@@ -294,3 +308,24 @@ def _run_record(
         raw = rows("SELECT count(*) FROM events")[0][0]
         record["input"]["duplicates_removed"] = int(raw) - int(events)
     return record
+
+def _compare_and_report(
+    options: RunOptions, tmp: Path, record: dict, timer: _Timer, started: float
+) -> None:
+    """The steps that read the tables just written in `tmp`, before they replace the output.
+
+    The previous output is still in place here, so this is where a run can compare with it.
+    """
+    with timer.step("compare"):
+        changes = compare_with_previous(options.output_dir, tmp)
+    if changes is not None:
+        record["changes_since_previous"] = changes
+    record["metrics"] = run_metrics(record)
+    if options.report:
+        with timer.step("report"):
+            write_report(tmp, record)
+        record["outputs"].append(REPORT_FILE)
+    record["timings_seconds"] = {
+        **timer.seconds,
+        "total": round(time.perf_counter() - started, 3),
+    }

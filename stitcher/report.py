@@ -1,0 +1,461 @@
+"""report.html: one self-contained page that says what a run did, readable offline.
+
+Built from tables the run already wrote (users, edges, rejected_edges, quarantine, id_map) and
+its run record; charts are matplotlib figures embedded as inline SVG, so the page needs no
+script, no network and no other file.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import itertools
+import logging
+import math
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from stitcher.results import read_table, scan_table, table_path
+from stitcher.thresholds import is_quarantined_key
+
+log = logging.getLogger("stitcher")
+
+REPORT_FILE = "report.html"
+TOP_N = 15
+_ENDS = ("from", "to")
+_BLUE, _RED, _GREY = "#3366aa", "#cc4444", "#999999"
+
+
+def write_report(output_dir: Path, record: dict, path: Path | None = None) -> Path:
+    """Write report.html for the output tables in `output_dir` and their run record."""
+    target = path or output_dir / REPORT_FILE
+    target.write_text(build_report(output_dir, record), encoding="utf-8")
+    log.info("wrote %s", target.name)
+    return target
+
+
+def build_report(output_dir: Path, record: dict) -> str:
+    """The report page as a string."""
+    import matplotlib
+
+    # Ids are data, not markup: never let a `$` in an identifier start mathtext. Text stays
+    # text in the SVG (smaller, selectable), and ids inside the SVG do not vary between runs.
+    style = {"text.parse_math": False, "svg.fonttype": "none", "svg.hashsalt": "stitcher"}
+    with matplotlib.rc_context(style), warnings.catch_warnings():
+        # Labels are measured with matplotlib's bundled font but drawn by the browser, which
+        # has the glyphs (CJK, emoji) the bundled font lacks.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        sections = [
+            _totals_section(record),
+            _sizes_section(output_dir),
+            _hubs_section(output_dir),
+            _rejected_section(record),
+            _changes_section(record),
+            _timings_section(record),
+        ]
+    title = f"stitcher run: {record.get('options', {}).get('output_dir', output_dir)}"
+    return _PAGE.format(
+        title=_e(title),
+        subtitle=_e(
+            f"finished {record.get('finished_at', '?')} · stitcher "
+            f"{record.get('stitcher_version', '?')} · policy "
+            f"{record.get('options', {}).get('policy', '?')}"
+        ),
+        body="\n".join(s for s in sections if s),
+    )
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def _totals_section(record: dict) -> str:
+    inp, persons, edges = record["input"], record["persons"], record["edges"]
+    identifiers = record.get("identifiers", {})
+    real = sum(v for k, v in identifiers.items() if not is_quarantined_key(k))
+    junk = sum(v for k, v in identifiers.items() if is_quarantined_key(k))
+    largest = persons.get("largest") or {}
+    rows = [
+        ("events", f"{inp['events']:,}"),
+        ("events that belong to no person", f"{inp.get('events_unattributed', 0):,}"),
+        ("identifiers", f"{real:,}"),
+        ("quarantined identifiers (junk, hubs)", f"{junk:,}"),
+        ("persons", f"{persons['count']:,}"),
+        ("persons with a user id", f"{persons.get('with_user_id', 0):,}"),
+        ("persons with several user ids", f"{persons.get('with_several_user_ids', 0):,}"),
+        ("largest person (identifiers)", f"{largest.get('identifier_count', 0):,}"),
+        ("links kept", f"{edges['kept']:,}"),
+        ("links refused", f"{edges['rejected']:,}"),
+    ]
+    metrics = record.get("metrics") or {}
+    metric_rows = [(k, "not measured" if v is None else _num(v)) for k, v in metrics.items()]
+    out = "<section><h2>Totals</h2>" + _table(("", "count"), rows, numeric=(1,))
+    if metric_rows:
+        out += "<h3>Metrics (usable with <code>--fail-if</code>)</h3>" + _table(
+            ("metric", "value"), metric_rows, numeric=(1,)
+        )
+    return out + "</section>"
+
+
+def _sizes_section(output_dir: Path) -> str:
+    users = read_table(
+        output_dir, "users", ["person_id", "user_id", "identifier_count", "event_count"]
+    )
+    sizes = users.group_by("identifier_count").len().sort("identifier_count")
+    largest = users.sort(["identifier_count", "person_id"], descending=[True, False]).head(TOP_N)
+    out = "<section><h2>Persons by size</h2>"
+    if sizes.height == 0:
+        return out + "<p>No persons.</p></section>"
+    out += _size_histogram(sizes["identifier_count"].to_list(), sizes["len"].to_list())
+    out += f"<h3>Largest persons (top {min(TOP_N, largest.height)})</h3>"
+    out += _barh(
+        [_short(p, u) for p, u in largest.select("person_id", "user_id").iter_rows()],
+        largest["identifier_count"].to_list(),
+        "identifiers",
+        _BLUE,
+    )
+    out += _table(
+        ("person_id", "user_id", "identifiers", "events"),
+        largest.select("person_id", "user_id", "identifier_count", "event_count").iter_rows(),
+        numeric=(2, 3),
+    )
+    return out + "</section>"
+
+
+def _hubs_section(output_dir: Path) -> str:
+    degrees = _degrees(output_dir)
+    out = "<section><h2>Hubs and quarantined ids</h2>"
+    # Junk ids link nothing and have their own list below; hubs are the real ids most linked.
+    id_map = scan_table(output_dir, "id_map", ["identifier_type", "identifier", "event_count"])
+    hubs = (
+        degrees.lazy()
+        .join(id_map, on=["identifier_type", "identifier"], how="inner")
+        .sort(["degree", "identifier_type", "identifier"], descending=[True, False, False])
+        .head(TOP_N)
+        .collect()
+    )
+    if hubs.height:
+        out += (
+            f"<h3>Most-linked identifiers (top {hubs.height}): links kept and refused</h3>"
+            + _stacked_barh(
+                [f"{t}:{i}" for t, i in hubs.select("identifier_type", "identifier").iter_rows()],
+                [
+                    ("kept", hubs["kept"].to_list(), _BLUE),
+                    ("refused", hubs["refused"].to_list(), _RED),
+                ],
+                "links",
+            )
+            + _table(
+                ("identifier", "links kept", "links refused", "events"),
+                (
+                    (f"{t}:{i}", k, r, e)
+                    for t, i, k, r, e in hubs.select(
+                        "identifier_type", "identifier", "kept", "refused", "event_count"
+                    ).iter_rows()
+                ),
+                numeric=(1, 2, 3),
+            )
+        )
+    else:
+        out += "<p>No identifier has any link.</p>"
+    if table_path(output_dir, "quarantine") is None:
+        return out + "</section>"
+    quarantine = scan_table(output_dir, "quarantine")
+    # Hubs are quarantined with their degree (ids of one type they link); junk values have none.
+    hub_degree = (
+        pl.col("hub_degree").cast(pl.Int64)
+        if "hub_degree" in quarantine.collect_schema().names()
+        else pl.lit(None, pl.Int64)
+    )
+    quarantine = quarantine.select(
+        "identifier_type", "identifier", "reason", "event_count", hub_degree.alias("hub_degree")
+    ).collect()
+    total = quarantine.height
+    quarantine = (
+        quarantine.join(degrees, on=["identifier_type", "identifier"], how="left")
+        .with_columns(pl.col("refused").fill_null(0))
+        .sort(["event_count", "identifier_type", "identifier"], descending=[True, False, False])
+        .head(TOP_N)
+    )
+    if total:
+        out += (
+            f"<h3>Quarantined ids ({total:,}; top {quarantine.height} by events)</h3>"
+            + _barh(
+                [
+                    f"{t}:{_visible(i)}"
+                    for t, i in quarantine.select("identifier_type", "identifier").iter_rows()
+                ],
+                quarantine["event_count"].to_list(),
+                "events",
+                _GREY,
+            )
+            + _table(
+                ("identifier", "reason", "events", "hub degree", "links refused"),
+                (
+                    (f"{t}:{_visible(i)}", reason, e, d, r)
+                    for t, i, reason, e, d, r in quarantine.select(
+                        "identifier_type",
+                        "identifier",
+                        "reason",
+                        "event_count",
+                        "hub_degree",
+                        "refused",
+                    ).iter_rows()
+                ),
+                numeric=(2, 3, 4),
+            )
+        )
+    else:
+        out += "<p>No identifier was quarantined.</p>"
+    return out + "</section>"
+
+
+def _rejected_section(record: dict) -> str:
+    by_reason = record["edges"].get("rejected_by_reason", {})
+    out = "<section><h2>Refused links by reason</h2>"
+    if not by_reason:
+        return out + "<p>No link was refused.</p></section>"
+    items = sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+    return (
+        out
+        + _barh([k for k, _ in items], [v for _, v in items], "links", _RED)
+        + _table(("reason", "links"), items, numeric=(1,))
+        + "</section>"
+    )
+
+
+def _changes_section(record: dict) -> str:
+    changes = record.get("changes_since_previous")
+    if not changes:
+        return (
+            "<section><h2>Changes since the previous output</h2><p>No previous output in this "
+            "folder to compare with.</p></section>"
+        )
+    rows = [(k, _num(v)) for k, v in changes["counts"].items()]
+    return (
+        "<section><h2>Changes since the previous output</h2>"
+        + _table(("", "count"), rows, numeric=(1,))
+        + "<p>See <code>stitcher diff</code> for samples.</p></section>"
+    )
+
+
+def _timings_section(record: dict) -> str:
+    timings = {k: v for k, v in record.get("timings_seconds", {}).items() if k != "total"}
+    if not timings:
+        return ""
+    total = record.get("timings_seconds", {}).get("total")
+    return (
+        "<section><h2>Time per step</h2>"
+        + _barh(list(timings), list(timings.values()), "seconds", _GREY)
+        + _table(
+            ("step", "seconds"),
+            [*((k, f"{v:.3f}") for k, v in timings.items()), ("total", f"{total or 0:.3f}")],
+            numeric=(1,),
+        )
+        + "</section>"
+    )
+
+
+def _degrees(output_dir: Path) -> pl.DataFrame:
+    """Links kept and refused per identifier (junk ones included), from edges + rejected_edges."""
+    ends = []
+    for name, kept in (("edges", True), ("rejected_edges", False)):
+        if table_path(output_dir, name) is None:
+            continue
+        frame = scan_table(output_dir, name, ["from_type", "from_id", "to_type", "to_id"])
+        for end in _ENDS:
+            ends.append(
+                frame.select(
+                    pl.col(f"{end}_type").alias("identifier_type"),
+                    pl.col(f"{end}_id").alias("identifier"),
+                    pl.lit(kept).alias("is_kept"),
+                )
+            )
+    if not ends:
+        return pl.DataFrame(
+            schema={
+                "identifier_type": pl.String,
+                "identifier": pl.String,
+                "kept": pl.Int64,
+                "refused": pl.Int64,
+                "degree": pl.Int64,
+            }
+        )
+    return (
+        pl.concat(ends)
+        .group_by("identifier_type", "identifier")
+        .agg(
+            pl.col("is_kept").sum().cast(pl.Int64).alias("kept"),
+            (~pl.col("is_kept")).sum().cast(pl.Int64).alias("refused"),
+            pl.len().cast(pl.Int64).alias("degree"),
+        )
+        .collect()
+    )
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+
+def _size_histogram(sizes: list[int], counts: list[int]) -> str:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    biggest = max(sizes)
+    # One bin each for 1..4 identifiers, then doubling: 5-8, 9-16, ...
+    # A bin [lo, hi) holds sizes lo..hi-1; edges are integers so bins stay even on a log axis.
+    edges = [1, 2, 3, 4, 5]
+    while edges[-1] <= biggest:
+        edges.append((edges[-1] - 1) * 2 + 1)
+    fig = Figure(figsize=(7, 3.2))
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.2, top=0.9)
+    ax = fig.subplots()
+    ax.hist(sizes, bins=edges, weights=counts, color=_BLUE, edgecolor="white")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(0.7, max(counts) * 1.6)
+    # Label each bin at its (geometric) middle; plain numbers everywhere, because the default
+    # log tick labels are mathtext, which build_report turns off.
+    centers = [math.sqrt(lo * hi) for lo, hi in itertools.pairwise(edges)]
+    names = [
+        f"{lo:,}" if hi - lo == 1 else f"{lo:,}-{hi - 1:,}" for lo, hi in itertools.pairwise(edges)
+    ]
+    ax.xaxis.set_major_locator(FixedLocator(centers))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda _, i: names[i] if i < len(names) else ""))
+    ax.xaxis.set_minor_locator(FixedLocator([]))
+    ax.tick_params(axis="x", labelsize=7, labelrotation=45 if len(names) > 10 else 0)
+    ax.yaxis.set_major_locator(
+        LogLocator(base=10, subs=(1.0, 2.0, 5.0) if max(counts) < 100 else (1.0,))
+    )
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("identifiers per person (log scale)")
+    ax.set_ylabel("persons (log scale)")
+    ax.set_title("Cluster sizes")
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    return _svg(fig, "chart-sizes")
+
+
+def _barh(labels: Sequence[str], values: Sequence[float], xlabel: str, color: str) -> str:
+    return _stacked_barh(labels, [(xlabel, list(values), color)], xlabel, legend=False)
+
+
+def _stacked_barh(
+    labels: Sequence[str],
+    series: list[tuple[str, list[float], str]],
+    xlabel: str,
+    legend: bool = True,
+) -> str:
+    from matplotlib.figure import Figure
+
+    labels = [_clip(label) for label in labels]
+    width, height = 7.0, 0.9 + 0.32 * max(len(labels), 1)
+    fig = Figure(figsize=(width, height))
+    # Margins from the label lengths (8 pt, ~0.6 em per character): tight_layout would measure
+    # every text and costs more than drawing the chart.
+    label_inches = 0.2 + max((len(label) for label in labels), default=1) * 8 * 0.6 / 72
+    fig.subplots_adjust(
+        left=min(label_inches / width, 0.6), right=0.97, bottom=0.6 / height, top=1 - 0.15 / height
+    )
+    ax = fig.subplots()
+    positions = list(range(len(labels)))
+    left = [0.0] * len(labels)
+    for name, values, color in series:
+        ax.barh(positions, values, left=left, color=color, label=name)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.grid(True, axis="x", alpha=0.3)
+    if legend:
+        ax.legend(loc="lower right", fontsize=8)
+    return _svg(fig, "chart-bars")
+
+
+def _svg(fig: Any, css_class: str) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    # Keep the <svg> element only: the XML prolog and DOCTYPE are invalid inside HTML.
+    text = text[text.index("<svg") :]
+    return f'<figure class="{css_class}">{text}</figure>'
+
+
+# --- html helpers -----------------------------------------------------------------------------
+
+
+def _table(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()
+) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for i, value in enumerate(row):
+            css = ' class="n"' if i in numeric else ""
+            text = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+            cells.append(f"<td{css}>{_e('' if text is None else str(text))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _num(value: float | int) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return f"{int(value):,}"
+
+
+def _short(person_id: str, user_id: str | None) -> str:
+    return f"{person_id[:10]}… {user_id}" if user_id else f"{person_id[:10]}…"
+
+
+_INVISIBLE = re.compile(r"^\s*$")
+
+
+def _visible(value: str | None) -> str:
+    """Junk ids are often blank: show them quoted so the row does not look empty."""
+    if value is None or _INVISIBLE.match(value):
+        return repr(value or "")
+    return value
+
+
+def _clip(label: str, width: int = 48) -> str:
+    """A chart label: control characters escaped (ids can hold tabs or newlines), then cut."""
+    label = "".join(c if c.isprintable() else repr(c)[1:-1] for c in label)
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222;
+       padding: 0 1rem; }}
+h1 {{ font-size: 1.4rem; margin-bottom: 0.2rem; }}
+.sub {{ color: #666; margin-top: 0; }}
+section {{ border-top: 1px solid #ddd; margin-top: 1.5rem; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }}
+th, td {{ padding: 0.2rem 0.8rem; border-bottom: 1px solid #eee; text-align: left;
+          word-break: break-all; }}
+td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+figure {{ margin: 0.5rem 0; }}
+figure svg {{ max-width: 100%; height: auto; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p class="sub">{subtitle}</p>
+{body}
+</body>
+</html>
+"""

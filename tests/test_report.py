@@ -1,0 +1,145 @@
+"""report.html: written by every run, self-contained, charts present when rendered by Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, run_cli, stitch, write_csv
+
+SECTIONS = (
+    "Totals",
+    "Persons by size",
+    "Hubs and quarantined ids",
+    "Refused links by reason",
+    "Changes since the previous output",
+    "Time per step",
+)
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium() -> str:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip(
+        "no Chromium binary on PATH (tried " + ", ".join(CHROMIUM_NAMES) + "); install Debian's "
+        "`chromium` package (.ci/run does) to render the report"
+    )
+
+
+def headless(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def junk_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    # a second run over the first gives the "changes since the previous output" section content
+    stitch(FIXTURES / "shared_family_computer", root / "out")
+    return stitch(FIXTURES / "junk_ids", root / "out")
+
+
+def test_every_run_writes_a_report(junk_output: Path) -> None:
+    page = (junk_output / "report.html").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f"<h2>{section}</h2>" in page
+    assert page.count("<svg") >= 5  # sizes, largest persons, hubs, quarantine, refusals, timings
+    record = json.loads((junk_output / "run.json").read_text())
+    assert "report.html" in record["outputs"]
+    assert "report" in record["timings_seconds"]
+    assert "junk_anonymous_id" in page
+    assert "identifiers_removed" in page  # the changes since the shared_family_computer run
+
+
+def test_report_is_self_contained(junk_output: Path) -> None:
+    page = (junk_output / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", page)
+    assert "@import" not in page and "url(" not in page.replace("url(#", "")
+
+
+def test_no_report(tmp_path: Path) -> None:
+    out = stitch(FIXTURES / "shared_family_computer", tmp_path / "out", "--no-report")
+    assert not (out / "report.html").exists()
+    record = json.loads((out / "run.json").read_text())
+    assert "report" not in record["timings_seconds"]
+    assert record["options"]["report"] is False
+
+
+def test_ids_are_escaped_and_empty_inputs_work(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    nasty = "<script>alert('x')</script>$\\frac{1}{2}$"
+    write_csv(
+        events / "tracks.csv",
+        ["id", "anonymous_id", "user_id", "timestamp"],
+        [("m1", "dev1", nasty, "2026-01-01T00:00:00Z")],
+    )
+    out = stitch(events, tmp_path / "out", "--output-format", "csv")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    empty = tmp_path / "empty"
+    write_csv(empty / "tracks.csv", ["id", "anonymous_id", "user_id", "timestamp"], [])
+    out = stitch(empty, tmp_path / "out_empty")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "No persons." in page and "No link was refused." in page
+
+
+def test_report_renders_in_chromium(junk_output: Path, tmp_path: Path) -> None:
+    binary = chromium()
+    url = (junk_output / "report.html").resolve().as_uri()
+    dom = headless(binary, tmp_path / "profile-dom", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert "<h2>Persons by size</h2>" in html
+    figures = re.findall(r'<figure class="(chart-[a-z]+)"><svg', html)
+    assert figures.count("chart-sizes") == 1
+    assert figures.count("chart-bars") >= 4
+    # the histogram's bars and axes are drawn, not just an empty <svg>
+    sizes_svg = html[html.index('<figure class="chart-sizes">') :]
+    sizes_svg = sizes_svg[: sizes_svg.index("</figure>")]
+    assert sizes_svg.count("<path") >= 3
+
+    shot = tmp_path / "report.png"
+    rendered = headless(
+        binary, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1000,2400", url
+    )
+    assert rendered.returncode == 0 and shot.is_file(), rendered.stderr[-2000:]
+    import numpy as np
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[0] == 2400 and pixels.shape[1] == 1000
+    # Not blank: plenty of non-white pixels, and the charts' blue (#3366aa) is on screen.
+    assert (pixels < 0.9).any(axis=2).mean() > 0.02
+    blue = np.abs(pixels - np.array([0x33, 0x66, 0xAA]) / 255).max(axis=2) < 0.05
+    assert blue.sum() > 500
+
+
+def test_help_mentions_report_and_thresholds() -> None:
+    text = run_cli("run", "--help").stdout
+    assert "--no-report" in text and "--fail-if" in text
