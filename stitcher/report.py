@@ -12,9 +12,13 @@ import io
 import itertools
 import logging
 import math
+import os
 import re
+import shutil
+import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +38,38 @@ _BLUE, _RED, _GREY = "#3366aa", "#cc4444", "#999999"
 def write_report(output_dir: Path, record: dict, path: Path | None = None) -> Path:
     """Write report.html for the output tables in `output_dir` and their run record."""
     target = path or output_dir / REPORT_FILE
-    target.write_text(build_report(output_dir, record), encoding="utf-8")
+    with _matplotlib_dirs_inside(output_dir / _SCRATCH):
+        page = build_report(output_dir, record)
+    target.write_text(page, encoding="utf-8")
     log.info("wrote %s", target.name)
     return target
+
+
+_SCRATCH = ".matplotlib"
+
+
+@contextmanager
+def _matplotlib_dirs_inside(scratch: Path) -> Iterator[None]:
+    """Import matplotlib with its config and font-cache folder in `scratch`, removed afterwards.
+
+    Left alone, matplotlib writes its font cache under $HOME (or, when HOME is read-only, to a
+    temporary folder, with a warning): a run would write outside its output. The price is a
+    scan of the system fonts per run (~0.1 s CPU on a server). MPLCONFIGDIR, when set, wins;
+    an already-imported matplotlib has its folders fixed already.
+    """
+    if "matplotlib" in sys.modules or "MPLCONFIGDIR" in os.environ:
+        yield
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    os.environ["MPLCONFIGDIR"] = str(scratch)
+    try:
+        # matplotlib reads MPLCONFIGDIR and builds its font list once, at import.
+        import matplotlib.font_manager  # noqa: F401
+
+        yield
+    finally:
+        os.environ.pop("MPLCONFIGDIR", None)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def build_report(output_dir: Path, record: dict) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -143,3 +144,23 @@ def test_report_renders_in_chromium(junk_output: Path, tmp_path: Path) -> None:
 def test_help_mentions_report_and_thresholds() -> None:
     text = run_cli("run", "--help").stdout
     assert "--no-report" in text and "--fail-if" in text
+
+
+def test_matplotlib_writes_nothing_outside_the_output(tmp_path: Path) -> None:
+    """A fresh process (matplotlib not yet imported) with an empty HOME keeps it empty."""
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MPL", "XDG_"))}
+    env.update(HOME=str(home), TMPDIR=str(home))
+    result = subprocess.run(
+        [sys.executable, "-m", "stitcher", "run", "-q", "--input",
+         str(FIXTURES / "junk_ids"), "--output", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert list(home.iterdir()) == []
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert not (tmp_path / "out" / ".matplotlib").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"]
