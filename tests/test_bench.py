@@ -1,0 +1,68 @@
+"""The benchmark harness runs end to end on a small dataset. Correctness only, never speed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCH = REPO / "bench"
+
+
+@pytest.mark.slow
+def test_bench_harness_measures_every_step(tmp_path) -> None:
+    steps = ["floor", "default", "networkx"]
+    if importlib.util.find_spec("splink") is not None:
+        steps.append("splink")
+    results = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run.py"),
+            "--sizes",
+            "20k",
+            "--reps",
+            "1",
+            "--steps",
+            ",".join(steps),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--json",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {r["step"]: r for r in json.loads(results.read_text())["results"]}
+    assert set(rows) == set(steps)
+    for step, row in rows.items():
+        assert row["reps"] == 1, (step, row["errors"])
+        assert row["median_max_rss_bytes"] > 0
+        assert row["ratio_to_floor"] > 0
+    assert rows["floor"]["ratio_to_floor"] == 1.0
+    # stitcher steps report the pipeline's own per-step timings from run.json
+    assert "scan" in rows["default"]["median_timings_seconds"]
+    assert "| 20k | default |" in done.stdout
+
+
+def test_bench_sizes_parse() -> None:
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["bench_run"]
+    assert module.parse_size("20k") == 20_000
+    assert module.parse_size("10M") == 10_000_000
+    assert module.parse_size("1.5M") == 1_500_000
+    assert module.size_label(100_000_000) == "100M"
+    assert module.size_label(20_000) == "20k"
