@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stitcher import mixpanel
 from stitcher.config import IdentifierType
 from stitcher.engines.base import Column, Engine, quote_identifier, quote_literal
 from stitcher.errors import InputError
@@ -112,9 +113,14 @@ class LoadedInput:
     skipped_files: list[str] = field(default_factory=list)
     # Tables without a message id column: --dedupe cannot match their duplicate deliveries.
     tables_without_message_ids: list[str] = field(default_factory=list)
+    input_format: str = "segment"  # or "mixpanel"
 
 
-def find_tables(input_dir: Path) -> list[TableSource]:
+def find_tables(input_dir: Path, input_format: str = "auto") -> list[TableSource]:
+    if input_format != "segment":
+        export = mixpanel.export_entries(input_dir, input_format, lambda e: bool(_table_name(e)))
+        if export is not None:
+            return [_mixpanel_source(input_dir, export, explicit=input_format == "mixpanel")]
     if not input_dir.exists():
         raise InputError(f"input folder {input_dir} does not exist")
     if not input_dir.is_dir():
@@ -170,7 +176,22 @@ def _file_format(path: Path) -> str | None:
     return None
 
 
-def _collect(table: str, entries: list[Path]) -> TableSource:
+def _mixpanel_source(input_dir: Path, entries: list[Path], explicit: bool) -> TableSource:
+    source = _collect(
+        mixpanel.TABLE,
+        entries,
+        lambda p: mixpanel.file_format(p, input_dir, explicit, _file_format),
+    )
+    if not source.files:
+        raise InputError(f"every file of the Mixpanel export {input_dir} is empty (0 bytes)")
+    return source
+
+
+def _collect(
+    table: str,
+    entries: list[Path],
+    file_format_of: Callable[[Path], str | None] = _file_format,
+) -> TableSource:
     files: list[Path] = []
     for entry in entries:
         if entry.is_dir():
@@ -182,7 +203,7 @@ def _collect(table: str, entries: list[Path]) -> TableSource:
     by_format: dict[str, list[Path]] = {}
     skipped: list[Path] = []
     for path in files:
-        file_format = _file_format(path)
+        file_format = file_format_of(path)
         if file_format is None:
             log.debug("ignoring %s: not a .parquet, .csv or .csv.gz file", path)
             continue
@@ -220,8 +241,20 @@ def register_inputs(
     engine: Engine,
     sources: list[TableSource],
     identifier_types: Sequence[IdentifierType] = (),
+    policy: str = "guarded",
 ) -> LoadedInput:
     """Register every table and build the `events` and `identify_traits` views."""
+    if sources and sources[0].name == mixpanel.TABLE:
+        export = sources[0]
+        has_ids = mixpanel.register_export(engine, export.files_by_format, identifier_types, policy)
+        return LoadedInput(
+            tables=[mixpanel.TABLE],
+            trait_columns=[],
+            skipped_files=[str(p) for p in export.skipped_files],
+            tables_without_message_ids=[] if has_ids else [mixpanel.TABLE],
+            input_format="mixpanel",
+        )
+    mixpanel.check_policy_input(policy)
     projections = []
     loaded = LoadedInput(tables=[], trait_columns=[])
     for source in sources:

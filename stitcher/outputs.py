@@ -28,6 +28,12 @@ _OLD_MARK = ".stitcher-old-"
 
 def check_output_location(output_dir: Path, input_dir: Path) -> None:
     """Refuse outputs that would clobber a file or the input itself, before any work."""
+    if output_dir.is_symlink():
+        # The swap renames folders: it would replace the link itself and leave its target stale.
+        raise OutputError(
+            f"--output {output_dir} is a symbolic link; give the folder it points to "
+            f"({output_dir.resolve()}) instead"
+        )
     output = output_dir.resolve()
     source = input_dir.resolve()
     if output.exists() and not output.is_dir():

@@ -28,6 +28,7 @@ from stitcher.engines.base import quote_identifier
 from stitcher.errors import EngineError
 from stitcher.graph import junk_tables, sql_fragments
 from stitcher.load import LoadedInput, find_tables, register_inputs
+from stitcher.mixpanel import add_distinct_ids
 from stitcher.outputs import (
     atomic_output_dir,
     check_output_location,
@@ -101,7 +102,7 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
     """Stitch the events under options.input_dir into options.output_dir."""
     check_output_location(options.output_dir, options.input_dir)
     check_temp_dir(options.temp_dir)
-    sources = find_tables(options.input_dir)
+    sources = find_tables(options.input_dir, options.input_format)
     timer = _Timer(progress)
     started = time.perf_counter()
     with atomic_output_dir(options.output_dir) as tmp:
@@ -112,7 +113,7 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
         with open_engine(options.engine, settings) as engine:
             fragments = sql_fragments(options)
             with timer.step("load"):
-                loaded = register_inputs(engine, sources, options.identifier_types)
+                loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
                 values, patterns = junk_tables(options)
                 engine.register_arrow("junk_values", values)
                 engine.register_arrow("junk_patterns", patterns)
@@ -135,6 +136,8 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
                 _components(engine)
             with timer.step("persons"):
                 _persons(engine, loaded.trait_columns)
+                if loaded.input_format == "mixpanel":
+                    add_distinct_ids(engine, options.policy)
             with timer.step("write"):
                 files = _write_outputs(engine, tmp, options.output_format)
             record = _run_record(engine, options, loaded, timer, started)

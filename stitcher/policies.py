@@ -4,6 +4,8 @@
   `guarded` adds a replay where extra identifier types could chain two user ids together.
 * `segment`: Segment Unify's per-type limits and priority, an order-dependent replay
   (stitcher/replay.py) run only inside the components that break a limit.
+* `mixpanel-simplified`: SQL (sql/51_policy_mixpanel-simplified.sql); `mixpanel-original`: a
+  replay of Mixpanel's special events (stitcher/mixpanel_original.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.graph import event_columns
+from stitcher.mixpanel_original import original_policy
 from stitcher.replay import ReplayEvent, ReplayResult, replay
 from stitcher.sql import render
 
@@ -195,6 +198,8 @@ POLICIES: dict[str, Callable[[Engine, RunOptions], None]] = {
     "connected": _sql_policy,
     "guarded": _guarded_policy,
     "segment": _segment_policy,
+    "mixpanel-simplified": _sql_policy,
+    "mixpanel-original": original_policy,
 }
 
 

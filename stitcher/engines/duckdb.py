@@ -96,6 +96,7 @@ class DuckDBEngine(Engine):
         # Parquet files registered so far: when a query fails on a corrupt page, these are
         # re-read one by one to name the broken file.
         self._parquet_files: list[Path] = []
+        self._json_files: list[Path] = []
         try:
             self._con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as exc:
@@ -183,6 +184,8 @@ class DuckDBEngine(Engine):
             raise _read_error(exc, files) from exc
         if file_format == "parquet":
             self._parquet_files.extend(files)
+        if file_format == "json":
+            self._json_files.extend(files)
 
     def columns(self, relation: str) -> list[Column]:
         rows = self.fetch_rows(f"DESCRIBE {quote_identifier(relation)}")
@@ -221,6 +224,9 @@ class DuckDBEngine(Engine):
         json_error = _json_error(exc)
         if json_error is not None:
             return json_error
+        if any(str(f) in str(exc) for f in self._json_files):
+            # JSON files are only opened when first queried (a broken gzip shows up here).
+            return _read_error(exc, self._json_files)
         if isinstance(exc, duckdb.Error) and not isinstance(exc, _NOT_FILE_ERRORS):
             broken = self._broken_parquet_file()
             if broken is not None:
