@@ -24,6 +24,7 @@ log = logging.getLogger("stitcher")
 ROW_GROUP_ROWS = 1_000_000
 _TMP_MARK = ".stitcher-tmp-"
 _OLD_MARK = ".stitcher-old-"
+_SPILL_MARK = ".stitcher-spill-"
 
 
 def check_output_location(output_dir: Path, input_dir: Path) -> None:
@@ -105,6 +106,34 @@ def recover_interrupted(output_dir: Path) -> None:
             if not (pid.isdigit() and _alive(int(pid))):
                 log.info("removing leftover temporary folder %s", entry)
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextmanager
+def spill_folder(temp_dir: Path | None, tmp: Path) -> Iterator[Path]:
+    """Where the engine may spill: `tmp/.spill`, or a folder of this run's own in --temp-dir.
+
+    Either way it is removed afterwards. In --temp-dir, the spill folders of killed runs (whose
+    process is gone) are removed first: a run killed while spilling leaves gigabytes there.
+    """
+    if temp_dir is None:
+        folder = tmp / ".spill"
+    else:
+        for entry in sorted(temp_dir.glob(f"{_SPILL_MARK}*")):
+            pid = entry.name[len(_SPILL_MARK) :].split("-", 1)[0]
+            if not (pid.isdigit() and _alive(int(pid))):
+                log.info("removing the spill folder of an interrupted run: %s", entry)
+                shutil.rmtree(entry, ignore_errors=True)
+        folder = temp_dir / f"{_SPILL_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            folder.mkdir()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create a folder in --temp-dir {temp_dir}: {exc.strerror}"
+            ) from exc
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

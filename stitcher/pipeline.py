@@ -33,6 +33,7 @@ from stitcher.outputs import (
     atomic_output_dir,
     check_output_location,
     check_temp_dir,
+    spill_folder,
     write_batches,
     write_json,
 )
@@ -105,8 +106,7 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
     sources = find_tables(options.input_dir, options.input_format)
     timer = _Timer(progress)
     started = time.perf_counter()
-    with atomic_output_dir(options.output_dir) as tmp:
-        spill = options.temp_dir or tmp / ".spill"
+    with atomic_output_dir(options.output_dir) as tmp, spill_folder(options.temp_dir, tmp) as spill:
         settings = EngineSettings(
             threads=options.threads, memory_limit=options.memory_limit, temp_dir=spill
         )

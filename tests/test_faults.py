@@ -334,6 +334,31 @@ def test_memory_limit_forces_a_spill_with_identical_output(big_input: Path, tmp_
     assert data_hashes(tmp_path / "tight") == data_hashes(tmp_path / "free")
 
 
+def test_spill_files_of_a_killed_run_are_removed_by_the_next(
+    big_input: Path, small_input: Path, tmp_path: Path
+) -> None:
+    """DuckDB deletes its spill files on close; kill -9 leaves them. Each run spills into a
+    folder of its own in --temp-dir, and the next run removes the folders of dead runs."""
+    out = tmp_path / "out"
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    tight = ("--threads", "1", "--memory-limit", "60MB", "--temp-dir", str(spill))
+    process = subprocess.Popen(command(big_input, out, *tight), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and _bytes_in(spill) == 0 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert process.poll() is None, "the run ended before it spilled"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _bytes_in(spill) > 0
+    assert not out.exists()
+
+    code, stderr = run(small_input, out, "--temp-dir", str(spill))
+    assert code == 0, stderr
+    assert list(spill.iterdir()) == []
+    assert leftovers(tmp_path) == []
+
+
 def _bytes_in(folder: Path) -> int:
     total = 0
     for root, _, names in os.walk(folder):
