@@ -87,6 +87,8 @@ def export_entries(
     except OSError:
         return None
     if explicit:
+        if not entries:
+            raise InputError(f"--input {input_path} holds no files to read as a Mixpanel export")
         return entries
     if any(is_segment_table(e) for e in entries):
         return None

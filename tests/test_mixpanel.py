@@ -351,3 +351,18 @@ def test_other_policies_read_an_export_as_devices_and_users(tmp_path: Path, poli
     id_map = read_output(out, "id_map")
     assert set(id_map["identifier_type"]) == {"anonymous_id", "user_id"}
     assert "distinct_id" in id_map.columns
+
+
+def test_empty_folder_as_mixpanel_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    result = run_cli("run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o"),
+                     "--input-format", "mixpanel", expect=1)  # fmt: skip
+    assert "holds no files to read as a Mixpanel export" in result.stderr
+
+
+def test_original_without_special_events_merges_nothing(tmp_path: Path) -> None:
+    records = [_event("a", 0, distinct_id="x"), _event("b", 1, distinct_id="y")]
+    out = stitch(_export(tmp_path / "in", records), tmp_path / "o", "--policy",
+                 "mixpanel-original")  # fmt: skip
+    assert len(partition(read_output(out, "id_map"))) == 2
+    assert read_output(out, "edges").height == 0
