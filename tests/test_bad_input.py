@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from stitcher.cli import cli
 
-from conftest import read_output, stitch
+from conftest import partition, read_output, stitch
 
 HEADER = "id,anonymous_id,user_id,timestamp\n"
 ROW = "m1,a1,u1,2026-01-01T00:00:00Z\n"
@@ -666,8 +666,6 @@ def test_duplicate_message_ids_across_files(ws: Workspace) -> None:
 
 
 def partition_of(output_dir: Path) -> set[frozenset[tuple[str, str]]]:
-    from conftest import partition
-
     return partition(read_output(output_dir, "id_map"))
 
 

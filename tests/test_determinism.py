@@ -159,6 +159,7 @@ def stitch_layout(
     return output_dir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["guarded", "connected"])
 def test_same_events_same_bytes_whatever_the_layout(
     events: dict[str, pl.DataFrame], tmp_path: Path, policy: str
