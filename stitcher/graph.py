@@ -44,6 +44,7 @@ def sql_fragments(options: RunOptions) -> dict[str, str]:
     fragments: dict[str, str] = {
         "extra_columns": "".join(f", {q(c)}" for c in extras),
         "extra_columns_doc": "".join(f", {c}" for c in extras),
+        "extra_order": "".join(f", {q(c)} NULLS LAST" for c in extras),
     }
     if extras:
         present = " + ".join(
@@ -122,3 +123,27 @@ def junk_tables(options: RunOptions) -> tuple[pa.Table, pa.Table]:
         }
     )
     return values, patterns
+
+
+def junk_pattern_match(options: RunOptions) -> tuple[str, list[str]]:
+    """The junk-pattern test of sql/30_identifiers.sql: SQL over `n.junk_key` and
+    `n.identifier_type`, and the values of its `?` parameters in order.
+
+    The patterns are bound parameters, never part of the SQL text. An engine compiles a bound
+    regex once per query; read from a table column it would compile it once per identifier.
+    """
+    rows = [(None, p) for p in options.junk.patterns]
+    for t in options.identifier_types:
+        rows += [(t.name, p) for p in t.junk.patterns]
+    conditions: list[str] = []
+    params: list[str] = []
+    for identifier_type, pattern in rows:
+        # An anchored partial match is a full match on every engine (junk_key has no trailing
+        # newline for Java's $ to stop before); regexp_full_match is DuckDB-only.
+        test = "regexp_matches(n.junk_key, ?)"
+        if identifier_type is not None:
+            test = f"(n.identifier_type = ? AND {test})"
+            params.append(identifier_type)
+        conditions.append(test)
+        params.append(f"^({pattern})$")
+    return (" OR ".join(conditions) or "false"), params

@@ -26,7 +26,7 @@ from stitcher.diff import compare_with_previous
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier
 from stitcher.errors import EngineError
-from stitcher.graph import junk_tables, sql_fragments
+from stitcher.graph import junk_pattern_match, junk_tables, sql_fragments
 from stitcher.load import LoadedInput, find_tables, register_inputs
 from stitcher.mixpanel import add_distinct_ids
 from stitcher.outputs import (
@@ -114,9 +114,8 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
             fragments = sql_fragments(options)
             with timer.step("load"):
                 loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
-                values, patterns = junk_tables(options)
+                values, _ = junk_tables(options)
                 engine.register_arrow("junk_values", values)
-                engine.register_arrow("junk_patterns", patterns)
             with timer.step("scan"):
                 events = "events"
                 if options.dedupe:
@@ -125,7 +124,14 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
                 engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
                 engine.drop("events_deduped")
             with timer.step("identifiers"):
-                engine.create_table_as("identifiers", render("30_identifiers", **fragments))
+                # The junk patterns are bound parameters (see sql/30_identifiers.sql).
+                pattern_match, pattern_params = junk_pattern_match(options)
+                engine.drop("identifiers")
+                engine.execute(
+                    "CREATE TABLE identifiers AS "
+                    + render("30_identifiers", junk_pattern_match=pattern_match, **fragments),
+                    pattern_params,
+                )
                 engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
                 engine.create_table_as("identifiers_checked", render("32_quarantine"))
             with timer.step("edges"):
