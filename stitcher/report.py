@@ -139,7 +139,10 @@ def _sizes_section(output_dir: Path) -> str:
         output_dir, "users", ["person_id", "user_id", "identifier_count", "event_count"]
     )
     sizes = users.group_by("identifier_count").len().sort("identifier_count")
-    largest = users.sort(["identifier_count", "person_id"], descending=[True, False]).head(TOP_N)
+    # top_k, not a full sort: sorting a million person ids to keep 15 took half a second.
+    largest = users.top_k(TOP_N, by=["identifier_count", "person_id"], reverse=[False, True]).sort(
+        ["identifier_count", "person_id"], descending=[True, False]
+    )
     out = "<section><h2>Persons by size</h2>"
     if sizes.height == 0:
         return out + "<p>No persons.</p></section>"
@@ -163,10 +166,27 @@ def _hubs_section(output_dir: Path) -> str:
     degrees = _degrees(output_dir)
     out = "<section><h2>Hubs and quarantined ids</h2>"
     # Junk ids link nothing and have their own list below; hubs are the real ids most linked.
+    # Only the ids in id_map count. An endpoint missing from id_map is quarantined, so the top
+    # TOP_N of those in id_map are among the top TOP_N + (quarantined) by degree: look just
+    # those up in id_map (joining every id with id_map read all of it back: ~1 s at 10M events).
+    quarantined = (
+        0
+        if table_path(output_dir, "quarantine") is None
+        else scan_table(output_dir, "quarantine").select(pl.len()).collect().item()
+    )
+    candidates = degrees.top_k(
+        TOP_N + quarantined,
+        by=["degree", "identifier_type", "identifier"],
+        reverse=[False, True, True],
+    )
     id_map = scan_table(output_dir, "id_map", ["identifier_type", "identifier", "event_count"])
     hubs = (
-        degrees.lazy()
-        .join(id_map, on=["identifier_type", "identifier"], how="inner")
+        candidates.lazy()
+        .join(
+            id_map.filter(pl.col("identifier").is_in(candidates["identifier"].implode())),
+            on=["identifier_type", "identifier"],
+            how="inner",
+        )
         .sort(["degree", "identifier_type", "identifier"], descending=[True, False, False])
         .head(TOP_N)
         .collect()
