@@ -23,7 +23,8 @@ from stitcher.config import (
     read_junk_file,
 )
 from stitcher.config_file import effective_config_toml, find_config, options_from_config
-from stitcher.errors import EngineError, StitcherError
+from stitcher.engines import ENGINES
+from stitcher.errors import EngineError, OutputError, StitcherError
 
 log = logging.getLogger("stitcher")
 
@@ -172,6 +173,34 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Where the engine spills (default: inside the temporary output folder).",
         ),
+        click.option(
+            "--engine",
+            type=click.Choice(sorted(ENGINES)),
+            default=None,
+            help="duckdb (default): embedded, one machine. spark: Apache Spark, local or a "
+            "cluster (pip install 'stitcher[spark]'; needs Java 17+).",
+        ),
+        click.option(
+            "--spark-master",
+            default=None,
+            help="Spark master URL, e.g. spark://host:7077, yarn, k8s://... (default: "
+            "local[*], or spark-submit's --master).",
+        ),
+        click.option(
+            "--spark-conf",
+            "spark_conf",
+            multiple=True,
+            metavar="KEY=VALUE",
+            callback=lambda ctx, param, values: _parse_key_values(values, "--spark-conf"),
+            help="A Spark setting for the session, e.g. spark.executor.memory=8g. Repeatable.",
+        ),
+        click.option(
+            "--max-rounds",
+            type=int,
+            default=None,
+            help="Engines that find components in SQL rounds (spark) stop with an error past "
+            "this many; a real graph needs about log2(ids) rounds. Default: 100.",
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -205,7 +234,21 @@ _RUN_FLAGS = (
     "threads",
     "memory_limit",
     "temp_dir",
+    "engine",
+    "spark_master",
+    "spark_conf",
+    "max_rounds",
 )
+
+
+def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
+        pairs.append((key.strip(), setting))
+    return tuple(pairs)
 
 
 @cli.command("run")
@@ -501,6 +544,112 @@ def diff_command(
         click.echo(json.dumps(diff.as_record(), indent=2, ensure_ascii=False))
     else:
         click.echo(format_diff(diff, str(old_dir), str(new_dir)))
+
+
+@cli.command("sql")
+@click.option(
+    "--dialect",
+    type=click.Choice(["duckdb", "spark", "snowflake", "bigquery"]),
+    default="duckdb",
+    show_default=True,
+    help="The SQL dialect to write (translated from the pipeline's DuckDB SQL by sqlglot).",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    required=True,
+    metavar="NAME=TABLE",
+    callback=lambda ctx, param, values: _parse_key_values(values, "--table"),
+    help="An input table in the Segment warehouse schema, e.g. tracks=analytics.tracks "
+    "(names: tracks, pages, screens, identifies, aliases). Repeatable.",
+)
+@click.option(
+    "--trait",
+    "traits",
+    multiple=True,
+    help="A column of identifies to carry into users as a trait. Repeatable.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write one file per step into this folder (NNN_<table>.sql) instead of printing "
+    "one script.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Config file (TOML), as for `stitcher run`.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(POLICIES),
+    default=None,
+    help="Merge policy; the ones written in SQL (guarded, connected, mixpanel-simplified).",
+)
+@click.option("--dedupe/--no-dedupe", default=None, help="Count each message id once.")
+@click.option(
+    "--junk-file",
+    "junk_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Extra junk ids, as for `stitcher run`. Repeatable.",
+)
+@click.option("--replace-junk", is_flag=True, help="Use only the --junk-file lists.")
+@click.option("--no-hubs", is_flag=True, help="Turn hub detection off.")
+@click.option(
+    "--max-rounds",
+    type=int,
+    default=None,
+    help="The components loop's bound (default 100; a real graph needs about log2(ids)).",
+)
+@_common_options
+@_reports_errors
+def sql_command(
+    dialect: str,
+    tables: tuple[tuple[str, str], ...],
+    traits: tuple[str, ...],
+    out_dir: Path | None,
+    verbose: int,
+    quiet: bool,
+    debug: bool,
+    **flags: Any,
+) -> None:
+    """Write the pipeline as SQL to run inside a warehouse (or Spark, or DuckDB).
+
+    \b
+    Example:
+      stitcher sql --dialect snowflake --table tracks=analytics.tracks \\
+        --table identifies=analytics.identifies --trait email --out stitcher_sql/
+
+    The components step is a loop: run its block until its check query returns 0, or let
+    stitcher.warehouse.run_script(path, connection) run the whole script over a DB-API
+    connection.
+    """
+    from stitcher.warehouse import build, render_files, render_script
+
+    _configure_logging(verbose, quiet)
+    options = _build_options(Path("."), Path("out"), flags)
+    mapping = dict(tables)
+    items = build(mapping, options, traits)
+    if out_dir is None:
+        click.echo(render_script(items, dialect, mapping), nl=False)
+        return
+    files = render_files(items, dialect, mapping)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in out_dir.glob("[0-9][0-9][0-9]_*.sql"):
+            stale.unlink()
+        for name, text in files.items():
+            (out_dir / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write {out_dir}: {exc.strerror}") from exc
+    if not quiet:
+        click.echo(f"Wrote {len(files)} files to {out_dir}/")
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:

@@ -40,6 +40,9 @@ DEFAULT_JUNK_PATTERNS: tuple[str, ...] = (r"[0-]*",)
 
 REGEX_PREFIX = "regex:"
 
+# Components in SQL rounds need about log2(nodes) rounds: 100 is never a real graph's need.
+DEFAULT_MAX_ROUNDS = 100
+
 
 @dataclass(frozen=True)
 class JunkRules:
@@ -159,6 +162,11 @@ class RunOptions:
     priority: tuple[str, ...] = DEFAULT_PRIORITY
     mixpanel_max_cluster_ids: int = MIXPANEL_MAX_CLUSTER_IDS
     report: bool = True
+    # Spark engine: master URL (None: local[*], or spark-submit's) and extra session settings.
+    spark_master: str | None = None
+    spark_conf: tuple[tuple[str, str], ...] = ()
+    # Engines that solve components in SQL rounds stop with an error past this many.
+    max_rounds: int = DEFAULT_MAX_ROUNDS
 
     @property
     def type_names(self) -> tuple[str, ...]:
@@ -176,6 +184,11 @@ class RunOptions:
         return tuple(listed + rest + tail)
 
     def __post_init__(self) -> None:
+        if self.max_rounds < 1:
+            raise ConfigError(f"--max-rounds must be at least 1 (got {self.max_rounds})")
+        for key, _ in self.spark_conf:
+            if not key.strip():
+                raise ConfigError("--spark-conf needs KEY=VALUE with a non-empty key")
         if self.input_format not in INPUT_FORMATS:
             raise ConfigError(
                 f"unknown input format {self.input_format!r}; "
@@ -231,6 +244,8 @@ class RunOptions:
         for key, value in record.items():
             if isinstance(value, Path):
                 record[key] = str(value)
+        # Spark settings may carry credentials (s3a keys): run.json keeps their names only.
+        record["spark_conf"] = {key: "***" for key, _ in self.spark_conf}
         record["junk"] = {
             "values": list(self.junk.values),
             "patterns": list(self.junk.patterns),

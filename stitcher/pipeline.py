@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from stitcher import __version__
-from stitcher.components import components_table
+from stitcher.components import components_table, solve_in_sql
 from stitcher.config import RunOptions
 from stitcher.diff import compare_with_previous
 from stitcher.engines import Engine, EngineSettings, open_engine
@@ -108,42 +108,16 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
     started = time.perf_counter()
     with atomic_output_dir(options.output_dir) as tmp, spill_folder(options.temp_dir, tmp) as spill:
         settings = EngineSettings(
-            threads=options.threads, memory_limit=options.memory_limit, temp_dir=spill
+            threads=options.threads,
+            memory_limit=options.memory_limit,
+            temp_dir=spill,
+            spark_master=options.spark_master,
+            spark_conf=options.spark_conf,
         )
         with open_engine(options.engine, settings) as engine:
-            fragments = sql_fragments(options)
             with timer.step("load"):
                 loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
-                values, _ = junk_tables(options)
-                engine.register_arrow("junk_values", values)
-            with timer.step("scan"):
-                events = "events"
-                if options.dedupe:
-                    engine.create_table_as("events_deduped", render("10_dedupe_events"))
-                    events = "events_deduped"
-                engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
-                engine.drop("events_deduped")
-            with timer.step("identifiers"):
-                # The junk patterns are bound parameters (see sql/30_identifiers.sql).
-                pattern_match, pattern_params = junk_pattern_match(options)
-                engine.drop("identifiers")
-                engine.execute(
-                    "CREATE TABLE identifiers AS "
-                    + render("30_identifiers", junk_pattern_match=pattern_match, **fragments),
-                    pattern_params,
-                )
-                engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
-                engine.create_table_as("identifiers_checked", render("32_quarantine"))
-            with timer.step("edges"):
-                engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
-                engine.create_table_as("checked_edges", render("50_check_edges"))
-                classify_edges(engine, options)
-            with timer.step("components"):
-                _components(engine)
-            with timer.step("persons"):
-                _persons(engine, loaded.trait_columns)
-                if loaded.input_format == "mixpanel":
-                    add_distinct_ids(engine, options.policy)
+            build_tables(engine, options, loaded, timer)
             with timer.step("write"):
                 files = _write_outputs(engine, tmp, options.output_format)
             record = _run_record(engine, options, loaded, timer, started)
@@ -156,8 +130,54 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
     return RunResult(output_dir=options.output_dir, record=record, files=files)
 
 
-def _components(engine: Engine) -> None:
+def build_tables(
+    engine: Engine, options: RunOptions, loaded: LoadedInput, timer: _Timer | None = None
+) -> None:
+    """Every step from the registered inputs to the output tables, in order. `stitcher sql`
+    records these same calls as a script, so a warehouse runs exactly this pipeline."""
+    timer = timer or _Timer(None)
+    fragments = sql_fragments(options)
+    with timer.step("load"):
+        values, _ = junk_tables(options)
+        engine.register_arrow("junk_values", values)
+    with timer.step("scan"):
+        events = "events"
+        if options.dedupe:
+            engine.create_table_as("events_deduped", render("10_dedupe_events"))
+            events = "events_deduped"
+        engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
+        engine.drop("events_deduped")
+    with timer.step("identifiers"):
+        # The junk patterns are bound parameters (see sql/30_identifiers.sql).
+        pattern_match, pattern_params = junk_pattern_match(options)
+        engine.drop("identifiers")
+        engine.execute(
+            "CREATE TABLE identifiers AS "
+            + render("30_identifiers", junk_pattern_match=pattern_match, **fragments),
+            pattern_params,
+        )
+        engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
+        engine.create_table_as("identifiers_checked", render("32_quarantine"))
+    with timer.step("edges"):
+        engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
+        engine.create_table_as("checked_edges", render("50_check_edges"))
+        classify_edges(engine, options)
+    with timer.step("components"):
+        _components(engine, options.max_rounds)
+    with timer.step("persons"):
+        _persons(engine, loaded.trait_columns)
+        if loaded.input_format == "mixpanel":
+            add_distinct_ids(engine, options.policy)
+
+
+def _components(engine: Engine, max_rounds: int) -> None:
     engine.create_table_as("nodes", render("60_nodes"))
+    if not engine.components_in_memory:
+        # The graph stays in the engine: SQL rounds, no trip through this process.
+        engine.create_table_as("node_edges", render("61_node_edges"))
+        solve_in_sql(engine, max_rounds=max_rounds)
+        engine.drop("node_edges")
+        return
     n_nodes = engine.count("nodes")
     edges = engine.fetch_arrow(render("61_node_edges"))
     engine.register_arrow("node_components", components_table(n_nodes, edges))
@@ -259,7 +279,8 @@ def _run_record(
     kept = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE kept GROUP BY 1"))
     rejected = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE NOT kept GROUP BY 1"))
     n_persons, with_user, multi_user = rows(
-        "SELECT count(*), count(user_id), count(*) FILTER (WHERE len(user_ids) > 1) FROM users"
+        "SELECT count(*), count(user_id), count(*) FILTER (WHERE array_length(user_ids) > 1) "
+        "FROM users"
     )[0]
     largest = rows(
         "SELECT person_id, identifier_count FROM users "
@@ -317,6 +338,7 @@ def _run_record(
         raw = rows("SELECT count(*) FROM events")[0][0]
         record["input"]["duplicates_removed"] = int(raw) - int(events)
     return record
+
 
 def _compare_and_report(
     options: RunOptions, tmp: Path, record: dict, timer: _Timer, started: float

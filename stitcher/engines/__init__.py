@@ -14,7 +14,14 @@ def _duckdb(settings: EngineSettings) -> Engine:
     return DuckDBEngine(settings)
 
 
-ENGINES: dict[str, Callable[[EngineSettings], Engine]] = {"duckdb": _duckdb}
+def _spark(settings: EngineSettings) -> Engine:
+    # pyspark is an optional extra: imported only when this engine is chosen.
+    from stitcher.engines.spark import SparkEngine
+
+    return SparkEngine(settings)
+
+
+ENGINES: dict[str, Callable[[EngineSettings], Engine]] = {"duckdb": _duckdb, "spark": _spark}
 
 
 def open_engine(name: str, settings: EngineSettings) -> Engine:

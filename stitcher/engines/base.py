@@ -38,10 +38,16 @@ class EngineSettings:
     threads: int | None = None
     memory_limit: str | None = None
     temp_dir: Path | None = None
+    # Spark only: the master URL (None: local[*], or spark-submit's) and extra session conf.
+    spark_master: str | None = None
+    spark_conf: tuple[tuple[str, str], ...] = ()
 
 
 class Engine(ABC):
     name: str = "abstract"
+    # True: the components solver may pull the node graph into this process (scipy); False:
+    # components run as SQL rounds inside the engine (the graph may not fit this process).
+    components_in_memory: bool = True
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[object] | None = None) -> None:

@@ -1,0 +1,420 @@
+"""Apache Spark: the same SQL steps, translated from DuckDB's dialect by sqlglot, run by Spark.
+
+Every statement the pipeline renders is DuckDB SQL; this engine transpiles it with sqlglot and
+runs it with `spark.sql`. Tables the pipeline creates are checkpointed (materialized, lineage
+cut) so a later step, or the next round of a loop, never recomputes the steps before it.
+
+Install with `pip install 'stitcher[spark]'`. Java 17+ must be on the PATH (or JAVA_HOME).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from stitcher.engines.base import (
+    DATE,
+    FLOAT,
+    INTEGER,
+    OTHER,
+    STRING,
+    TIMESTAMP,
+    TIMESTAMP_TZ,
+    Column,
+    Engine,
+    EngineSettings,
+)
+from stitcher.errors import ConfigError, EngineError, InputError
+
+try:
+    import pyspark
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import types as T
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ConfigError(
+        "the spark engine needs pyspark: pip install 'stitcher[spark]' (and Java 17+)"
+    ) from exc
+
+log = logging.getLogger("stitcher")
+
+_SPARK_ERRORS = (PySparkException, Py4JError)
+_HIVE_DIR = re.compile(r"[^/\\]+=[^/\\]*")
+
+# Settings every stitcher session needs, whoever created the session: times are UTC, and
+# column names are case-sensitive as in DuckDB (`Plan` and `plan` are two trait columns).
+_SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.caseSensitive": "true",
+}
+
+# Epoch numbers at or above this are milliseconds (the same rule as the DuckDB engine).
+_MILLISECONDS_FROM = 100_000_000_000
+_EPOCH_MAX = 100_000_000_000_000
+# The DuckDB engine keeps times that fit a nanosecond timestamp (1677-09-21 .. 2262-04-11) and
+# makes every other time unknown; these are the same bounds in microseconds since the epoch.
+_MICROS_MIN = -9_223_372_036_854_775
+_MICROS_MAX = 9_223_372_036_854_775
+
+
+@lru_cache(maxsize=1024)
+def to_spark_sql(sql: str) -> str:
+    """One DuckDB-dialect statement as Spark SQL."""
+    try:
+        statements = [s for s in sqlglot.transpile(sql, read="duckdb", write="spark") if s]
+    except sqlglot.errors.SqlglotError as exc:
+        raise EngineError(f"cannot translate SQL for Spark: {_first_line(exc)}", sql=sql) from exc
+    if len(statements) != 1:
+        raise EngineError("expected exactly one SQL statement", sql=sql)
+    return statements[0]
+
+
+class SparkEngine(Engine):
+    name = "spark"
+    # Components run as SQL rounds inside Spark: the graph may not fit the driver's memory.
+    components_in_memory = False
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        settings = settings or EngineSettings()
+        active = SparkSession.getActiveSession()
+        try:
+            if active is not None:
+                # Inside spark-submit, a notebook or a test: borrow the context, but keep our
+                # temporary views and settings in a session of our own.
+                self._owns_context = False
+                self._spark = active.newSession()
+            else:
+                self._owns_context = True
+                self._spark = _build_session(settings)
+            for key, value in _SESSION_CONF.items():
+                self._spark.conf.set(key, value)
+        except _SPARK_ERRORS as exc:
+            raise EngineError(f"cannot start Spark: {_first_line(exc)}") from exc
+        except (FileNotFoundError, RuntimeError) as exc:
+            # pyspark raises these when it cannot launch the JVM (no Java).
+            raise EngineError(
+                f"cannot start Spark ({_first_line(exc)}); install Java 17+ and set JAVA_HOME"
+            ) from exc
+        self._views: set[str] = set()
+
+    # -- running SQL -------------------------------------------------------------------------
+    def _df(self, sql: str, params: Sequence[object] | None = None) -> DataFrame:
+        return self._spark_df(to_spark_sql(sql), params)
+
+    def _spark_df(self, spark_sql: str, params: Sequence[object] | None = None) -> DataFrame:
+        try:
+            return self._spark.sql(spark_sql, args=list(params) if params else None)
+        except _SPARK_ERRORS as exc:
+            raise _engine_error(exc, spark_sql) from exc
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> None:
+        try:
+            statement = sqlglot.parse_one(sql, read="duckdb")
+        except sqlglot.errors.SqlglotError as exc:
+            raise EngineError(f"cannot parse SQL: {_first_line(exc)}", sql=sql) from exc
+        if isinstance(statement, exp.Create) and statement.expression is not None:
+            name = statement.this.name
+            query = statement.expression.sql(dialect="spark")
+            df = self._spark_df(query, params)
+            if statement.kind == "VIEW":
+                # A view of ours is a temporary view (a permanent one may not read temporary
+                # ones, and would outlive the run in a shared metastore).
+                self._register(name, df)
+            else:
+                self._register(name, self._run(lambda: self._materialize(df), query))
+            return
+        if isinstance(statement, exp.Drop):
+            self.drop(statement.this.name)
+            return
+        df = self._df(sql, params)
+        self._run(lambda: df.collect(), to_spark_sql(sql))
+
+    def fetch_rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple]:
+        df = self._df(sql, params)
+        return [tuple(row) for row in self._run(df.collect, to_spark_sql(sql))]
+
+    def fetch_arrow(self, sql: str, params: Sequence[object] | None = None) -> pa.Table:
+        df = self._df(sql, params)
+        return _embedded_conventions(self._run(df.toArrow, to_spark_sql(sql)))
+
+    def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        # Results pass through the driver, which writes the output files; the driver needs
+        # memory for the largest output table (spark.driver.memory, spark.driver.maxResultSize).
+        table = self.fetch_arrow(sql)
+        return table.schema, iter(table.to_batches(max_chunksize=batch_rows))
+
+    def create_table_as(self, name: str, sql: str) -> None:
+        df = self._df(sql)
+        self._register(name, self._run(lambda: self._materialize(df), to_spark_sql(sql)))
+
+    def drop(self, name: str) -> None:
+        if name in self._views:
+            self._spark.catalog.dropTempView(name)
+            self._views.discard(name)
+
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        df = self._run(lambda: self._spark.createDataFrame(table), f"<arrow table {name}>")
+        for field in table.schema:
+            # Arrow timestamps without a zone are wall-clock UTC, like the pipeline's TIMESTAMP.
+            if pa.types.is_timestamp(field.type) and field.type.tz is None:
+                df = df.withColumn(field.name, df[field.name].cast(T.TimestampNTZType()))
+        self._register(name, self._run(lambda: self._materialize(df), f"<arrow table {name}>"))
+
+    def register_files(self, name: str, files: Sequence[Path], file_format: str) -> None:
+        paths = [str(f) for f in files]
+        reader = self._spark.read
+        base = _hive_base(files)
+        if base is not None:
+            reader = reader.option("basePath", str(base))
+        try:
+            if file_format == "parquet":
+                df = reader.option("mergeSchema", "true").parquet(*paths)
+            elif file_format == "csv":
+                df = self._read_csv(reader, files)
+            else:
+                raise InputError(
+                    f"the spark engine reads Parquet and CSV, not {file_format} "
+                    f"({_describe_files(files)}); run Mixpanel JSON exports with --engine duckdb"
+                )
+            # Read the schema now, so an unreadable file is named here, not in a later step.
+            df.schema  # noqa: B018
+        except _SPARK_ERRORS as exc:
+            raise InputError(f"cannot read {_describe_files(files)}: {_first_line(exc)}") from exc
+        self._register(name, df)
+
+    def _read_csv(self, reader: object, files: Sequence[Path]) -> DataFrame:
+        # Spark takes the first file's header for every file; files whose headers differ are
+        # read separately and unioned by column name (as DuckDB's union_by_name does).
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for f in files:
+            groups.setdefault(_csv_header(f), []).append(str(f))
+        options = {
+            "header": "true",
+            "inferSchema": "false",  # ids that look numeric must stay text
+            "sep": ",",
+            "quote": '"',
+            "escape": '"',
+            "multiLine": "true",
+            "mode": "FAILFAST",
+            "encoding": "UTF-8",
+        }
+        frames = [reader.options(**options).csv(paths) for paths in groups.values()]
+        df = frames[0]
+        for other in frames[1:]:
+            df = df.unionByName(other, allowMissingColumns=True)
+        return df
+
+    def columns(self, relation: str) -> list[Column]:
+        try:
+            schema = self._spark.table(_backquote(relation)).schema
+        except _SPARK_ERRORS as exc:
+            raise _engine_error(exc, f"<schema of {relation}>") from exc
+        return [
+            Column(name=f.name, kind=_kind(f.dataType), engine_type=f.dataType.simpleString())
+            for f in schema.fields
+        ]
+
+    def timestamp_expression(self, column_sql: str, kind: str) -> str:
+        # Written in DuckDB's dialect like every other fragment; the functions DuckDB lacks
+        # (bround, timestamp_micros, unix_micros) pass through sqlglot to Spark unchanged.
+        t = self._timestamp(column_sql, kind)
+        return (
+            f"CASE WHEN unix_micros(CAST({t} AS TIMESTAMPTZ)) "
+            f"BETWEEN {_MICROS_MIN} AND {_MICROS_MAX} THEN {t} END"
+        )
+
+    def _timestamp(self, c: str, kind: str) -> str:
+        if kind in (TIMESTAMP, TIMESTAMP_TZ, DATE):
+            return f"CAST({c} AS TIMESTAMP)"
+        if kind in (INTEGER, FLOAT):
+            return _epoch_expression(f"CAST({c} AS DOUBLE)")
+        if kind == STRING:
+            number = f"TRY_CAST(trim({c}) AS DOUBLE)"
+            # \z, not $: Java's $ also matches before a final newline. DuckDB refuses trailing
+            # whitespace in a time where Spark's cast would trim it, so refuse it here too.
+            return (
+                f"CASE WHEN regexp_matches(trim({c}), '^-?[0-9]+(\\.[0-9]+)?\\z') "
+                f"THEN {_epoch_expression(number)} "
+                f"WHEN regexp_matches({c}, '\\s\\z') THEN NULL "
+                f"ELSE CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            )
+        return f"CAST(TRY_CAST(CAST({c} AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+    def version(self) -> str:
+        return f"spark {self._spark.version} (pyspark {pyspark.__version__})"
+
+    def close(self) -> None:
+        for name in list(self._views):
+            self.drop(name)
+        if self._owns_context:
+            self._spark.stop()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _register(self, name: str, df: DataFrame) -> None:
+        df.createOrReplaceTempView(name)
+        self._views.add(name)
+
+    def _materialize(self, df: DataFrame) -> DataFrame:
+        # A reliable checkpoint when the user configured a checkpoint directory (survives lost
+        # executors); otherwise a local one, kept on the executors. Either computes the table
+        # once and cuts its lineage, so later steps and later loop rounds start from it.
+        if self._spark.sparkContext.getCheckpointDir():
+            return df.checkpoint(eager=True)
+        return df.localCheckpoint(eager=True)
+
+    def _run(self, action: object, sql: str) -> object:
+        try:
+            return action()  # type: ignore[operator]
+        except _SPARK_ERRORS as exc:
+            raise _engine_error(exc, sql) from exc
+
+
+def _build_session(settings: EngineSettings) -> SparkSession:
+    builder = SparkSession.builder.appName("stitcher")
+    master = settings.spark_master
+    if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # Not under spark-submit (which sets the master itself): run in this process.
+        master = f"local[{settings.threads}]" if settings.threads else "local[*]"
+    if master is not None:
+        builder = builder.master(master)
+    if settings.memory_limit and master and master.startswith("local"):
+        # In local mode the driver does all the work: the limit is the driver's heap.
+        builder = builder.config("spark.driver.memory", _jvm_size(settings.memory_limit))
+    if settings.temp_dir:
+        settings.temp_dir.mkdir(parents=True, exist_ok=True)
+        builder = builder.config("spark.local.dir", str(settings.temp_dir))
+        builder = builder.config("spark.sql.warehouse.dir", str(settings.temp_dir / "warehouse"))
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    if master is not None and master.startswith("local"):
+        # 200 shuffle partitions (the cluster default) cost more than the work on one machine.
+        cores = master.removeprefix("local[").rstrip("]").split(",")[0]
+        cores = os.cpu_count() or 2 if cores in ("*", "local") else int(cores)
+        builder = builder.config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
+    for key, value in settings.spark_conf:
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("FATAL" if not log.isEnabledFor(logging.DEBUG) else "WARN")
+    return spark
+
+
+def _jvm_size(size: str) -> str:
+    """6GB -> 6144m: the JVM's spelling of a size given as --memory-limit."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B\s*", size, re.I)
+    if not match:
+        return size
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return f"{max(1, int(float(match.group(1)) * 1024**power / 1024**2))}m"
+
+
+def _epoch_expression(number_sql: str) -> str:
+    seconds = (
+        f"CASE WHEN abs({number_sql}) >= {_MILLISECONDS_FROM} "
+        f"THEN {number_sql} / 1000.0 ELSE {number_sql} END"
+    )
+    # DuckDB's to_timestamp rounds seconds * 1e6 half to even; bround does the same.
+    return (
+        f"CASE WHEN abs({number_sql}) < {_EPOCH_MAX} "
+        f"THEN CAST(timestamp_micros(CAST(bround(({seconds}) * 1000000) AS BIGINT)) "
+        "AS TIMESTAMP) END"
+    )
+
+
+def _kind(data_type: T.DataType) -> str:
+    if isinstance(data_type, T.StringType | T.VarcharType | T.CharType):
+        return STRING
+    if isinstance(data_type, T.ByteType | T.ShortType | T.IntegerType | T.LongType):
+        return INTEGER
+    if isinstance(data_type, T.FloatType | T.DoubleType | T.DecimalType):
+        return FLOAT
+    if isinstance(data_type, T.TimestampNTZType):
+        return TIMESTAMP
+    if isinstance(data_type, T.TimestampType):
+        return TIMESTAMP_TZ
+    if isinstance(data_type, T.DateType):
+        return DATE
+    return OTHER
+
+
+def _embedded_conventions(table: pa.Table) -> pa.Table:
+    """Spark's Arrow in the embedded engine's conventions (every field nullable, list items
+    named `l`), so the output files are byte-identical whichever engine produced them."""
+    schema = pa.schema([_nullable(f) for f in table.schema])
+    return table if schema == table.schema else table.cast(schema)
+
+
+def _nullable(field: pa.Field) -> pa.Field:
+    t = field.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        item = _nullable(t.value_field).with_name("l")
+        t = pa.large_list(item) if pa.types.is_large_list(t) else pa.list_(item)
+    elif pa.types.is_struct(t):
+        t = pa.struct([_nullable(f) for f in t])
+    return pa.field(field.name, t, nullable=True)
+
+
+def _hive_base(files: Sequence[Path]) -> Path | None:
+    """The folder above the first `key=value` folder, when the files are Hive-partitioned."""
+    for f in files:
+        parts = f.parent.parts
+        for i, part in enumerate(parts):
+            if _HIVE_DIR.fullmatch(part):
+                return Path(*parts[:i])
+    return None
+
+
+def _csv_header(path: Path) -> tuple[str, ...]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:  # type: ignore[operator]
+            line = f.readline()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    text = line.decode("utf-8", errors="replace").lstrip("\ufeff")
+    return tuple(next(csv.reader(io.StringIO(text)), []))
+
+
+def _backquote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _describe_files(files: Sequence[Path]) -> str:
+    if len(files) == 1:
+        return str(files[0])
+    return f"{files[0]} (and {len(files) - 1} more files)"
+
+
+def _engine_error(exc: BaseException, sql: str) -> EngineError:
+    message = _first_line(exc)
+    if "OutOfMemoryError" in str(exc) or "Java heap space" in str(exc):
+        message += " (raise spark.driver.memory / spark.executor.memory with --spark-conf)"
+    return EngineError(f"Spark failed: {message}", sql=sql)
+
+
+def start_local_session(cores: int = 2, conf: dict[str, str] | None = None) -> SparkSession:
+    """A local Spark session for tests and notebooks; engines opened while it is active share
+    it (each in a session of its own). The caller stops it."""
+    builder = SparkSession.builder.master(f"local[{cores}]").appName("stitcher")
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    builder = builder.config("spark.ui.enabled", "false")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("FATAL")
+    return spark

@@ -1,0 +1,224 @@
+"""`stitcher sql`: the pipeline as a SQL script for a warehouse, and a driver that runs it.
+
+The script is the pipeline's own statements (recorded by driving the pipeline against
+`ScriptEngine`), translated from DuckDB's dialect by sqlglot. The components rounds are one
+block between marker comments; `run_script` repeats it until its check returns 0, over any
+DB-API connection (or anything with `cursor()`, `execute()` and `fetchone()`):
+
+    -- stitcher:loop max_rounds=100
+    ...statements...
+    -- stitcher:until-zero
+    SELECT ... ;
+    -- stitcher:end-loop
+
+Inputs are tables in the Segment warehouse schema (`id`, `anonymous_id`, `user_id`,
+`timestamp`, aliases' `previous_id`, identifies' traits named with --trait).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+
+from stitcher import __version__
+from stitcher.config import RunOptions
+from stitcher.engines.base import STRING, TIMESTAMP_TZ, Column, Engine
+from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Statement
+from stitcher.errors import ConfigError, EngineError
+from stitcher.load import EVENT_TABLES, TableSource, register_inputs
+
+log = logging.getLogger("stitcher")
+
+DIALECTS = ("duckdb", "spark", "snowflake", "bigquery")
+OUTPUT_TABLES = ("id_map", "users", "edges", "rejected_edges", "quarantine")
+
+_ENVELOPE = {
+    "tracks": ("id", "anonymous_id", "user_id", "timestamp"),
+    "pages": ("id", "anonymous_id", "user_id", "timestamp"),
+    "screens": ("id", "anonymous_id", "user_id", "timestamp"),
+    "identifies": ("id", "anonymous_id", "user_id", "timestamp"),
+    "aliases": ("id", "previous_id", "user_id", "anonymous_id", "timestamp"),
+}
+_LOOP = re.compile(r"-- stitcher:loop max_rounds=(\d+)")
+_UNTIL = "-- stitcher:until-zero"
+_END = "-- stitcher:end-loop"
+
+
+def declared_columns(table: str, traits: Sequence[str]) -> list[Column]:
+    """The Segment warehouse columns of an input table (traits only on identifies)."""
+    names = list(_ENVELOPE[table]) + (list(traits) if table == "identifies" else [])
+    return [
+        Column(n, TIMESTAMP_TZ, "TIMESTAMP") if n == "timestamp" else Column(n, STRING, "VARCHAR")
+        for n in names
+    ]
+
+
+def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = ()) -> list:
+    """The pipeline's statements (DuckDB dialect) over warehouse tables {name: reference}."""
+    from stitcher.pipeline import build_tables
+
+    unknown = sorted(set(tables) - set(EVENT_TABLES))
+    if unknown:
+        raise ConfigError(
+            f"unknown input table {unknown[0]!r}; the tables are {', '.join(EVENT_TABLES)}"
+        )
+    if not tables:
+        raise ConfigError("give at least one input table, e.g. --table tracks=analytics.tracks")
+    engine = ScriptEngine(
+        {ref: declared_columns(name, traits) for name, ref in tables.items()},
+        needs_python=f"--policy {options.policy}",
+    )
+    sources = [
+        TableSource(name, {WAREHOUSE_TABLE: [Path(tables[name])]})
+        for name in EVENT_TABLES
+        if name in tables
+    ]
+    loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
+    build_tables(engine, options, loaded)
+    return engine.items
+
+
+def translate(sql: str, dialect: str) -> str:
+    if dialect not in DIALECTS:
+        raise ConfigError(f"unknown dialect {dialect!r}; valid dialects: {', '.join(DIALECTS)}")
+    try:
+        return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
+    except sqlglot.errors.SqlglotError as exc:
+        raise EngineError(f"cannot translate SQL to {dialect}: {exc}", sql=sql) from exc
+
+
+def render_script(items: list, dialect: str, tables: dict[str, str]) -> str:
+    """The whole pipeline as one script."""
+    return _header(dialect, tables) + "".join(_render_item(item, dialect) for item in items)
+
+
+def render_files(items: list, dialect: str, tables: dict[str, str]) -> dict[str, str]:
+    """One file per step (a table's DROP + CREATE together; the loop in one file)."""
+    files: dict[str, str] = {"000_README.sql": _header(dialect, tables)}
+    pending = ""
+    for item in items:
+        pending += _render_item(item, dialect)
+        name = "loop" if isinstance(item, Loop) else item.creates
+        if name is None:
+            continue  # a DROP: goes with the CREATE that follows
+        files[f"{len(files):03d}_{name}.sql"] = pending
+        pending = ""
+    if pending:
+        files[f"{len(files):03d}_cleanup.sql"] = pending
+    return files
+
+
+def _header(dialect: str, tables: dict[str, str]) -> str:
+    inputs = ", ".join(f"{k} = {v}" for k, v in tables.items())
+    return (
+        f"-- The stitcher {__version__} identity pipeline as {dialect} SQL (`stitcher sql`).\n"
+        f"-- Inputs: {inputs}.\n"
+        f"-- Outputs: tables {', '.join(OUTPUT_TABLES)} (and scratch tables) in the current "
+        "schema; times are read as UTC.\n"
+        "-- Run the statements in order. The block between `stitcher:loop` and "
+        "`stitcher:end-loop`\n"
+        "-- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds "
+        "times);\n"
+        "-- stitcher.warehouse.run_script(path, connection) does this over a DB-API "
+        "connection.\n\n"
+    )
+
+
+def _render_item(item: Statement | Loop, dialect: str) -> str:
+    if isinstance(item, Statement):
+        return translate(item.sql, dialect) + ";\n\n"
+    body = "".join(_render_item(s, dialect) for s in item.body)
+    return (
+        f"-- stitcher:loop max_rounds={item.max_rounds}\n{body}{_UNTIL}\n"
+        f"{translate(item.check, dialect)};\n{_END}\n\n"
+    )
+
+
+def parse_script(text: str) -> list[str | tuple[list[str], str, int]]:
+    """Statements in order; a loop as (body statements, check query, max_rounds)."""
+    items: list[Any] = []
+    loop: list[Any] | None = None
+    current: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        marker = _LOOP.fullmatch(stripped)
+        if marker:
+            loop = [[], None, int(marker.group(1))]
+            continue
+        if stripped == _UNTIL:
+            if loop is None:
+                raise ConfigError(f"{_UNTIL} outside a loop")
+            loop[1] = ""
+            continue
+        if stripped == _END:
+            if loop is None or not loop[1]:
+                raise ConfigError(f"{_END} without a loop and its check")
+            items.append((loop[0], loop[1], loop[2]))
+            loop = None
+            continue
+        if not current and (not stripped or stripped.startswith("--")):
+            continue
+        current.append(line)
+        if stripped.endswith(";"):
+            statement = "\n".join(current).rstrip().rstrip(";")
+            current = []
+            if loop is None:
+                items.append(statement)
+            elif loop[1] is None:
+                loop[0].append(statement)
+            else:
+                loop[1] = statement
+    if current or loop is not None:
+        raise ConfigError("the script ends inside a statement or a loop")
+    return items
+
+
+def read_script(path: Path) -> str:
+    """A script file, or a folder of per-step files (run in name order)."""
+    if path.is_dir():
+        return "".join(p.read_text(encoding="utf-8") for p in sorted(path.glob("*.sql")))
+    return path.read_text(encoding="utf-8")
+
+
+def run_script(script: str | Path, connection: Any) -> int:
+    """Run a generated script over a DB-API connection (or a stitcher Engine of the script's
+    dialect); returns the rounds its loop took."""
+    text = read_script(script) if isinstance(script, Path) else script
+    if isinstance(connection, Engine):
+        execute = connection.execute
+
+        def first_value(sql: str) -> Any:
+            return connection.fetch_rows(sql)[0][0]
+
+    else:
+        cursor = connection.cursor()
+        execute = cursor.execute
+
+        def first_value(sql: str) -> Any:
+            cursor.execute(sql)
+            return cursor.fetchone()[0]
+
+    rounds = 0
+    for item in parse_script(text):
+        if isinstance(item, str):
+            execute(item)
+            continue
+        body, check, max_rounds = item
+        for number in range(1, max_rounds + 1):
+            started = time.perf_counter()
+            for statement in body:
+                execute(statement)
+            left = first_value(check)
+            log.info("loop round %d: %s left (%.2f s)", number, left, time.perf_counter() - started)
+            if int(left) == 0:
+                rounds = number
+                break
+        else:
+            raise EngineError(f"the loop did not converge in {max_rounds} rounds", sql=check)
+    return rounds

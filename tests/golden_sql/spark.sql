@@ -1,0 +1,952 @@
+-- The stitcher 0.1.0 identity pipeline as spark SQL (`stitcher sql`).
+-- Inputs: tracks = analytics.tracks, pages = analytics.pages, identifies = analytics.identifies, aliases = analytics.aliases.
+-- Outputs: tables id_map, users, edges, rejected_edges, quarantine (and scratch tables) in the current schema; times are read as UTC.
+-- Run the statements in order. The block between `stitcher:loop` and `stitcher:end-loop`
+-- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds times);
+-- stitcher.warehouse.run_script(path, connection) does this over a DB-API connection.
+
+CREATE OR REPLACE VIEW `raw_tracks_table` AS
+SELECT
+  *
+FROM `analytics`.`tracks`;
+
+CREATE OR REPLACE VIEW `raw_pages_table` AS
+SELECT
+  *
+FROM `analytics`.`pages`;
+
+CREATE OR REPLACE VIEW `raw_identifies_table` AS
+SELECT
+  *
+FROM `analytics`.`identifies`;
+
+CREATE OR REPLACE VIEW identify_traits AS
+SELECT
+  CAST(`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(`user_id` AS STRING) AS user_id,
+  CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts,
+  `plan` AS `plan`
+FROM `raw_identifies_table`;
+
+CREATE OR REPLACE VIEW `raw_aliases_table` AS
+SELECT
+  *
+FROM `analytics`.`aliases`;
+
+CREATE OR REPLACE VIEW events AS
+/* Inputs: "raw_tracks_table", one table's files (any column spelling); the loader fills each column */
+/*         expression from the columns it found (quoted names only, never data). */
+/* Output: one row per input row: */
+/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
+/*         configured extra identifier type (normalized as configured), ts) */
+/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+SELECT
+  'tracks' AS source_table,
+  CAST(`id` AS STRING) AS message_id,
+  CAST(`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(`user_id` AS STRING) AS user_id,
+  CAST(NULL AS STRING) AS previous_id,
+  CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
+FROM `raw_tracks_table`
+UNION ALL
+/* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
+/*         expression from the columns it found (quoted names only, never data). */
+/* Output: one row per input row: */
+/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
+/*         configured extra identifier type (normalized as configured), ts) */
+/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+SELECT
+  'pages' AS source_table,
+  CAST(`id` AS STRING) AS message_id,
+  CAST(`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(`user_id` AS STRING) AS user_id,
+  CAST(NULL AS STRING) AS previous_id,
+  CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
+FROM `raw_pages_table`
+UNION ALL
+/* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
+/*         expression from the columns it found (quoted names only, never data). */
+/* Output: one row per input row: */
+/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
+/*         configured extra identifier type (normalized as configured), ts) */
+/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+SELECT
+  'identifies' AS source_table,
+  CAST(`id` AS STRING) AS message_id,
+  CAST(`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(`user_id` AS STRING) AS user_id,
+  CAST(NULL AS STRING) AS previous_id,
+  CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
+FROM `raw_identifies_table`
+UNION ALL
+/* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
+/*         expression from the columns it found (quoted names only, never data). */
+/* Output: one row per input row: */
+/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
+/*         configured extra identifier type (normalized as configured), ts) */
+/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+SELECT
+  'aliases' AS source_table,
+  CAST(`id` AS STRING) AS message_id,
+  CAST(`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(`user_id` AS STRING) AS user_id,
+  CAST(`previous_id` AS STRING) AS previous_id,
+  CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
+FROM `raw_aliases_table`;
+
+DROP TABLE IF EXISTS `junk_values`;
+
+CREATE TABLE `junk_values` AS
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('null' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('undefined' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('none' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('nil' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('nan' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('0' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('-1' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('anonymous' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('guest' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('unknown' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('n/a' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('[object object]' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('true' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('false' AS STRING) AS `value`;
+
+DROP TABLE IF EXISTS `pairs`;
+
+CREATE TABLE `pairs` AS
+/* Inputs: events (source_table, message_id, anonymous_id, user_id, previous_id, one column */
+/*         per configured extra identifier type, ts) */
+/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
+/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
+/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
+/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+SELECT
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id,
+  COUNT(*) AS event_count,
+  CAST(SUM(CASE WHEN ts IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS events_without_ts,
+  MIN(ts) AS first_ts,
+  MAX(ts) AS last_ts,
+  MIN(
+    STRUCT(
+      ts IS NULL AS ts_unknown,
+      ts AS ts,
+      message_id IS NULL AS message_id_unknown,
+      message_id AS message_id
+    )
+  ) /* NULL ts sorts after every time, so an event with a time is always the better evidence. */ /* The *_unknown flags spell that order out: engines disagree on where a NULL field sorts */ /* inside a struct (DuckDB: last, Spark: first), but all agree that false < true. */ FILTER(WHERE
+    (
+      NOT anonymous_id IS NULL AND NOT user_id IS NULL
+    )
+    OR (
+      NOT previous_id IS NULL AND NOT user_id IS NULL
+    )) AS first_evidence
+FROM events
+GROUP BY
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id;
+
+DROP TABLE IF EXISTS `events_deduped`;
+
+DROP TABLE IF EXISTS `identifiers`;
+
+DROP TABLE IF EXISTS `identifiers`;
+
+CREATE TABLE identifiers AS
+WITH occurrences AS (
+  SELECT
+    'anonymous_id' AS identifier_type,
+    anonymous_id AS identifier,
+    first_ts,
+    last_ts,
+    event_count
+  FROM pairs
+  WHERE
+    NOT anonymous_id IS NULL
+  UNION ALL
+  SELECT
+    'user_id',
+    user_id,
+    first_ts,
+    last_ts,
+    event_count
+  FROM pairs
+  WHERE
+    NOT user_id IS NULL
+  UNION ALL
+  SELECT
+    'user_id',
+    previous_id,
+    first_ts,
+    last_ts,
+    event_count
+  FROM pairs
+  WHERE
+    NOT previous_id IS NULL AND (
+      user_id IS NULL OR previous_id <> user_id
+    )
+), grouped AS (
+  SELECT
+    identifier_type,
+    identifier,
+    MIN(first_ts) AS first_seen,
+    MAX(last_ts) AS last_seen,
+    CAST(SUM(event_count) AS BIGINT) AS event_count
+  FROM occurrences
+  GROUP BY
+    identifier_type,
+    identifier
+), normalized AS (
+  SELECT
+    *,
+    LOWER(REGEXP_REPLACE(identifier, '^[\\t\\n\\f\\r "\']+|[\\t\\n\\f\\r "\']+$', '')) AS junk_key
+  FROM grouped
+), junk_any_type /* junk_key is computed once and every identifier is looked up in the two small lists by hash */ /* join: no DISTINCT or self-join over the 1.6M identifiers. */ AS (
+  SELECT DISTINCT
+    value
+  FROM junk_values
+  WHERE
+    identifier_type IS NULL
+), junk_one_type AS (
+  SELECT DISTINCT
+    identifier_type,
+    value
+  FROM junk_values
+  WHERE
+    NOT identifier_type IS NULL
+)
+SELECT
+  n.identifier_type,
+  n.identifier,
+  n.first_seen,
+  n.last_seen,
+  n.event_count,
+  CASE
+    WHEN NOT a.value IS NULL OR NOT t.value IS NULL
+    THEN 'junk_value'
+    WHEN n.junk_key RLIKE '^([0-]*)$'
+    THEN 'junk_pattern'
+  END AS quarantine_reason
+FROM normalized AS n
+LEFT JOIN junk_any_type AS a
+  ON a.value = n.junk_key
+LEFT JOIN junk_one_type AS t
+  ON t.identifier_type = n.identifier_type AND t.value = n.junk_key;
+
+DROP TABLE IF EXISTS `hub_degrees`;
+
+CREATE TABLE `hub_degrees` AS
+/*       ever has (a kiosk, a hard-coded device id, a shared `guest-account` login). */
+/* Inputs: pairs; identifiers (quarantine_reason from the junk step) */
+/* Output: hub_degrees(identifier_type, identifier, linked_type, degree), one row per */
+/*         (identifier, hub rule) whose threshold is exceeded. */
+/* Invariants: degree = number of distinct non-junk identifiers of linked_type seen on the same */
+/*             events as the identifier; junk partners do not count, so one junk value cannot */
+/*             make a real id a hub. */
+SELECT
+  'anonymous_id' AS identifier_type,
+  p.`anonymous_id` AS identifier,
+  'user_id' AS linked_type,
+  COUNT(DISTINCT p.`user_id`) AS degree
+FROM pairs AS p
+JOIN identifiers AS j
+  ON j.identifier_type = 'user_id'
+  AND j.identifier = p.`user_id`
+  AND j.quarantine_reason IS NULL
+WHERE
+  NOT p.`anonymous_id` IS NULL
+GROUP BY
+  p.`anonymous_id`
+HAVING
+  COUNT(DISTINCT p.`user_id`) > 50
+UNION ALL
+SELECT
+  'user_id' AS identifier_type,
+  p.`user_id` AS identifier,
+  'anonymous_id' AS linked_type,
+  COUNT(DISTINCT p.`anonymous_id`) AS degree
+FROM pairs AS p
+JOIN identifiers AS j
+  ON j.identifier_type = 'anonymous_id'
+  AND j.identifier = p.`anonymous_id`
+  AND j.quarantine_reason IS NULL
+WHERE
+  NOT p.`user_id` IS NULL
+GROUP BY
+  p.`user_id`
+HAVING
+  COUNT(DISTINCT p.`anonymous_id`) > 1000;
+
+DROP TABLE IF EXISTS `identifiers_checked`;
+
+CREATE TABLE `identifiers_checked` AS
+/* Inputs: identifiers; hub_degrees */
+/* Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree); quarantine_reason */
+/*         becomes 'hub' for hubs that are not already junk. */
+/* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
+WITH hub AS (
+  SELECT
+    identifier_type,
+    identifier,
+    MAX(STRUCT(degree AS degree, linked_type AS linked_type)) AS worst
+  FROM hub_degrees
+  GROUP BY
+    identifier_type,
+    identifier
+)
+SELECT
+  i.identifier_type,
+  i.identifier,
+  i.first_seen,
+  i.last_seen,
+  i.event_count,
+  CASE
+    WHEN NOT i.quarantine_reason IS NULL
+    THEN i.quarantine_reason
+    WHEN NOT h.identifier IS NULL
+    THEN 'hub'
+  END AS quarantine_reason,
+  h.worst.linked_type AS hub_linked_type,
+  h.worst.degree AS hub_degree
+FROM identifiers AS i
+LEFT JOIN hub AS h
+  ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
+
+DROP TABLE IF EXISTS `candidate_edges`;
+
+CREATE TABLE `candidate_edges` AS
+/* Inputs: pairs */
+/* Output: candidate_edges(from_type, from_id, to_type, to_id, rule, event_count, first_ts, */
+/*         last_ts, evidence_ts, evidence_message_id, evidence_table), one row per */
+/*         (from_type, from_id, to_type, to_id, rule). */
+/* Invariants: rule 'same_event' links every two identifiers carried by one event (from = the */
+/*             less trusted type, e.g. anonymous_id -> user_id); rule 'alias' links an alias's */
+/*             previous_id to its user_id. Self links (previous_id = user_id) are not edges. The */
+/*             evidence is the earliest event asserting the link: least (ts, message_id, */
+/*             table), NULL times last. */
+WITH links AS (
+  SELECT
+    'anonymous_id' AS from_type,
+    anonymous_id AS from_id,
+    'user_id' AS to_type,
+    user_id AS to_id,
+    'same_event' AS rule,
+    source_table,
+    event_count,
+    first_ts,
+    last_ts,
+    first_evidence
+  FROM pairs
+  WHERE
+    NOT anonymous_id IS NULL AND NOT user_id IS NULL
+  UNION ALL
+  SELECT
+    'user_id',
+    previous_id,
+    'user_id',
+    user_id,
+    'alias',
+    source_table,
+    event_count,
+    first_ts,
+    last_ts,
+    first_evidence
+  FROM pairs
+  WHERE
+    NOT previous_id IS NULL AND NOT user_id IS NULL AND previous_id <> user_id
+), grouped AS (
+  SELECT
+    from_type,
+    from_id,
+    to_type,
+    to_id,
+    rule,
+    CAST(SUM(event_count) AS BIGINT) AS event_count,
+    MIN(first_ts) AS first_ts,
+    MAX(last_ts) AS last_ts,
+    MIN(
+      STRUCT(
+        first_evidence.ts IS NULL AS ts_unknown,
+        first_evidence.ts AS ts,
+        first_evidence.message_id IS NULL AS message_id_unknown,
+        first_evidence.message_id AS message_id,
+        source_table AS source_table
+      )
+    ) AS evidence /* NULLs last through explicit flags (see 20_pairs.sql: engines differ otherwise). */
+  FROM links
+  GROUP BY
+    from_type,
+    from_id,
+    to_type,
+    to_id,
+    rule
+)
+SELECT
+  from_type,
+  from_id,
+  to_type,
+  to_id,
+  rule,
+  event_count,
+  first_ts,
+  last_ts,
+  evidence.ts AS evidence_ts,
+  evidence.message_id AS evidence_message_id,
+  evidence.source_table AS evidence_table
+FROM grouped;
+
+DROP TABLE IF EXISTS `checked_edges`;
+
+CREATE TABLE `checked_edges` AS
+/* Inputs: candidate_edges; identifiers_checked (quarantine_reason) */
+/* Output: checked_edges = candidate_edges + junk_refusal ('junk_<type>', 'hub_<type>' or */
+/*         NULL). */
+/* Invariants: one row per candidate edge; junk_refusal names the quarantined end (the from end */
+/*             first) and why it is quarantined. */
+SELECT
+  e.*,
+  CASE
+    WHEN f.quarantine_reason = 'hub'
+    THEN 'hub_' || e.from_type
+    WHEN NOT f.quarantine_reason IS NULL
+    THEN 'junk_' || e.from_type
+    WHEN t.quarantine_reason = 'hub'
+    THEN 'hub_' || e.to_type
+    WHEN NOT t.quarantine_reason IS NULL
+    THEN 'junk_' || e.to_type
+  END AS junk_refusal
+FROM candidate_edges AS e
+JOIN identifiers_checked AS f
+  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
+JOIN identifiers_checked AS t
+  ON t.identifier_type = e.to_type AND t.identifier = e.to_id;
+
+DROP TABLE IF EXISTS `classified_edges`;
+
+CREATE TABLE `classified_edges` AS
+/* Inputs: checked_edges */
+/* Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR). */
+/* Invariants: */
+/*   * junk links are refused, as under every policy; */
+/*   * per anonymous_id (and per identifier of any other non-user type), only the usable */
+/*     same_event link to a user_id with the earliest evidence (evidence_ts, then */
+/*     evidence_message_id, then user id) is kept; the others are refused as */
+/*     <type>_has_earlier_user_id. This is what protects a shared device: the second */
+/*     person to log in on it does not absorb the first. */
+/*   * alias links are explicit merges of user ids and are kept. */
+/* So a person holds two user_ids only when an alias joined them. */
+WITH ranked AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (
+      PARTITION BY from_type, from_id, rule, to_type, junk_refusal IS NULL
+      ORDER BY evidence_ts NULLS LAST, evidence_message_id NULLS LAST, to_id NULLS LAST
+    ) AS user_rank
+  FROM checked_edges
+), decided AS (
+  SELECT
+    *,
+    CASE
+      WHEN NOT junk_refusal IS NULL
+      THEN junk_refusal
+      WHEN rule = 'same_event' AND to_type = 'user_id' AND user_rank > 1
+      THEN from_type || '_has_earlier_user_id'
+    END AS refusal
+  FROM ranked
+)
+SELECT
+  from_type,
+  from_id,
+  to_type,
+  to_id,
+  rule,
+  event_count,
+  first_ts,
+  last_ts,
+  evidence_ts,
+  evidence_message_id,
+  evidence_table,
+  refusal IS NULL AS kept,
+  COALESCE(refusal, rule) AS reason
+FROM decided;
+
+DROP TABLE IF EXISTS `nodes`;
+
+CREATE TABLE `nodes` AS
+/* Inputs: identifiers */
+/* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count), */
+/*         node_id = 0 .. n-1. */
+/* Invariants: junk identifiers are not nodes (they are in quarantine instead); node ids are */
+/*             assigned in (identifier_type, identifier) order, so they do not depend on threads. */
+SELECT
+  CAST(ROW_NUMBER() OVER (ORDER BY identifier_type NULLS LAST, identifier NULLS LAST) - 1 AS BIGINT) AS node_id, /* BIGINT on every engine (Spark's row_number is a 32-bit INT). */
+  identifier_type,
+  identifier,
+  first_seen,
+  last_seen,
+  event_count
+FROM identifiers_checked
+WHERE
+  quarantine_reason IS NULL;
+
+DROP TABLE IF EXISTS `node_edges`;
+
+CREATE TABLE `node_edges` AS
+/* Inputs: classified_edges, nodes */
+/* Output: node_edges(src, dst) BIGINT node ids. */
+/* Invariants: only kept links; both ends are nodes (kept links never touch junk). */
+SELECT
+  f.node_id AS src,
+  t.node_id AS dst
+FROM classified_edges AS e
+JOIN nodes AS f
+  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
+JOIN nodes AS t
+  ON t.identifier_type = e.to_type AND t.identifier = e.to_id
+WHERE
+  e.kept;
+
+DROP TABLE IF EXISTS `cc_edges`;
+
+CREATE TABLE `cc_edges` AS
+SELECT
+  src,
+  dst
+FROM `node_edges`;
+
+-- stitcher:loop max_rounds=100
+DROP TABLE IF EXISTS `cc_large`;
+
+CREATE TABLE `cc_large` AS
+/*       Components in MapReduce and Beyond", 2014); used by engines that keep the graph */
+/*       (Spark, warehouses). Repeated with cc_small_star.sql until cc_converged.sql says done. */
+/* Inputs: "cc_edges"(src, dst) BIGINT node ids: an undirected graph, either orientation, */
+/*         duplicates and self loops allowed. */
+/* Output: (src, dst), distinct. */
+/* Invariants: src > dst after this step. Each node u finds m(u), the least of u and its */
+/*   neighbours, and every neighbour v > u is re-linked to m(u): v and m(u) were both linked to */
+/*   u, so no component gains or loses a node. The least node of a component stays in it, and */
+/*   every other node points to a smaller one. */
+WITH neighbours AS (
+  SELECT
+    src AS u,
+    dst AS v
+  FROM `cc_edges`
+  WHERE
+    src <> dst
+  UNION ALL
+  SELECT
+    dst AS u,
+    src AS v
+  FROM `cc_edges`
+  WHERE
+    src <> dst
+), least_around AS (
+  SELECT
+    u,
+    LEAST(u, MIN(v)) AS m
+  FROM neighbours
+  GROUP BY
+    u
+)
+SELECT DISTINCT
+  n.v AS src,
+  l.m AS dst
+FROM neighbours AS n
+JOIN least_around AS l
+  ON l.u = n.u
+WHERE
+  n.v > n.u;
+
+DROP TABLE IF EXISTS `cc_edges`;
+
+CREATE TABLE `cc_edges` AS
+/*       cc_large_star.sql in every round. */
+/* Inputs: "cc_large"(src, dst) BIGINT node ids, either orientation (normally src > dst). */
+/* Output: (src, dst), distinct. */
+/* Invariants: src > dst after this step. Each node u takes its smaller neighbours N(u) and */
+/*   their least member m; u and every other member of N(u) are re-linked to m. All of them */
+/*   were linked to u, so components are unchanged, and each node's pointer only decreases. */
+WITH down AS (
+  SELECT DISTINCT
+    GREATEST(src, dst) AS u,
+    LEAST(src, dst) AS v
+  FROM `cc_large`
+  WHERE
+    src <> dst
+), least_below AS (
+  SELECT
+    u,
+    MIN(v) AS m
+  FROM down
+  GROUP BY
+    u
+)
+SELECT DISTINCT
+  src,
+  dst
+FROM (
+  SELECT
+    d.v AS src,
+    l.m AS dst
+  FROM down AS d
+  JOIN least_below AS l
+    ON l.u = d.u
+  WHERE
+    d.v <> l.m
+  UNION ALL
+  SELECT
+    u AS src,
+    m AS dst
+  FROM least_below
+) AS relinked;
+
+-- stitcher:until-zero
+/* Step: has the components loop converged? Checked after every large-star/small-star round. */
+/* Inputs: "cc_edges"(src, dst), distinct, src > dst (the output of cc_small_star.sql). */
+/* Output: one row (unsettled, edges): unsettled = nodes with two parents plus parents that */
+/*         have a parent themselves; edges = the edge count, for the log. */
+/* Invariants: unsettled = 0 <=> the edges form a star forest: every node points to one node */
+/*   that points nowhere. As src > dst and the rounds never change a component, each star is */
+/*   a whole component and its centre is the component's least node id. */
+WITH parents AS (
+  SELECT
+    src,
+    COUNT(*) AS n
+  FROM `cc_edges`
+  GROUP BY
+    src
+), unsettled AS (
+  SELECT
+    src
+  FROM parents
+  WHERE
+    n > 1
+  UNION ALL
+  SELECT DISTINCT
+    e.dst
+  FROM `cc_edges` AS e
+  JOIN parents AS p
+    ON p.src = e.dst
+)
+SELECT
+  (
+    SELECT
+      COUNT(*)
+    FROM unsettled
+  ) AS unsettled,
+  (
+    SELECT
+      COUNT(*)
+    FROM `cc_edges`
+  ) AS edges;
+-- stitcher:end-loop
+
+DROP TABLE IF EXISTS `node_components`;
+
+CREATE TABLE `node_components` AS
+/* Inputs: "nodes"(node_id, ...); "cc_edges"(src, dst), a star forest (cc_converged = 0). */
+/* Output: node_components(node_id, component), one row per node. */
+/* Invariants: component = the least node id of the node's component (a star's centre, or the */
+/*   node itself when no kept link touches it), so labels do not depend on the engine or on */
+/*   the number of rounds. */
+SELECT
+  n.node_id,
+  COALESCE(e.dst, n.node_id) AS component
+FROM `nodes` AS n
+LEFT JOIN `cc_edges` AS e
+  ON e.src = n.node_id;
+
+DROP TABLE IF EXISTS `cc_large`;
+
+DROP TABLE IF EXISTS `cc_edges`;
+
+DROP TABLE IF EXISTS `node_edges`;
+
+DROP TABLE IF EXISTS `persons`;
+
+CREATE TABLE `persons` AS
+/* Inputs: nodes, node_components(node_id, component) */
+/* Output: persons(component, person_id, anchor_type, anchor_id, identifier_count) */
+/* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
+/*             anonymous_id; ties (and unknown times) are broken by the identifier's value. */
+/*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
+/*             events that do not touch a person never change its id. */
+WITH anchors AS (
+  SELECT
+    c.component,
+    COUNT(*) AS identifier_count,
+    MIN(
+      STRUCT(
+        CASE n.identifier_type WHEN 'user_id' THEN 0 ELSE 1 END AS type_rank,
+        n.first_seen IS NULL AS first_seen_unknown,
+        n.first_seen AS first_seen,
+        n.identifier AS identifier,
+        n.identifier_type AS identifier_type
+      )
+    ) AS anchor
+  FROM nodes AS n
+  JOIN node_components AS c
+    ON c.node_id = n.node_id
+  GROUP BY
+    c.component
+)
+SELECT
+  component,
+  MD5(anchor.identifier_type || ':' || anchor.identifier) AS person_id,
+  anchor.identifier_type AS anchor_type,
+  anchor.identifier AS anchor_id,
+  identifier_count
+FROM anchors;
+
+DROP TABLE IF EXISTS `id_map`;
+
+CREATE TABLE `id_map` AS
+/* Inputs: nodes, node_components, persons */
+/* Output: id_map(identifier_type, identifier, person_id, first_seen_at, last_seen_at, */
+/*         event_count) */
+/* Invariants: exactly one row per node, i.e. per non-junk identifier in the input. */
+SELECT
+  n.identifier_type,
+  n.identifier,
+  p.person_id,
+  n.first_seen AS first_seen_at,
+  n.last_seen AS last_seen_at,
+  n.event_count
+FROM nodes AS n
+JOIN node_components AS c
+  ON c.node_id = n.node_id
+JOIN persons AS p
+  ON p.component = c.component;
+
+DROP TABLE IF EXISTS `person_activity`;
+
+CREATE TABLE `person_activity` AS
+/* Inputs: pairs, id_map */
+/* Output: person_activity(person_id, event_count, first_seen_at, last_seen_at); person_id is */
+/*         NULL for the events whose every id is junk. */
+/* Invariants: an event belongs to the person of its user_id when that is usable, else of its */
+/*             anonymous_id, else of its previous_id; so events are counted once, never once per */
+/*             identifier, and an event whose link was refused still counts for its user. */
+SELECT
+  COALESCE(u.person_id, a.person_id, pv.person_id) AS person_id,
+  CAST(SUM(pr.event_count) AS BIGINT) AS event_count,
+  MIN(pr.first_ts) AS first_seen_at,
+  MAX(pr.last_ts) AS last_seen_at
+FROM pairs AS pr
+LEFT JOIN id_map AS u
+  ON u.identifier_type = 'user_id' AND u.identifier = pr.user_id
+LEFT JOIN id_map AS a
+  ON a.identifier_type = 'anonymous_id' AND a.identifier = pr.anonymous_id
+LEFT JOIN id_map AS pv
+  ON pv.identifier_type = 'user_id' AND pv.identifier = pr.previous_id
+GROUP BY
+  1;
+
+DROP TABLE IF EXISTS `pair_traits`;
+
+CREATE TABLE `pair_traits` AS
+/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>) */
+/* Output: pair_traits(anonymous_id, user_id, <trait>: STRUCT(ts, v)) per pair. */
+/* Invariants: "latest" is by ts, an unknown ts counting as oldest; equal times are broken by */
+/*             the greater value, so the choice never depends on row order. */
+SELECT
+  anonymous_id,
+  user_id,
+  MAX(STRUCT(COALESCE(ts, CAST('0001-01-01' AS TIMESTAMP_NTZ)) AS ts, `plan` AS v)) FILTER(WHERE
+    NOT `plan` IS NULL) AS `plan`
+FROM identify_traits
+GROUP BY
+  anonymous_id,
+  user_id;
+
+DROP TABLE IF EXISTS `person_traits`;
+
+CREATE TABLE `person_traits` AS
+/* Inputs: pair_traits, id_map */
+/* Output: person_traits(person_id, <trait columns>) */
+/* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
+/*             attribution as person_activity); identifies whose ids are all junk are dropped. */
+SELECT
+  COALESCE(u.person_id, a.person_id) AS person_id,
+  MAX(t.`plan`).v AS `plan`
+FROM pair_traits AS t
+LEFT JOIN id_map AS u
+  ON u.identifier_type = 'user_id' AND u.identifier = t.user_id
+LEFT JOIN id_map AS a
+  ON a.identifier_type = 'anonymous_id' AND a.identifier = t.anonymous_id
+WHERE
+  NOT COALESCE(u.person_id, a.person_id) IS NULL
+GROUP BY
+  1;
+
+DROP TABLE IF EXISTS `users`;
+
+CREATE TABLE `users` AS
+/* Inputs: persons, id_map, person_activity, person_traits */
+/* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
+/*         last_seen_at, event_count, <traits>) */
+/* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
+/*             for anonymous-only people; the id lists are sorted, never NULL. */
+WITH id_lists AS (
+  SELECT
+    person_id,
+    ARRAY_SORT(COLLECT_LIST(identifier) FILTER(WHERE
+      identifier_type = 'user_id')) AS user_ids,
+    ARRAY_SORT(COLLECT_LIST(identifier) FILTER(WHERE
+      identifier_type = 'anonymous_id')) AS anonymous_ids
+  FROM id_map
+  GROUP BY
+    person_id
+)
+SELECT
+  p.person_id,
+  CASE WHEN p.anchor_type = 'user_id' THEN p.anchor_id END AS user_id,
+  COALESCE(l.user_ids, CAST(ARRAY() AS ARRAY<STRING>)) AS user_ids,
+  COALESCE(l.anonymous_ids, CAST(ARRAY() AS ARRAY<STRING>)) AS anonymous_ids,
+  p.identifier_count,
+  a.first_seen_at,
+  a.last_seen_at,
+  COALESCE(a.event_count, 0) AS event_count,
+  t.`plan` AS `plan`
+FROM persons AS p
+JOIN id_lists AS l
+  ON l.person_id = p.person_id
+LEFT JOIN person_activity AS a
+  ON a.person_id = p.person_id
+LEFT JOIN person_traits AS t
+  ON t.person_id = p.person_id;
+
+DROP TABLE IF EXISTS `edges`;
+
+CREATE TABLE `edges` AS
+/* Inputs: classified_edges, id_map */
+/* Output: edges(person_id, from_type, from_id, to_type, to_id, rule, event_count, */
+/*         first_seen_at, last_seen_at, evidence_at, evidence_message_id, evidence_table) */
+/* Invariants: kept links only; both ends belong to person_id. */
+SELECT
+  f.person_id,
+  e.from_type,
+  e.from_id,
+  e.to_type,
+  e.to_id,
+  e.rule,
+  e.event_count,
+  e.first_ts AS first_seen_at,
+  e.last_ts AS last_seen_at,
+  e.evidence_ts AS evidence_at,
+  e.evidence_message_id,
+  e.evidence_table
+FROM classified_edges AS e
+JOIN id_map AS f
+  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
+WHERE
+  e.kept;
+
+DROP TABLE IF EXISTS `rejected_edges`;
+
+CREATE TABLE `rejected_edges` AS
+/*       `rejected_edges`). */
+/* Inputs: classified_edges, id_map */
+/* Output: rejected_edges(from_type, from_id, to_type, to_id, rule, reason, from_person_id, */
+/*         to_person_id, event_count, first_seen_at, last_seen_at, evidence_at, */
+/*         evidence_message_id, evidence_table) */
+/* Invariants: one row per refused link; a junk end has a NULL person_id (it is in quarantine). */
+SELECT
+  e.from_type,
+  e.from_id,
+  e.to_type,
+  e.to_id,
+  e.rule,
+  e.reason,
+  f.person_id AS from_person_id,
+  t.person_id AS to_person_id,
+  e.event_count,
+  e.first_ts AS first_seen_at,
+  e.last_ts AS last_seen_at,
+  e.evidence_ts AS evidence_at,
+  e.evidence_message_id,
+  e.evidence_table
+FROM classified_edges AS e
+LEFT JOIN id_map AS f
+  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
+LEFT JOIN id_map AS t
+  ON t.identifier_type = e.to_type AND t.identifier = e.to_id
+WHERE
+  NOT e.kept;
+
+DROP TABLE IF EXISTS `quarantine`;
+
+CREATE TABLE `quarantine` AS
+/* Inputs: identifiers_checked */
+/* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
+/*         last_seen_at, hub_linked_type, hub_degree) */
+/* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
+/*             or hub; hubs carry the rule they broke and their degree under it. */
+SELECT
+  identifier_type,
+  identifier,
+  quarantine_reason AS reason,
+  event_count,
+  first_seen AS first_seen_at,
+  last_seen AS last_seen_at,
+  hub_linked_type,
+  hub_degree
+FROM identifiers_checked
+WHERE
+  NOT quarantine_reason IS NULL;
+

@@ -1,0 +1,248 @@
+"""`--engine spark` against the embedded engine: the same files, byte for byte.
+
+One local Spark session (local[2]) serves every test; each run opens its own session on it
+(its temporary views never meet another run's). Settings for small data: few shuffle
+partitions, no adaptive re-planning and no code generation, which cost more than the work here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from stitcher.components import solve_in_sql
+from stitcher.engines.base import INTEGER, STRING
+from stitcher.engines.duckdb import DuckDBEngine
+from stitcher.errors import EngineError
+
+from conftest import FIXTURES, read_output, run_cli, stitch
+
+pytestmark = pytest.mark.spark
+
+pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[dev]'")
+if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    pytest.skip("no Java on this machine (Spark needs Java 17+)", allow_module_level=True)
+
+from stitcher.engines.spark import SparkEngine, start_local_session  # noqa: E402
+
+OUTPUTS = ("id_map", "users", "edges", "rejected_edges", "quarantine")
+SEGMENT_SCENARIOS = sorted(
+    p.name
+    for p in FIXTURES.iterdir()
+    if (p / "expected_clusters.csv").exists() and not list(p.glob("*.json*"))
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spark_session() -> Iterator[object]:
+    session = start_local_session(
+        2,
+        {
+            "spark.sql.shuffle.partitions": "2",
+            "spark.sql.adaptive.enabled": "false",
+            "spark.sql.codegen.wholeStage": "false",
+        },
+    )
+    yield session
+    session.stop()
+
+
+def _same_files(a: Path, b: Path, suffix: str) -> None:
+    for table in OUTPUTS:
+        left, right = a / f"{table}.{suffix}", b / f"{table}.{suffix}"
+        if left.read_bytes() != right.read_bytes():
+            # Say what differs before failing on the bytes.
+            sort = list(read_output(a, table).columns[:2])
+            assert read_output(a, table).sort(sort).equals(read_output(b, table).sort(sort)), table
+        assert left.read_bytes() == right.read_bytes(), table
+
+
+@pytest.mark.parametrize("scenario", SEGMENT_SCENARIOS)
+def test_fixture_gives_the_same_files(scenario: str, tmp_path: Path) -> None:
+    duck = stitch(FIXTURES / scenario, tmp_path / "duckdb", "--output-format", "csv", "--no-report")
+    spark = stitch(
+        FIXTURES / scenario,
+        tmp_path / "spark",
+        "--engine",
+        "spark",
+        "--output-format",
+        "csv",
+        "--no-report",
+    )
+    _same_files(duck, spark, "csv")
+
+
+@pytest.mark.parametrize(
+    ("policy", "layout"),
+    [
+        ("guarded", ["--files-per-table", "3", "--hardcoded-device-people", "2"]),
+        ("connected", ["--format", "csv", "--guest-login-people", "2"]),
+        ("segment", []),
+    ],
+)
+def test_generated_data_gives_the_same_files(
+    policy: str, layout: list[str], tmp_path: Path
+) -> None:
+    events = tmp_path / "events"
+    run_cli("generate", str(events), "--events", "3000", "--seed", "17", "-q", *layout)
+    args = ["--policy", policy, "--no-report"]
+    duck = stitch(events, tmp_path / "duckdb", *args)
+    spark = stitch(events, tmp_path / "spark", "--engine", "spark", *args)
+    _same_files(duck, spark, "parquet")
+    record = json.loads((spark / "run.json").read_text())
+    assert record["versions"]["engine"].startswith("spark ")
+
+
+def test_spark_settings_reach_the_run_but_not_their_values(tmp_path: Path) -> None:
+    out = stitch(
+        FIXTURES / "shared_family_computer",
+        tmp_path / "out",
+        "--engine",
+        "spark",
+        "--spark-conf",
+        "spark.hadoop.fs.s3a.secret.key=hunter2",
+        "--no-report",
+    )
+    text = (out / "run.json").read_text()
+    assert "spark.hadoop.fs.s3a.secret.key" in text
+    assert "hunter2" not in text
+
+
+def test_bad_spark_conf_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli(
+        "run",
+        "--input",
+        str(FIXTURES / "shared_family_computer"),
+        "--output",
+        str(tmp_path / "out"),
+        "--engine",
+        "spark",
+        "--spark-conf",
+        "no-equals-sign",
+        expect=2,
+    )
+    assert "KEY=VALUE" in result.output
+
+
+def test_json_input_is_refused_with_a_way_out(tmp_path: Path) -> None:
+    result = run_cli(
+        "run",
+        "--input",
+        str(FIXTURES / "mixpanel_export"),
+        "--output",
+        str(tmp_path / "out"),
+        "--engine",
+        "spark",
+        expect=1,
+    )
+    assert "--engine duckdb" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_sql_components_on_spark_match_duckdb() -> None:
+    import random
+
+    import pyarrow as pa
+
+    rng = random.Random(5)
+    n = 600
+    edges = [(i, i + 1) for i in range(0, 300)]  # a chain: many rounds
+    edges += [(rng.randrange(300, n), rng.randrange(300, n)) for _ in range(250)]
+    nodes = pa.table({"node_id": pa.array(range(n), pa.int64())})
+    links = pa.table(
+        {"src": pa.array([a for a, _ in edges], pa.int64()), "dst": [b for _, b in edges]}
+    )
+    results = []
+    for engine in (DuckDBEngine(), SparkEngine()):
+        with engine:
+            engine.register_arrow("nodes", nodes)
+            engine.register_arrow("node_edges", links)
+            rounds = solve_in_sql(engine)
+            rows = engine.fetch_rows("SELECT node_id, component FROM node_components")
+            results.append((rounds, sorted(rows)))
+    assert results[0] == results[1]
+
+
+def test_max_rounds_stops_spark_with_an_error() -> None:
+    import pyarrow as pa
+
+    with SparkEngine() as engine:
+        engine.register_arrow("nodes", pa.table({"node_id": pa.array(range(64), pa.int64())}))
+        engine.register_arrow(
+            "node_edges",
+            pa.table({"src": pa.array(range(63), pa.int64()), "dst": pa.array(range(1, 64))}),
+        )
+        with pytest.raises(EngineError, match="did not converge in 1 rounds"):
+            solve_in_sql(engine, max_rounds=1)
+
+
+TIME_TEXTS = [
+    "2026-11-10T12:01:10Z",
+    "2026-11-10 12:01:10.123456+02:00",
+    "2026-11-10T12:01:10.5-05:30",
+    "2026-11-10",
+    "2026-11-10 12:01",
+    " 2026-11-10",
+    "2026-11-10 ",
+    "2026-11-10\n",
+    "20261110",
+    "not a time",
+    "",
+    "1793729560123",
+    "1793729560",
+    "1793729560.5",
+    "-1.5",
+    "0",
+    "1e9",
+    "123\n",
+    "99999999999999999",
+    "1677-09-21 00:12:43.145224",
+    "1677-09-21 00:12:43.145225",
+    "2262-04-11 23:47:16.854775",
+    "2262-04-11 23:47:16.854776",
+    None,
+]
+TIME_NUMBERS = [0, 1, -1, 1_700_000_000, 1_700_000_000_123, 100_000_000_000, 99_999_999_999, None]
+
+
+@pytest.mark.parametrize(("kind", "values"), [(STRING, TIME_TEXTS), (INTEGER, TIME_NUMBERS)])
+def test_timestamps_parse_the_same_on_both_engines(kind: str, values: list[object]) -> None:
+    import pyarrow as pa
+
+    column = pa.array(values, pa.string() if kind == STRING else pa.int64())
+    table = pa.table({"i": pa.array(range(len(values)), pa.int64()), "v": column})
+    parsed = []
+    for engine in (DuckDBEngine(), SparkEngine()):
+        with engine:
+            engine.register_arrow("times", table)
+            ts = engine.timestamp_expression('"v"', kind)
+            rows = engine.fetch_rows(f"SELECT i, {ts} AS ts FROM times ORDER BY i")
+            parsed.append(rows)
+    assert parsed[0] == parsed[1]
+
+
+def test_ids_stay_text_and_traits_keep_their_case(tmp_path: Path) -> None:
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pl.DataFrame(
+        {
+            "id": ["m1", "m2"],
+            "anonymous_id": ["007", "007"],
+            "user_id": ["00123", None],
+            "timestamp": ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"],
+            "Plan": ["pro", None],
+            "plan": [None, "free"],
+        }
+    ).write_csv(folder / "identifies.csv")
+    duck = stitch(folder, tmp_path / "duckdb", "--output-format", "csv", "--no-report")
+    spark = stitch(
+        folder, tmp_path / "spark", "--engine", "spark", "--output-format", "csv", "--no-report"
+    )
+    _same_files(duck, spark, "csv")
+    assert "00123" in (spark / "id_map.csv").read_text()
