@@ -142,8 +142,13 @@ def build_tables(
         engine.register_arrow("junk_values", values)
     with timer.step("scan"):
         events = "events"
+        if options.dedupe and loaded.tables_without_message_ids:
+            log.warning(
+                "--dedupe cannot match duplicates in %s: no id/messageId column",
+                ", ".join(loaded.tables_without_message_ids),
+            )
         if options.dedupe:
-            engine.create_table_as("events_deduped", render("10_dedupe_events"))
+            engine.create_table_as("events_deduped", render("10_dedupe_events", **fragments))
             events = "events_deduped"
         engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
         engine.drop("events_deduped")
@@ -301,6 +306,7 @@ def _run_record(
             "events_unattributed": int(unattributed),
             "skipped_files": loaded.skipped_files,
             "dedupe": options.dedupe,
+            "tables_without_message_ids": loaded.tables_without_message_ids,
             "trait_columns": loaded.trait_columns,
         },
         "identifiers": identifiers,

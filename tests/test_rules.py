@@ -250,3 +250,16 @@ def test_guarded_one_user_per_person_with_extra_types(
     for person in partition(id_map):
         users = {group.get(i, i) for t, i in person if t == "user_id"}
         assert len(users) <= 1, person
+
+
+def test_dedupe_with_extra_identifier_types(tmp_path: Path) -> None:
+    rows = [("i1", "a1", None, _ts(1), "x@y.io"), ("i1", "a1", None, _ts(1), "x@y.io")]
+    header = ["id", "anonymous_id", "user_id", "timestamp", "email"]
+    write_csv(tmp_path / "in" / "identifies.csv", header, rows)
+    (tmp_path / "stitcher.toml").write_text('[identifiers.email]\ncolumns = ["email"]\n')
+    out = stitch(
+        tmp_path / "in", tmp_path / "out", "--config", str(tmp_path / "stitcher.toml"), "--dedupe"
+    )
+    id_map = read_output(out, "id_map")
+    assert sorted(id_map["event_count"].to_list()) == [1, 1]
+    assert len(partition(id_map)) == 1
