@@ -165,7 +165,8 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--memory-limit",
             default=None,
-            help="Engine memory limit, e.g. 6GB; past it the engine spills to --temp-dir.",
+            help="Memory limit of the run, e.g. 6GB: the engine spills to --temp-dir to keep "
+            "the whole process under it.",
         ),
         click.option(
             "--temp-dir",

@@ -36,6 +36,25 @@ _HIVE_DIR = re.compile(r"[^/\\]+=[^/\\]*")
 _MILLISECONDS_FROM = 100_000_000_000
 # Past this even milliseconds are out of any plausible range (year 5138); such values are NULL.
 _EPOCH_MAX = 100_000_000_000_000
+# --memory-limit bounds the whole process, as the operating system sees it. DuckDB's own limit
+# covers its buffer manager only; the rest of the process (Arrow batches being written, the
+# components arrays, DuckDB's allocations outside its buffers) measured up to ~1.3 GB at 100M
+# events with DuckDB at its limit. So past the first GB, a share of the limit is kept out of
+# DuckDB's (which then spills earlier). Small limits go to DuckDB whole: below ~50 MB some of
+# its operators cannot run at all, and small limits come with small data.
+_HEADROOM_SHARE = 0.3
+_HEADROOM_FROM = 10**9
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 # The instants a TIMESTAMP_NS can hold (1677-09-21 .. 2262-04-11), in epoch microseconds.
 _NS_RANGE_US = (-9_223_372_036_854_775, 9_223_372_036_854_775)
 
@@ -92,7 +111,7 @@ class DuckDBEngine(Engine):
         if settings.threads:
             config["threads"] = str(settings.threads)
         if settings.memory_limit:
-            config["memory_limit"] = settings.memory_limit
+            config["memory_limit"] = _buffer_limit(settings.memory_limit)
         if settings.temp_dir:
             config["temp_directory"] = str(settings.temp_dir)
         # Parquet files registered so far: when a query fails on a corrupt page, these are
@@ -270,6 +289,17 @@ def _epoch_expression(number_sql: str) -> str:
         f"CASE WHEN abs({number_sql}) < {_EPOCH_MAX} "
         f"THEN CAST(to_timestamp({seconds}) AS TIMESTAMP) END"
     )
+
+
+def _buffer_limit(process_limit: str) -> str:
+    """DuckDB's memory_limit for a process limit such as '6GB' (see _HEADROOM_SHARE)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", process_limit)
+    unit = _SIZE_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        return process_limit  # not a size we know: let DuckDB judge it
+    limit = float(match.group(1)) * unit
+    headroom = min(_HEADROOM_SHARE * limit, max(0.0, limit - _HEADROOM_FROM))
+    return f"{int(limit - headroom)}B"
 
 
 def _first_line(exc: BaseException) -> str:
