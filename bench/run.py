@@ -18,6 +18,8 @@ Steps:
   connected  stitcher run --policy connected (no merge rules beyond junk)
   splink     the same graph as `connected` through Splink's connected components on DuckDB
   networkx   the same graph through networkx
+  baseline   stitcher run (default options) from another source tree, given by --baseline-tree
+             (e.g. `git archive <commit>` unpacked): before/after numbers from one run
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 STEPS = ("floor", "default", "dedupe", "connected", "splink", "networkx")
+OPTIONAL_STEPS = ("baseline",)
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
 
@@ -117,11 +120,19 @@ def step_command(step: str, data: Path, out: Path, args: argparse.Namespace) -> 
     if step in ("splink", "networkx"):
         return [py, str(BENCH / f"peer_{step}.py"), str(data), str(out)]
     cmd = [py, "-m", "stitcher", "run", "--input", str(data), "--output", str(out), "-q"]
+    if step == "baseline":
+        # `env` execs python in the same process, so wait4() still measures the stitcher.
+        cmd = ["env", f"PYTHONPATH={args.baseline_tree.resolve()}", *cmd]
     if args.memory_limit:
         cmd += ["--memory-limit", args.memory_limit]
     if args.temp_dir:
         cmd += ["--temp-dir", str(args.temp_dir)]
-    extra = {"default": [], "dedupe": ["--dedupe"], "connected": ["--policy", "connected"]}
+    extra = {
+        "default": [],
+        "baseline": [],
+        "dedupe": ["--dedupe"],
+        "connected": ["--policy", "connected"],
+    }
     return cmd + extra[step]
 
 
@@ -227,12 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", default=None, help="passed to stitcher run")
     parser.add_argument("--temp-dir", type=Path, default=None, help="passed to stitcher run")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per process")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="source tree whose stitcher the 'baseline' step runs (added to --steps)",
+    )
     args = parser.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = sorted(set(steps) - set(STEPS))
+    if args.baseline_tree and "baseline" not in steps:
+        steps.insert(steps.index("default") + 1 if "default" in steps else len(steps), "baseline")
+    unknown = sorted(set(steps) - set(STEPS) - set(OPTIONAL_STEPS))
     if unknown:
-        parser.error(f"unknown steps {unknown}; valid: {', '.join(STEPS)}")
+        parser.error(f"unknown steps {unknown}; valid: {', '.join(STEPS + OPTIONAL_STEPS)}")
+    if "baseline" in steps and not (args.baseline_tree and args.baseline_tree.is_dir()):
+        parser.error("the baseline step needs --baseline-tree DIR (a stitcher source tree)")
 
     record = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -244,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "memory_limit": args.memory_limit,
             "temp_dir": str(args.temp_dir) if args.temp_dir else None,
+            "baseline_tree": str(args.baseline_tree) if args.baseline_tree else None,
         },
         "commands": {},
         "results": [],
