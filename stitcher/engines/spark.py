@@ -100,12 +100,11 @@ class SparkEngine(Engine):
                 self._spark = _build_session(settings)
             for key, value in _SESSION_CONF.items():
                 self._spark.conf.set(key, value)
-        except _SPARK_ERRORS as exc:
-            raise EngineError(f"cannot start Spark: {_first_line(exc)}") from exc
-        except (FileNotFoundError, RuntimeError) as exc:
-            # pyspark raises these when it cannot launch the JVM (no Java).
+        except (*_SPARK_ERRORS, OSError, RuntimeError) as exc:
+            # No Java, a bad master URL or setting: pyspark says only that the JVM exited.
             raise EngineError(
-                f"cannot start Spark ({_first_line(exc)}); install Java 17+ and set JAVA_HOME"
+                f"cannot start Spark ({_first_line(exc)}); check that Java 17+ is installed "
+                "(JAVA_HOME) and the --spark-master and --spark-conf values"
             ) from exc
         self._views: set[str] = set()
 
