@@ -69,11 +69,11 @@ class Measurement:
     error: str = ""
 
 
-def measure(cmd: list[str], log_path: Path, timeout: float | None) -> Measurement:
+def measure(cmd: list[str], log_path: Path, timeout: float | None, cwd: Path = REPO) -> Measurement:
     """Run cmd in its own process; wall time around it and its peak RSS from wait4()."""
     with log_path.open("wb") as log:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         deadline = None if timeout is None else started + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -122,6 +122,7 @@ def step_command(step: str, data: Path, out: Path, args: argparse.Namespace) -> 
     cmd = [py, "-m", "stitcher", "run", "--input", str(data), "--output", str(out), "-q"]
     if step == "baseline":
         # `env` execs python in the same process, so wait4() still measures the stitcher.
+        # It runs in the baseline tree too: `python -m` puts the working folder first.
         cmd = ["env", f"PYTHONPATH={args.baseline_tree.resolve()}", *cmd]
     if args.memory_limit:
         cmd += ["--memory-limit", args.memory_limit]
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         help="source tree whose stitcher the 'baseline' step runs (added to --steps)",
     )
     args = parser.parse_args(argv)
+    # Steps may run in another folder (baseline): every path they get is absolute.
+    args.data_dir = args.data_dir.resolve()
+    args.temp_dir = args.temp_dir.resolve() if args.temp_dir else None
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if args.baseline_tree and "baseline" not in steps:
@@ -282,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 cmd = step_command(step, data, out, args)
                 record["commands"][f"{size_label(events)} {step}"] = " ".join(cmd)
-                m = measure(cmd, work / f"{step}.log", args.timeout)
+                cwd = args.baseline_tree.resolve() if step == "baseline" else REPO
+                m = measure(cmd, work / f"{step}.log", args.timeout, cwd)
                 run_json = out / "run.json"
                 if m.returncode == 0 and run_json.exists():
                     m.timings = json.loads(run_json.read_text()).get("timings_seconds", {})
