@@ -62,6 +62,18 @@ USERS_COLUMNS = {
     "last_seen_at",
     "event_count",
 }
+# What the run record needs of `pairs`, `identifiers_checked` and `classified_edges`, kept when
+# those are dropped.
+_PAIR_TOTALS = (
+    "SELECT source_table, CAST(sum(event_count) AS BIGINT) AS event_count, "
+    "CAST(sum(events_without_ts) AS BIGINT) AS events_without_ts FROM pairs GROUP BY source_table"
+)
+_IDENTIFIER_TOTALS = (
+    "SELECT identifier_type, quarantine_reason IS NOT NULL AS quarantined, "
+    "count(*) AS identifiers FROM identifiers_checked GROUP BY identifier_type, "
+    "quarantine_reason IS NOT NULL"
+)
+_EDGE_TOTALS = "SELECT kept, reason, count(*) AS edges FROM classified_edges GROUP BY kept, reason"
 STEPS = (
     "load",
     "scan",
@@ -118,9 +130,13 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
             with timer.step("load"):
                 loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
             build_tables(engine, options, loaded, timer)
+            # The record first: then only the output tables need to stay in memory to be
+            # written, and each is freed once written.
+            record = _run_record(engine, options, loaded, timer, started)
+            _drop(engine, "person_activity", "id_map_base")
             with timer.step("write"):
                 files = _write_outputs(engine, tmp, options.output_format)
-            record = _run_record(engine, options, loaded, timer, started)
+            record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             record["outputs"] = files
         if spill.is_relative_to(tmp):
             shutil.rmtree(spill, ignore_errors=True)
@@ -152,6 +168,9 @@ def build_tables(
             events = "events_deduped"
         engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
         engine.drop("events_deduped")
+        # Intermediate tables are dropped as soon as no step reads them (see _drop): at 10M
+        # events they held 2.9 GB by the end. The run record keeps these small totals instead.
+        engine.create_table_as("pair_totals", _PAIR_TOTALS)
     with timer.step("identifiers"):
         # The junk patterns are bound parameters (see sql/30_identifiers.sql).
         pattern_match, pattern_params = junk_pattern_match(options)
@@ -163,10 +182,14 @@ def build_tables(
         )
         engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
         engine.create_table_as("identifiers_checked", render("32_quarantine"))
+        _drop(engine, "identifiers", "hub_degrees")
+        engine.create_table_as("identifier_totals", _IDENTIFIER_TOTALS)
+        engine.create_table_as("quarantine", render("93_quarantine"))
     with timer.step("edges"):
         engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
         engine.create_table_as("checked_edges", render("50_check_edges"))
         classify_edges(engine, options)
+        _drop(engine, "candidate_edges", "checked_edges", "policy_base")
     with timer.step("components"):
         _components(engine, options.max_rounds)
     with timer.step("persons"):
@@ -186,6 +209,7 @@ def _components(engine: Engine, max_rounds: int) -> None:
     n_nodes = engine.count("nodes")
     edges = engine.fetch_arrow(render("61_node_edges"))
     engine.register_arrow("node_components", components_table(n_nodes, edges))
+    del edges
 
 
 def _persons(engine: Engine, traits: list[str]) -> None:
@@ -197,7 +221,13 @@ def _persons(engine: Engine, traits: list[str]) -> None:
         # md5 is 128 bits: this would take ~1e19 persons by chance; fail loudly rather than merge.
         raise EngineError("two persons received the same person_id (md5 collision)")
     engine.create_table_as("id_map", render("80_id_map"))
+    _drop(engine, "nodes", "node_components", "identifiers_checked")
+    engine.create_table_as("edges", render("91_edges"))
+    engine.create_table_as("rejected_edges", render("92_rejected_edges"))
+    engine.create_table_as("edge_totals", _EDGE_TOTALS)
+    _drop(engine, "classified_edges")
     engine.create_table_as("person_activity", render("81_person_activity"))
+    _drop(engine, "pairs")
     q = quote_identifier
     engine.create_table_as(
         "pair_traits",
@@ -217,6 +247,7 @@ def _persons(engine: Engine, traits: list[str]) -> None:
             trait_latest="".join(f", struct_extract(max(t.{q(t)}), 'v') AS {q(t)}" for t in traits),
         ),
     )
+    _drop(engine, "pair_traits")
     engine.create_table_as(
         "users",
         render(
@@ -226,9 +257,13 @@ def _persons(engine: Engine, traits: list[str]) -> None:
             ),
         ),
     )
-    engine.create_table_as("edges", render("91_edges"))
-    engine.create_table_as("rejected_edges", render("92_rejected_edges"))
-    engine.create_table_as("quarantine", render("93_quarantine"))
+    _drop(engine, "persons", "person_traits")
+
+
+def _drop(engine: Engine, *tables: str) -> None:
+    """Free tables no later step reads (an in-memory engine holds every table until then)."""
+    for table in tables:
+        engine.drop(table)
 
 
 def _write_outputs(engine: Engine, folder: Path, file_format: str) -> list[str]:
@@ -241,6 +276,7 @@ def _write_outputs(engine: Engine, folder: Path, file_format: str) -> list[str]:
         rows = write_batches(batches, schema, path, file_format)
         log.info("wrote %s (%d rows)", path.name, rows)
         files.append(path.name)
+        _drop(engine, relation)
     return files
 
 
@@ -253,17 +289,17 @@ def _run_record(
     per_table = {
         table: int(count)
         for table, count in rows(
-            "SELECT source_table, sum(event_count) FROM pairs GROUP BY 1 ORDER BY 1"
+            "SELECT source_table, event_count FROM pair_totals ORDER BY source_table"
         )
     }
     events, without_ts = rows(
-        "SELECT coalesce(sum(event_count), 0), coalesce(sum(events_without_ts), 0) FROM pairs"
+        "SELECT coalesce(sum(event_count), 0), coalesce(sum(events_without_ts), 0) FROM pair_totals"
     )[0]
     identifiers = {
         f"{t}{'' if quarantined is None else '_quarantined'}": int(n)
         for t, quarantined, n in rows(
-            "SELECT identifier_type, quarantine_reason IS NOT NULL OR NULL, count(*) "
-            "FROM identifiers_checked GROUP BY 1, 2 ORDER BY 1, 2"
+            "SELECT identifier_type, quarantined OR NULL, identifiers FROM identifier_totals "
+            "ORDER BY 1, 2"
         )
     }
     quarantined = dict(rows("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"))
@@ -281,8 +317,8 @@ def _run_record(
             "identifier LIMIT 50"
         )
     ]
-    kept = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE kept GROUP BY 1"))
-    rejected = dict(rows("SELECT reason, count(*) FROM classified_edges WHERE NOT kept GROUP BY 1"))
+    kept = dict(rows("SELECT reason, edges FROM edge_totals WHERE kept"))
+    rejected = dict(rows("SELECT reason, edges FROM edge_totals WHERE NOT kept"))
     n_persons, with_user, multi_user = rows(
         "SELECT count(*), count(user_id), count(*) FILTER (WHERE array_length(user_ids) > 1) "
         "FROM users"

@@ -205,6 +205,17 @@ GROUP BY
 
 DROP TABLE IF EXISTS `events_deduped`;
 
+DROP TABLE IF EXISTS `pair_totals`;
+
+CREATE TABLE `pair_totals` AS
+SELECT
+  source_table,
+  CAST(SUM(event_count) AS INT64) AS event_count,
+  CAST(SUM(events_without_ts) AS INT64) AS events_without_ts
+FROM pairs
+GROUP BY
+  source_table;
+
 DROP TABLE IF EXISTS `identifiers`;
 
 DROP TABLE IF EXISTS `identifiers`;
@@ -369,6 +380,43 @@ FROM identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
 
+DROP TABLE IF EXISTS `identifiers`;
+
+DROP TABLE IF EXISTS `hub_degrees`;
+
+DROP TABLE IF EXISTS `identifier_totals`;
+
+CREATE TABLE `identifier_totals` AS
+SELECT
+  identifier_type,
+  NOT quarantine_reason IS NULL AS quarantined,
+  COUNT(*) AS identifiers
+FROM identifiers_checked
+GROUP BY
+  identifier_type,
+  NOT quarantine_reason IS NULL;
+
+DROP TABLE IF EXISTS `quarantine`;
+
+CREATE TABLE `quarantine` AS
+/* Inputs: identifiers_checked */
+/* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
+/*         last_seen_at, hub_linked_type, hub_degree) */
+/* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
+/*             or hub; hubs carry the rule they broke and their degree under it. */
+SELECT
+  identifier_type,
+  identifier,
+  quarantine_reason AS reason,
+  event_count,
+  first_seen AS first_seen_at,
+  last_seen AS last_seen_at,
+  hub_linked_type,
+  hub_degree
+FROM identifiers_checked
+WHERE
+  NOT quarantine_reason IS NULL;
+
 DROP TABLE IF EXISTS `candidate_edges`;
 
 CREATE TABLE `candidate_edges` AS
@@ -526,6 +574,12 @@ SELECT
   refusal IS NULL AS kept,
   COALESCE(refusal, rule) AS reason
 FROM decided;
+
+DROP TABLE IF EXISTS `candidate_edges`;
+
+DROP TABLE IF EXISTS `checked_edges`;
+
+DROP TABLE IF EXISTS `policy_base`;
 
 DROP TABLE IF EXISTS `nodes`;
 
@@ -776,106 +830,11 @@ JOIN node_components AS c
 JOIN persons AS p
   ON p.component = c.component;
 
-DROP TABLE IF EXISTS `person_activity`;
+DROP TABLE IF EXISTS `nodes`;
 
-CREATE TABLE `person_activity` AS
-/* Inputs: pairs, id_map */
-/* Output: person_activity(person_id, event_count, first_seen_at, last_seen_at); person_id is */
-/*         NULL for the events whose every id is junk. */
-/* Invariants: an event belongs to the person of its user_id when that is usable, else of its */
-/*             anonymous_id, else of its previous_id; so events are counted once, never once per */
-/*             identifier, and an event whose link was refused still counts for its user. */
-SELECT
-  COALESCE(u.person_id, a.person_id, pv.person_id) AS person_id,
-  CAST(SUM(pr.event_count) AS INT64) AS event_count,
-  MIN(pr.first_ts) AS first_seen_at,
-  MAX(pr.last_ts) AS last_seen_at
-FROM pairs AS pr
-LEFT JOIN id_map AS u
-  ON u.identifier_type = 'user_id' AND u.identifier = pr.user_id
-LEFT JOIN id_map AS a
-  ON a.identifier_type = 'anonymous_id' AND a.identifier = pr.anonymous_id
-LEFT JOIN id_map AS pv
-  ON pv.identifier_type = 'user_id' AND pv.identifier = pr.previous_id
-GROUP BY
-  1;
+DROP TABLE IF EXISTS `node_components`;
 
-DROP TABLE IF EXISTS `pair_traits`;
-
-CREATE TABLE `pair_traits` AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>) */
-/* Output: pair_traits(anonymous_id, user_id, <trait>: STRUCT(ts, v)) per pair. */
-/* Invariants: "latest" is by ts, an unknown ts counting as oldest; equal times are broken by */
-/*             the greater value, so the choice never depends on row order. */
-SELECT
-  anonymous_id,
-  user_id,
-  MAX(
-    IF(
-      NOT `plan` IS NULL,
-      STRUCT(COALESCE(ts, CAST('0001-01-01' AS DATETIME)) AS ts, `plan` AS v),
-      NULL
-    )
-  ) AS `plan`
-FROM identify_traits
-GROUP BY
-  anonymous_id,
-  user_id;
-
-DROP TABLE IF EXISTS `person_traits`;
-
-CREATE TABLE `person_traits` AS
-/* Inputs: pair_traits, id_map */
-/* Output: person_traits(person_id, <trait columns>) */
-/* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
-/*             attribution as person_activity); identifies whose ids are all junk are dropped. */
-SELECT
-  COALESCE(u.person_id, a.person_id) AS person_id,
-  STRUCT_EXTRACT(MAX(t.`plan`), 'v') AS `plan`
-FROM pair_traits AS t
-LEFT JOIN id_map AS u
-  ON u.identifier_type = 'user_id' AND u.identifier = t.user_id
-LEFT JOIN id_map AS a
-  ON a.identifier_type = 'anonymous_id' AND a.identifier = t.anonymous_id
-WHERE
-  NOT COALESCE(u.person_id, a.person_id) IS NULL
-GROUP BY
-  1;
-
-DROP TABLE IF EXISTS `users`;
-
-CREATE TABLE `users` AS
-/* Inputs: persons, id_map, person_activity, person_traits */
-/* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
-/*         last_seen_at, event_count, <traits>) */
-/* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
-/*             for anonymous-only people; the id lists are sorted, never NULL. */
-WITH id_lists AS (
-  SELECT
-    person_id,
-    ARRAY_SORT(ARRAY_AGG(IF(identifier_type = 'user_id', identifier, NULL) IGNORE NULLS)) AS user_ids,
-    ARRAY_SORT(ARRAY_AGG(IF(identifier_type = 'anonymous_id', identifier, NULL) IGNORE NULLS)) AS anonymous_ids
-  FROM id_map
-  GROUP BY
-    person_id
-)
-SELECT
-  p.person_id,
-  CASE WHEN p.anchor_type = 'user_id' THEN p.anchor_id END AS user_id,
-  COALESCE(l.user_ids, ARRAY<STRING>[]) AS user_ids,
-  COALESCE(l.anonymous_ids, ARRAY<STRING>[]) AS anonymous_ids,
-  p.identifier_count,
-  a.first_seen_at,
-  a.last_seen_at,
-  COALESCE(a.event_count, 0) AS event_count,
-  t.`plan` AS `plan`
-FROM persons AS p
-JOIN id_lists AS l
-  ON l.person_id = p.person_id
-LEFT JOIN person_activity AS a
-  ON a.person_id = p.person_id
-LEFT JOIN person_traits AS t
-  ON t.person_id = p.person_id;
+DROP TABLE IF EXISTS `identifiers_checked`;
 
 DROP TABLE IF EXISTS `edges`;
 
@@ -935,24 +894,126 @@ LEFT JOIN id_map AS t
 WHERE
   NOT e.kept;
 
-DROP TABLE IF EXISTS `quarantine`;
+DROP TABLE IF EXISTS `edge_totals`;
 
-CREATE TABLE `quarantine` AS
-/* Inputs: identifiers_checked */
-/* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
-/*         last_seen_at, hub_linked_type, hub_degree) */
-/* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
-/*             or hub; hubs carry the rule they broke and their degree under it. */
+CREATE TABLE `edge_totals` AS
 SELECT
-  identifier_type,
-  identifier,
-  quarantine_reason AS reason,
-  event_count,
-  first_seen AS first_seen_at,
-  last_seen AS last_seen_at,
-  hub_linked_type,
-  hub_degree
-FROM identifiers_checked
+  kept,
+  reason,
+  COUNT(*) AS edges
+FROM classified_edges
+GROUP BY
+  kept,
+  reason;
+
+DROP TABLE IF EXISTS `classified_edges`;
+
+DROP TABLE IF EXISTS `person_activity`;
+
+CREATE TABLE `person_activity` AS
+/* Inputs: pairs, id_map */
+/* Output: person_activity(person_id, event_count, first_seen_at, last_seen_at); person_id is */
+/*         NULL for the events whose every id is junk. */
+/* Invariants: an event belongs to the person of its user_id when that is usable, else of its */
+/*             anonymous_id, else of its previous_id; so events are counted once, never once per */
+/*             identifier, and an event whose link was refused still counts for its user. */
+SELECT
+  COALESCE(u.person_id, a.person_id, pv.person_id) AS person_id,
+  CAST(SUM(pr.event_count) AS INT64) AS event_count,
+  MIN(pr.first_ts) AS first_seen_at,
+  MAX(pr.last_ts) AS last_seen_at
+FROM pairs AS pr
+LEFT JOIN id_map AS u
+  ON u.identifier_type = 'user_id' AND u.identifier = pr.user_id
+LEFT JOIN id_map AS a
+  ON a.identifier_type = 'anonymous_id' AND a.identifier = pr.anonymous_id
+LEFT JOIN id_map AS pv
+  ON pv.identifier_type = 'user_id' AND pv.identifier = pr.previous_id
+GROUP BY
+  1;
+
+DROP TABLE IF EXISTS `pairs`;
+
+DROP TABLE IF EXISTS `pair_traits`;
+
+CREATE TABLE `pair_traits` AS
+/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>) */
+/* Output: pair_traits(anonymous_id, user_id, <trait>: STRUCT(ts, v)) per pair. */
+/* Invariants: "latest" is by ts, an unknown ts counting as oldest; equal times are broken by */
+/*             the greater value, so the choice never depends on row order. */
+SELECT
+  anonymous_id,
+  user_id,
+  MAX(
+    IF(
+      NOT `plan` IS NULL,
+      STRUCT(COALESCE(ts, CAST('0001-01-01' AS DATETIME)) AS ts, `plan` AS v),
+      NULL
+    )
+  ) AS `plan`
+FROM identify_traits
+GROUP BY
+  anonymous_id,
+  user_id;
+
+DROP TABLE IF EXISTS `person_traits`;
+
+CREATE TABLE `person_traits` AS
+/* Inputs: pair_traits, id_map */
+/* Output: person_traits(person_id, <trait columns>) */
+/* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
+/*             attribution as person_activity); identifies whose ids are all junk are dropped. */
+SELECT
+  COALESCE(u.person_id, a.person_id) AS person_id,
+  STRUCT_EXTRACT(MAX(t.`plan`), 'v') AS `plan`
+FROM pair_traits AS t
+LEFT JOIN id_map AS u
+  ON u.identifier_type = 'user_id' AND u.identifier = t.user_id
+LEFT JOIN id_map AS a
+  ON a.identifier_type = 'anonymous_id' AND a.identifier = t.anonymous_id
 WHERE
-  NOT quarantine_reason IS NULL;
+  NOT COALESCE(u.person_id, a.person_id) IS NULL
+GROUP BY
+  1;
+
+DROP TABLE IF EXISTS `pair_traits`;
+
+DROP TABLE IF EXISTS `users`;
+
+CREATE TABLE `users` AS
+/* Inputs: persons, id_map, person_activity, person_traits */
+/* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
+/*         last_seen_at, event_count, <traits>) */
+/* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
+/*             for anonymous-only people; the id lists are sorted, never NULL. */
+WITH id_lists AS (
+  SELECT
+    person_id,
+    ARRAY_SORT(ARRAY_AGG(IF(identifier_type = 'user_id', identifier, NULL) IGNORE NULLS)) AS user_ids,
+    ARRAY_SORT(ARRAY_AGG(IF(identifier_type = 'anonymous_id', identifier, NULL) IGNORE NULLS)) AS anonymous_ids
+  FROM id_map
+  GROUP BY
+    person_id
+)
+SELECT
+  p.person_id,
+  CASE WHEN p.anchor_type = 'user_id' THEN p.anchor_id END AS user_id,
+  COALESCE(l.user_ids, ARRAY<STRING>[]) AS user_ids,
+  COALESCE(l.anonymous_ids, ARRAY<STRING>[]) AS anonymous_ids,
+  p.identifier_count,
+  a.first_seen_at,
+  a.last_seen_at,
+  COALESCE(a.event_count, 0) AS event_count,
+  t.`plan` AS `plan`
+FROM persons AS p
+JOIN id_lists AS l
+  ON l.person_id = p.person_id
+LEFT JOIN person_activity AS a
+  ON a.person_id = p.person_id
+LEFT JOIN person_traits AS t
+  ON t.person_id = p.person_id;
+
+DROP TABLE IF EXISTS `persons`;
+
+DROP TABLE IF EXISTS `person_traits`;
 
