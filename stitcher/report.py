@@ -1,29 +1,24 @@
 """report.html: one self-contained page that says what a run did, readable offline.
 
 Built from tables the run already wrote (users, edges, rejected_edges, quarantine, id_map) and
-its run record; charts are matplotlib figures embedded as inline SVG, so the page needs no
+its run record; charts are inline SVG drawn by stitcher/charts.py, so the page needs no
 script, no network and no other file.
 """
 
 from __future__ import annotations
 
+import bisect
 import html
-import io
 import itertools
 import logging
-import math
-import os
 import re
-import shutil
-import sys
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from stitcher.charts import bar_chart, log_histogram
 from stitcher.results import read_table, scan_table, table_path
 from stitcher.thresholds import is_quarantined_key
 
@@ -38,59 +33,21 @@ _BLUE, _RED, _GREY = "#3366aa", "#cc4444", "#999999"
 def write_report(output_dir: Path, record: dict, path: Path | None = None) -> Path:
     """Write report.html for the output tables in `output_dir` and their run record."""
     target = path or output_dir / REPORT_FILE
-    with _matplotlib_dirs_inside(output_dir / _SCRATCH):
-        page = build_report(output_dir, record)
-    target.write_text(page, encoding="utf-8")
+    target.write_text(build_report(output_dir, record), encoding="utf-8")
     log.info("wrote %s", target.name)
     return target
 
 
-_SCRATCH = ".matplotlib"
-
-
-@contextmanager
-def _matplotlib_dirs_inside(scratch: Path) -> Iterator[None]:
-    """Import matplotlib with its config and font-cache folder in `scratch`, removed afterwards.
-
-    Left alone, matplotlib writes its font cache under $HOME (or, when HOME is read-only, to a
-    temporary folder, with a warning): a run would write outside its output. The price is a
-    scan of the system fonts per run (~0.1 s CPU on a server). MPLCONFIGDIR, when set, wins;
-    an already-imported matplotlib has its folders fixed already.
-    """
-    if "matplotlib" in sys.modules or "MPLCONFIGDIR" in os.environ:
-        yield
-        return
-    scratch.mkdir(parents=True, exist_ok=True)
-    os.environ["MPLCONFIGDIR"] = str(scratch)
-    try:
-        # matplotlib reads MPLCONFIGDIR and builds its font list once, at import.
-        import matplotlib.font_manager  # noqa: F401
-
-        yield
-    finally:
-        os.environ.pop("MPLCONFIGDIR", None)
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def build_report(output_dir: Path, record: dict) -> str:
     """The report page as a string."""
-    import matplotlib
-
-    # Ids are data, not markup: never let a `$` in an identifier start mathtext. Text stays
-    # text in the SVG (smaller, selectable), and ids inside the SVG do not vary between runs.
-    style = {"text.parse_math": False, "svg.fonttype": "none", "svg.hashsalt": "stitcher"}
-    with matplotlib.rc_context(style), warnings.catch_warnings():
-        # Labels are measured with matplotlib's bundled font but drawn by the browser, which
-        # has the glyphs (CJK, emoji) the bundled font lacks.
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        sections = [
-            _totals_section(record),
-            _sizes_section(output_dir),
-            _hubs_section(output_dir),
-            _rejected_section(record),
-            _changes_section(record),
-            _timings_section(record),
-        ]
+    sections = [
+        _totals_section(record),
+        _sizes_section(output_dir),
+        _hubs_section(output_dir),
+        _rejected_section(record),
+        _changes_section(record),
+        _timings_section(record),
+    ]
     title = f"stitcher run: {record.get('options', {}).get('output_dir', output_dir)}"
     return _PAGE.format(
         title=_e(title),
@@ -354,42 +311,20 @@ def _degrees(output_dir: Path) -> pl.DataFrame:
 
 
 def _size_histogram(sizes: list[int], counts: list[int]) -> str:
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
-
     biggest = max(sizes)
-    # One bin each for 1..4 identifiers, then doubling: 5-8, 9-16, ...
-    # A bin [lo, hi) holds sizes lo..hi-1; edges are integers so bins stay even on a log axis.
+    # One bin each for 1..4 identifiers, then doubling: 5-8, 9-16, ... A bin [lo, hi) holds
+    # sizes lo..hi-1.
     edges = [1, 2, 3, 4, 5]
     while edges[-1] <= biggest:
         edges.append((edges[-1] - 1) * 2 + 1)
-    fig = Figure(figsize=(7, 3.2))
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.2, top=0.9)
-    ax = fig.subplots()
-    ax.hist(sizes, bins=edges, weights=counts, color=_BLUE, edgecolor="white")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_ylim(0.7, max(counts) * 1.6)
-    # Label each bin at its (geometric) middle; plain numbers everywhere, because the default
-    # log tick labels are mathtext, which build_report turns off.
-    centers = [math.sqrt(lo * hi) for lo, hi in itertools.pairwise(edges)]
+    per_bin = [0] * (len(edges) - 1)
+    for size, count in zip(sizes, counts, strict=True):
+        per_bin[bisect.bisect_right(edges, size) - 1] += count
     names = [
         f"{lo:,}" if hi - lo == 1 else f"{lo:,}-{hi - 1:,}" for lo, hi in itertools.pairwise(edges)
     ]
-    ax.xaxis.set_major_locator(FixedLocator(centers))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda _, i: names[i] if i < len(names) else ""))
-    ax.xaxis.set_minor_locator(FixedLocator([]))
-    ax.tick_params(axis="x", labelsize=7, labelrotation=45 if len(names) > 10 else 0)
-    ax.yaxis.set_major_locator(
-        LogLocator(base=10, subs=(1.0, 2.0, 5.0) if max(counts) < 100 else (1.0,))
-    )
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("identifiers per person (log scale)")
-    ax.set_ylabel("persons (log scale)")
-    ax.set_title("Cluster sizes")
-    ax.grid(True, axis="y", which="major", alpha=0.3)
-    return _svg(fig, "chart-sizes")
+    chart = log_histogram(names, per_bin, _BLUE, "identifiers per person", "persons (log scale)")
+    return f'<figure class="chart-sizes">{chart}</figure>'
 
 
 def _barh(labels: Sequence[str], values: Sequence[float], xlabel: str, color: str) -> str:
@@ -402,39 +337,8 @@ def _stacked_barh(
     xlabel: str,
     legend: bool = True,
 ) -> str:
-    from matplotlib.figure import Figure
-
-    labels = [_clip(label) for label in labels]
-    width, height = 7.0, 0.9 + 0.32 * max(len(labels), 1)
-    fig = Figure(figsize=(width, height))
-    # Margins from the label lengths (8 pt, ~0.6 em per character): tight_layout would measure
-    # every text and costs more than drawing the chart.
-    label_inches = 0.2 + max((len(label) for label in labels), default=1) * 8 * 0.6 / 72
-    fig.subplots_adjust(
-        left=min(label_inches / width, 0.6), right=0.97, bottom=0.6 / height, top=1 - 0.15 / height
-    )
-    ax = fig.subplots()
-    positions = list(range(len(labels)))
-    left = [0.0] * len(labels)
-    for name, values, color in series:
-        ax.barh(positions, values, left=left, color=color, label=name)
-        left = [a + b for a, b in zip(left, values, strict=True)]
-    ax.set_yticks(positions, labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    ax.grid(True, axis="x", alpha=0.3)
-    if legend:
-        ax.legend(loc="lower right", fontsize=8)
-    return _svg(fig, "chart-bars")
-
-
-def _svg(fig: Any, css_class: str) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    # Keep the <svg> element only: the XML prolog and DOCTYPE are invalid inside HTML.
-    text = text[text.index("<svg") :]
-    return f'<figure class="{css_class}">{text}</figure>'
+    chart = bar_chart([_clip(label) for label in labels], series, xlabel, legend=legend)
+    return f'<figure class="chart-bars">{chart}</figure>'
 
 
 # --- html helpers -----------------------------------------------------------------------------

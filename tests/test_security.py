@@ -296,7 +296,7 @@ def test_writes_only_inside_output(tmp_path: Path) -> None:
 
 
 def test_writes_only_inside_output_with_the_report(tmp_path: Path) -> None:
-    """The report draws with matplotlib, whose font cache would otherwise land in $HOME."""
+    """Writing the report (which reads the outputs back) leaves nothing in $HOME or the cwd."""
     input_dir, _ = _outside_world(tmp_path)
     output_dir = tmp_path / "out"
     env_ready = _isolated_env(tmp_path)
