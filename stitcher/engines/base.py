@@ -48,6 +48,9 @@ class Engine(ABC):
     # True: the components solver may pull the node graph into this process (scipy); False:
     # components run as SQL rounds inside the engine (the graph may not fit this process).
     components_in_memory: bool = True
+    # True: stream_arrow may be called from several threads at once, each stream running on
+    # its own connection (the output files are then written side by side).
+    concurrent_streams: bool = False
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[object] | None = None) -> None:

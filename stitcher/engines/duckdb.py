@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def _kind(engine_type: str) -> str:
 
 class DuckDBEngine(Engine):
     name = "duckdb"
+    concurrent_streams = True
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         settings = settings or EngineSettings()
@@ -122,6 +124,7 @@ class DuckDBEngine(Engine):
             self._con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as exc:
             raise EngineError(f"cannot start DuckDB: {_first_line(exc)}") from exc
+        self._cursor_lock = threading.Lock()
         # Timestamps are compared and written in UTC whatever the machine's zone is.
         self._con.execute("SET TimeZone = 'UTC'")
         # The tool reads local files only; never let a query reach the network.
@@ -150,9 +153,15 @@ class DuckDBEngine(Engine):
             raise self._error(exc, sql) from exc
 
     def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        # Each stream gets its own cursor (a connection to the same database), so that several
+        # streams can be read at once from different threads (see pipeline._write_outputs).
+        with self._cursor_lock:
+            cursor = self._con.cursor()
         try:
-            reader = self._con.sql(sql).to_arrow_reader(batch_rows)
+            cursor.execute("SET TimeZone = 'UTC'")
+            reader = cursor.sql(sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
+            cursor.close()
             raise self._error(exc, sql) from exc
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -160,6 +169,8 @@ class DuckDBEngine(Engine):
                 yield from reader
             except (duckdb.Error, pa.ArrowException) as exc:
                 raise self._error(exc, sql) from exc
+            finally:
+                cursor.close()
 
         return reader.schema, batches()
 
