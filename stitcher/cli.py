@@ -25,6 +25,7 @@ from stitcher.config import (
 from stitcher.config_file import effective_config_toml, find_config, options_from_config
 from stitcher.engines import ENGINES
 from stitcher.errors import EngineError, OutputError, StitcherError
+from stitcher.location import Url, input_location, output_location
 
 log = logging.getLogger("stitcher")
 
@@ -208,7 +209,7 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _build_options(input_dir: Path, output_dir: Path, flags: dict[str, Any]) -> RunOptions:
+def _build_options(input_dir: Path | Url, output_dir: Path, flags: dict[str, Any]) -> RunOptions:
     """Config file, then flags on top: the options a run will use."""
     config, source = find_config(flags.pop("config_file"))
     junk_files = flags.pop("junk_files")
@@ -257,18 +258,20 @@ def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, 
     "--input",
     "input_dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=True, dir_okay=True),
+    type=click.Path(file_okay=True, dir_okay=True),
     help="Folder holding tracks, pages, screens, identifies and/or aliases, each a "
     ".parquet/.csv/.csv.gz file or a folder of them (Hive partitions allowed), or a "
-    "Mixpanel export (JSON lines).",
+    "Mixpanel export (JSON lines). With --engine spark also a URL Spark reads: s3a://, "
+    "abfss://, gs://, hdfs://, file://.",
 )
 @click.option(
     "--output",
     "output_dir",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Folder to write id_map, users, edges, rejected_edges, quarantine and run.json into. "
-    "Replaced atomically: a failed run leaves the previous output untouched.",
+    type=click.Path(),
+    help="Folder to write id_map, users, edges, rejected_edges, quarantine and run.json into "
+    "(a local or mounted path, not a URL). Replaced atomically: a failed run leaves the "
+    "previous output untouched.",
 )
 @click.option(
     "--fail-if",
@@ -285,8 +288,8 @@ def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, 
 @_common_options
 @_reports_errors
 def run_command(
-    input_dir: Path,
-    output_dir: Path,
+    input_dir: str,
+    output_dir: str,
     verbose: int,
     quiet: bool,
     debug: bool,
@@ -304,7 +307,11 @@ def run_command(
     from stitcher.pipeline import STEPS, run
 
     _configure_logging(verbose, quiet)
-    options = _build_options(input_dir, output_dir, {k: flags.pop(k) for k in _RUN_FLAGS})
+    options = _build_options(
+        input_location(input_dir),
+        output_location(output_dir),
+        {k: flags.pop(k) for k in _RUN_FLAGS},
+    )
     conditions = flags.pop("fail_if")
     if flags.pop("no_report"):
         options = dataclasses.replace(options, report=False)

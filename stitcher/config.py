@@ -6,7 +6,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stitcher.engines import ENGINES, READS_URLS
 from stitcher.errors import ConfigError
+from stitcher.location import Url
 
 POLICIES = ("guarded", "connected", "segment", "mixpanel-simplified", "mixpanel-original")
 OUTPUT_FORMATS = ("parquet", "csv")
@@ -144,7 +146,7 @@ MIXPANEL_MAX_CLUSTER_IDS = 500
 
 @dataclass(frozen=True)
 class RunOptions:
-    input_dir: Path
+    input_dir: Path | Url  # a Url (s3a://, hdfs://, file://...) is listed and read by the engine
     output_dir: Path
     policy: str = "guarded"
     output_format: str = "parquet"
@@ -184,6 +186,18 @@ class RunOptions:
         return tuple(listed + rest + tail)
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(
+                f"unknown engine {self.engine!r}; valid engines: {', '.join(sorted(ENGINES))}"
+            )
+        if isinstance(self.input_dir, Url) and self.engine not in READS_URLS:
+            raise ConfigError(
+                f"--input {self.input_dir} is a URL, which only --engine "
+                f"{' or '.join(sorted(READS_URLS))} reads; add --engine spark, or copy the "
+                "files to a local (or mounted) folder"
+            )
+        if self.spark_master is not None and not self.spark_master.strip():
+            raise ConfigError("spark_master must not be empty; e.g. local[*] or spark://host:7077")
         if self.max_rounds < 1:
             raise ConfigError(f"--max-rounds must be at least 1 (got {self.max_rounds})")
         for key, _ in self.spark_conf:
@@ -244,6 +258,7 @@ class RunOptions:
         for key, value in record.items():
             if isinstance(value, Path):
                 record[key] = str(value)
+        record["input_dir"] = str(self.input_dir)
         # Spark settings may carry credentials (s3a keys): run.json keeps their names only.
         record["spark_conf"] = {key: "***" for key, _ in self.spark_conf}
         record["junk"] = {

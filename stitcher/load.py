@@ -6,7 +6,6 @@ Nothing is read here beyond file schemas: the events are scanned once, later, by
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from stitcher import mixpanel
 from stitcher.config import IdentifierType
 from stitcher.engines.base import Column, Engine, quote_identifier, quote_literal
 from stitcher.errors import InputError
+from stitcher.location import LOCAL_TREE, Tree, Url
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -87,11 +87,15 @@ def _unrenamed(name: str, columns: list[Column]) -> str:
 @dataclass(frozen=True)
 class TableSource:
     name: str
-    files_by_format: dict[str, list[Path]]
-    skipped_files: tuple[Path, ...] = ()
+    # Local Paths, or Urls (s3a://...) that the engine reads.
+    files_by_format: dict[str, list[Path | Url]]
+    skipped_files: tuple[Path | Url, ...] = ()
+    # A URL input not listed yet (only the engine can list it; see find_tables), and the
+    # --input-format to list it with.
+    unlisted: tuple[Url, str] | None = None
 
     @property
-    def files(self) -> list[Path]:
+    def files(self) -> list[Path | Url]:
         return [f for files in self.files_by_format.values() for f in files]
 
     @property
@@ -116,29 +120,42 @@ class LoadedInput:
     input_format: str = "segment"  # or "mixpanel"
 
 
-def find_tables(input_dir: Path, input_format: str = "auto") -> list[TableSource]:
+def find_tables(
+    input_dir: Path | Url, input_format: str = "auto", tree: Tree | None = None
+) -> list[TableSource]:
+    """The tables under --input, by the same rules whether `tree` walks local paths or URLs.
+
+    A URL without a tree is only recorded: the engine that can list it is not open yet when
+    the pipeline calls this, so register_inputs lists it (with this function) once it is.
+    """
+    if tree is None:
+        if isinstance(input_dir, Url):
+            return [TableSource(input_dir.name, {}, unlisted=(input_dir, input_format))]
+        tree = LOCAL_TREE
     if input_format != "segment":
-        export = mixpanel.export_entries(input_dir, input_format, lambda e: bool(_table_name(e)))
+        export = mixpanel.export_entries(
+            input_dir, input_format, lambda e: bool(_table_name(e, tree)), tree
+        )
         if export is not None:
-            return [_mixpanel_source(input_dir, export, explicit=input_format == "mixpanel")]
-    if not input_dir.exists():
+            return [_mixpanel_source(input_dir, export, input_format == "mixpanel", tree)]
+    if not tree.exists(input_dir):
         raise InputError(f"input folder {input_dir} does not exist")
-    if not input_dir.is_dir():
+    if not tree.is_dir(input_dir):
         raise InputError(f"--input {input_dir} is a file; give the folder that holds the tables")
     try:
-        entries = sorted(input_dir.iterdir())
+        entries = tree.children(input_dir)
     except OSError as exc:
         raise InputError(f"cannot list input folder {input_dir}: {exc.strerror}") from exc
-    by_table: dict[str, list[Path]] = {}
+    by_table: dict[str, list[Path | Url]] = {}
     for entry in entries:
-        table = _table_name(entry)
+        table = _table_name(entry, tree)
         if table is None:
             continue
         by_table.setdefault(table, []).append(entry)
     sources = []
     for table in EVENT_TABLES:
         if table in by_table:
-            sources.append(_collect(table, by_table[table]))
+            sources.append(_collect(table, by_table[table], tree))
     if not sources:
         found = ", ".join(e.name for e in entries[:10]) or "nothing"
         raise InputError(
@@ -155,11 +172,11 @@ def find_tables(input_dir: Path, input_format: str = "auto") -> list[TableSource
     return sources
 
 
-def _table_name(entry: Path) -> str | None:
+def _table_name(entry: Path | Url, tree: Tree) -> str | None:
     name = entry.name.lower()
     if name.startswith((".", "_")):
         return None
-    if entry.is_dir() and name in EVENT_TABLES:
+    if name in EVENT_TABLES and tree.is_dir(entry):
         return name
     # Files, and folders named like them: Spark writes `tracks.parquet/part-0000.parquet`.
     for suffix in _FORMAT_BY_SUFFIX:
@@ -168,7 +185,7 @@ def _table_name(entry: Path) -> str | None:
     return None
 
 
-def _file_format(path: Path) -> str | None:
+def _file_format(path: Path | Url) -> str | None:
     name = path.name.lower()
     for suffix, file_format in _FORMAT_BY_SUFFIX.items():
         if name.endswith(suffix):
@@ -176,10 +193,13 @@ def _file_format(path: Path) -> str | None:
     return None
 
 
-def _mixpanel_source(input_dir: Path, entries: list[Path], explicit: bool) -> TableSource:
+def _mixpanel_source(
+    input_dir: Path | Url, entries: list[Path | Url], explicit: bool, tree: Tree
+) -> TableSource:
     source = _collect(
         mixpanel.TABLE,
         entries,
+        tree,
         lambda p: mixpanel.file_format(p, input_dir, explicit, _file_format),
     )
     if not source.files:
@@ -189,36 +209,30 @@ def _mixpanel_source(input_dir: Path, entries: list[Path], explicit: bool) -> Ta
 
 def _collect(
     table: str,
-    entries: list[Path],
-    file_format_of: Callable[[Path], str | None] = _file_format,
+    entries: list[Path | Url],
+    tree: Tree,
+    file_format_of: Callable[[Path | Url], str | None] = _file_format,
 ) -> TableSource:
-    files: list[Path] = []
+    files: list[Path | Url] = []
     for entry in entries:
-        if entry.is_dir():
-            for root, dirs, names in os.walk(entry):
-                dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-                files.extend(Path(root) / n for n in sorted(names) if not n.startswith((".", "_")))
+        if tree.is_dir(entry):
+            files.extend(tree.walk_files(entry))
         else:
             files.append(entry)
-    by_format: dict[str, list[Path]] = {}
-    skipped: list[Path] = []
+    by_format: dict[str, list[Path | Url]] = {}
+    skipped: list[Path | Url] = []
     for path in files:
         file_format = file_format_of(path)
         if file_format is None:
             log.debug("ignoring %s: not a .parquet, .csv or .csv.gz file", path)
             continue
         try:
-            size = path.stat().st_size
+            size = tree.size(path)
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-        if not path.is_file():
-            # A FIFO would block the run forever; a device or socket is never a table.
-            raise InputError(
-                f"cannot read {path}: not a regular file (a pipe, socket or device); move it "
-                "out of the input folder"
-            )
-        if not os.access(path, os.R_OK):
-            raise InputError(f"cannot read {path}: permission denied; check the file's owner")
+        problem = tree.problem(path)
+        if problem is not None:
+            raise InputError(f"cannot read {path}: {problem}")
         if size == 0:
             # Writers that crash or have nothing to write leave empty files behind; they hold
             # no rows, so skipping them loses nothing. run.json lists them.
@@ -237,6 +251,15 @@ def _collect(
     return TableSource(table, by_format, tuple(skipped))
 
 
+def list_sources(engine: Engine, sources: list[TableSource]) -> list[TableSource]:
+    """The sources themselves, or, for a URL input not listed yet, its tables as listed by the
+    engine (the same rules as for a local folder)."""
+    if len(sources) != 1 or sources[0].unlisted is None:
+        return sources
+    url, input_format = sources[0].unlisted
+    return find_tables(url, input_format, engine.url_tree(url))
+
+
 def register_inputs(
     engine: Engine,
     sources: list[TableSource],
@@ -244,6 +267,7 @@ def register_inputs(
     policy: str = "guarded",
 ) -> LoadedInput:
     """Register every table and build the `events` and `identify_traits` views."""
+    sources = list_sources(engine, sources)
     if sources and sources[0].name == mixpanel.TABLE:
         export = sources[0]
         has_ids = mixpanel.register_export(engine, export.files_by_format, identifier_types, policy)

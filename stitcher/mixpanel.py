@@ -27,13 +27,13 @@ What an event's identifiers are depends on the ID Merge system emulated:
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from stitcher.config import IdentifierType
 from stitcher.engines.base import STRING, Column, Engine, quote_identifier, quote_literal
 from stitcher.errors import ConfigError, InputError
+from stitcher.location import LOCAL_TREE, Tree, Url
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -63,13 +63,16 @@ _DISTINCT_IDS_COLUMNS = ("$distinct_ids", "distinct_ids")
 _ID_FIELDS = ("distinct_id", "device_id", "user_id")
 
 
-def is_json_file(path: Path) -> bool:
+def is_json_file(path: Path | Url) -> bool:
     return path.name.lower().endswith(JSON_SUFFIXES)
 
 
 def export_entries(
-    input_path: Path, input_format: str, is_segment_table: Callable[[Path], bool]
-) -> list[Path] | None:
+    input_path: Path | Url,
+    input_format: str,
+    is_segment_table: Callable[[Path | Url], bool],
+    tree: Tree = LOCAL_TREE,
+) -> list[Path | Url] | None:
     """The files and folders to read as a Mixpanel export, or None when the input is not one.
 
     With `--input-format mixpanel` every visible entry is read. With `auto`, a JSON file (or a
@@ -77,13 +80,13 @@ def export_entries(
     with any Segment table stays Segment input. Then only the JSON files and the `events` table
     are read, so notes or expected results kept beside an export are left alone.
     """
-    if not input_path.exists():
+    if not tree.exists(input_path):
         return None  # the Segment loader says what is wrong
     explicit = input_format == "mixpanel"
-    if input_path.is_file():
+    if not tree.is_dir(input_path):
         return [input_path] if explicit or is_json_file(input_path) else None
     try:
-        entries = sorted(e for e in input_path.iterdir() if not e.name.startswith((".", "_")))
+        entries = [e for e in tree.children(input_path) if not e.name.startswith((".", "_"))]
     except OSError:
         return None
     if explicit:
@@ -95,36 +98,35 @@ def export_entries(
     chosen = [
         e
         for e in entries
-        if _is_flat_table(e) or (is_json_file(e) if e.is_file() else _holds_json(e))
+        if _is_flat_table(e) or (_holds_json(e, tree) if tree.is_dir(e) else is_json_file(e))
     ]
     return chosen or None
 
 
-def _is_flat_table(entry: Path) -> bool:
+def _is_flat_table(entry: Path | Url | PurePath) -> bool:
     name = entry.name.lower()
     return name == FLAT_TABLE or any(
         name == FLAT_TABLE + suffix for suffix in (".parquet", ".pq", ".csv", ".csv.gz")
     )
 
 
-def _holds_json(folder: Path) -> bool:
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-        if any(is_json_file(Path(root) / n) for n in names if not n.startswith((".", "_"))):
-            return True
-    return False
+def _holds_json(folder: Path | Url, tree: Tree) -> bool:
+    return any(is_json_file(f) for f in tree.walk_files(folder))
 
 
 def file_format(
-    path: Path, input_path: Path, explicit: bool, table_format: Callable[[Path], str | None]
+    path: Path | Url,
+    input_path: Path | Url,
+    explicit: bool,
+    table_format: Callable[[Path | Url], str | None],
 ) -> str | None:
     """How to read one file of an export: JSON files as JSON; Parquet/CSV files when the user
     said the input is Mixpanel, or when they belong to the `events` table; any other file as
     JSON lines only when the user said so (exports are often saved without a suffix)."""
     if is_json_file(path):
         return "json"
-    relative = path.relative_to(input_path) if path != input_path else Path(path.name)
-    if explicit or _is_flat_table(Path(relative.parts[0])):
+    relative = path.relative_to(input_path) if path != input_path else PurePath(path.name)
+    if explicit or _is_flat_table(PurePath(relative.parts[0])):
         return table_format(path) or ("json" if explicit else None)
     return None
 

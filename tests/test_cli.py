@@ -87,6 +87,42 @@ def test_a_failed_run_leaves_the_previous_output(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if "stitcher-tmp" in p.name] == []
 
 
+@pytest.mark.parametrize(
+    "url", ["s3a://bucket/events/", "hdfs://namenode:8020/events", "file:///tmp/events"]
+)
+def test_url_input_needs_the_spark_engine(url: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", "--input", url, "--output", "out", expect=1)
+    line = url.rstrip("/")
+    assert result.stderr == (
+        f"Error: --input {line} is a URL, which only --engine spark reads; add --engine "
+        "spark, or copy the files to a local (or mounted) folder\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_url_output_is_refused_before_anything_is_written(
+    engine: str, tmp_path: Path, monkeypatch
+) -> None:
+    # Path("s3a://bucket/out") would be the local folder `s3a:/bucket/out`: refuse instead.
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(
+        "run",
+        "--input",
+        str(FIXTURES / "shared_family_computer"),
+        "--output",
+        "s3a://bucket/out",
+        "--engine",
+        engine,
+        expect=1,
+    )
+    assert result.stderr.startswith("Error: --output s3a://bucket/out is a URL")
+    assert "local or mounted folder" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rerun_replaces_output_identically(tmp_path: Path) -> None:
     first = stitch(FIXTURES / "alias_from_old_user_id", tmp_path / "o")
     before = {p.name: p.read_bytes() for p in first.iterdir() if p.suffix == ".parquet"}

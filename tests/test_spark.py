@@ -305,3 +305,67 @@ def test_generated_spark_script_runs_on_spark(spark_session: object, tmp_path: P
     joined = want.join(got, on=["identifier_type", "identifier"], how="full", coalesce=True)
     assert joined.height == want.height == got.height
     assert (joined["person_id"] == joined["p"]).all()
+
+
+def test_url_input_gives_the_same_files_as_a_local_path(tmp_path: Path) -> None:
+    """An --input given as a URL is listed through Hadoop's FileSystem API and read by Spark
+    by URL (file:// here: the real Hadoop local file system), by the same discovery rules."""
+    events = tmp_path / "events"
+    run_cli(
+        "generate", str(events), "--events", "2000", "--seed", "3", "--format", "csv",
+        "--files-per-table", "3", "-q",
+    )  # fmt: skip
+    # What discovery must skip or list: Spark's marker files, hidden files, an empty file,
+    # a file that is no table, and a gzipped CSV whose header differs from its siblings'.
+    (events / "tracks" / "_SUCCESS").write_text("")
+    (events / "tracks" / ".part-0.csv.crc").write_text("junk")
+    (events / "notes.txt").write_text("not a table")
+    empty = events / "pages" / "dt=2026-12-31" / "part-9.csv"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    import gzip
+
+    extra = sorted((events / "aliases").iterdir())[0] / "extra.csv.gz"
+    with gzip.open(extra, "wt", encoding="utf-8") as f:
+        f.write("previousId,userId,timestamp,id\nold-1,new-1,2026-11-05T10:00:00Z,al-x\n")
+    args = ["--output-format", "csv", "--no-report"]
+    duck = stitch(events, tmp_path / "duckdb", *args)
+    spark = stitch(f"file://{events}/", tmp_path / "spark", "--engine", "spark", *args)
+    _same_files(duck, spark, "csv")
+    record = json.loads((spark / "run.json").read_text())
+    assert record["options"]["input_dir"] == f"file://{events}"
+    assert record["input"]["skipped_files"] == [f"file://{empty}"]
+    assert (
+        record["input"]["events"] == json.loads((duck / "run.json").read_text())["input"]["events"]
+    )
+
+
+def test_url_input_of_a_fixture(tmp_path: Path) -> None:
+    fixture = FIXTURES / "several_devices_several_logins"
+    plain = stitch(fixture, tmp_path / "plain", "--engine", "spark", "--no-report")
+    url = stitch(f"file://{fixture}", tmp_path / "url", "--engine", "spark", "--no-report")
+    for table in ("id_map", "users"):
+        assert (plain / f"{table}.parquet").read_bytes() == (url / f"{table}.parquet").read_bytes()
+
+
+def test_url_input_problems_are_one_line(tmp_path: Path) -> None:
+    missing = run_cli(
+        "run", "--input", f"file://{tmp_path}/nowhere", "--output", str(tmp_path / "o"),
+        "--engine", "spark", expect=1,
+    )  # fmt: skip
+    assert missing.stderr == f"Error: input folder file://{tmp_path}/nowhere does not exist\n"
+    no_fs = run_cli(
+        "run", "--input", "nofs://bucket/events", "--output", str(tmp_path / "o"),
+        "--engine", "spark", expect=1,
+    )  # fmt: skip
+    assert no_fs.stderr.startswith("Error: cannot list nofs://bucket/events: Spark has no file")
+    assert "spark.jars" in no_fs.stderr and len(no_fs.stderr.splitlines()) == 1
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "readme.md").write_text("x")
+    nothing = run_cli(
+        "run", "--input", f"file://{tmp_path}/in", "--output", str(tmp_path / "o"),
+        "--engine", "spark", expect=1,
+    )  # fmt: skip
+    assert nothing.stderr.startswith(f"Error: no event tables in file://{tmp_path}/in: ")
+    assert "(found: readme.md)" in nothing.stderr
+    assert not (tmp_path / "o").exists()

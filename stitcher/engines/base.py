@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from stitcher.errors import InputError
+from stitcher.location import Tree, Url
+
 # The coarse column kinds the loader needs to decide how to normalize a column.
 STRING, INTEGER, FLOAT, TIMESTAMP, TIMESTAMP_TZ, DATE, OTHER = (
     "string",
@@ -73,8 +76,9 @@ class Engine(ABC):
         """Make an Arrow table queryable under `name` (a table, so it may be read many times)."""
 
     @abstractmethod
-    def register_files(self, name: str, files: Sequence[Path], file_format: str) -> None:
-        """Make input files (all of one format, schemas unioned by column name) a view `name`."""
+    def register_files(self, name: str, files: Sequence[Path | Url], file_format: str) -> None:
+        """Make input files (all of one format, schemas unioned by column name) a view `name`.
+        Files are local paths, or URLs for an engine whose url_tree listed them."""
 
     @abstractmethod
     def columns(self, relation: str) -> list[Column]:
@@ -94,6 +98,14 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def url_tree(self, url: Url) -> Tree:
+        """A Tree that lists URLs (s3a://, hdfs://, file://...) for an input given as a URL.
+        Engines that read only local paths refuse."""
+        raise InputError(
+            f"--input {url} is a URL, which the {self.name} engine cannot read; run with "
+            "--engine spark, or copy the files to a local (or mounted) folder"
+        )
 
     def create_table_as(self, name: str, sql: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")

@@ -36,10 +36,11 @@ from stitcher.engines.base import (
     EngineSettings,
 )
 from stitcher.errors import ConfigError, EngineError, InputError
+from stitcher.location import ListedEntry, Tree, Url, UrlTree
 
 try:
     import pyspark
-    from py4j.protocol import Py4JError
+    from py4j.protocol import Py4JError, Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql import types as T
@@ -171,12 +172,12 @@ class SparkEngine(Engine):
                 df = df.withColumn(field.name, df[field.name].cast(T.TimestampNTZType()))
         self._register(name, self._run(lambda: self._materialize(df), f"<arrow table {name}>"))
 
-    def register_files(self, name: str, files: Sequence[Path], file_format: str) -> None:
+    def register_files(self, name: str, files: Sequence[Path | Url], file_format: str) -> None:
         paths = [str(f) for f in files]
         reader = self._spark.read
-        base = _hive_base(files)
+        base = _hive_base(paths)
         if base is not None:
-            reader = reader.option("basePath", str(base))
+            reader = reader.option("basePath", base)
         try:
             if file_format == "parquet":
                 df = reader.option("mergeSchema", "true").parquet(*paths)
@@ -193,12 +194,13 @@ class SparkEngine(Engine):
             raise InputError(f"cannot read {_describe_files(files)}: {_first_line(exc)}") from exc
         self._register(name, df)
 
-    def _read_csv(self, reader: object, files: Sequence[Path]) -> DataFrame:
+    def _read_csv(self, reader: object, files: Sequence[Path | Url]) -> DataFrame:
         # Spark takes the first file's header for every file; files whose headers differ are
         # read separately and unioned by column name (as DuckDB's union_by_name does).
         groups: dict[tuple[str, ...], list[str]] = {}
         for f in files:
-            groups.setdefault(_csv_header(f), []).append(str(f))
+            header = _csv_header(f) if isinstance(f, Path) else self._url_csv_header(f)
+            groups.setdefault(header, []).append(str(f))
         options = {
             "header": "true",
             "inferSchema": "false",  # ids that look numeric must stay text
@@ -214,6 +216,62 @@ class SparkEngine(Engine):
         for other in frames[1:]:
             df = df.unionByName(other, allowMissingColumns=True)
         return df
+
+    # -- inputs given as URLs: listed and opened through Hadoop's FileSystem API ---------------
+    def url_tree(self, url: Url) -> Tree:
+        return UrlTree(self._url_status, self._url_listing)
+
+    def _hadoop(self, url: str) -> tuple[object, object]:
+        """(FileSystem, Path) for a URL, with the session's Hadoop settings (spark.hadoop.*,
+        e.g. s3a credentials given with --spark-conf), as Spark's own file reads use them."""
+        jvm = self._spark._jvm
+        try:
+            conf = self._spark._jsparkSession.sessionState().newHadoopConf()
+            path = jvm.org.apache.hadoop.fs.Path(url)
+            return path.getFileSystem(conf), path
+        except _SPARK_ERRORS as exc:
+            raise _url_error(exc, url) from exc
+
+    def _url_status(self, url: str) -> ListedEntry | None:
+        fs, path = self._hadoop(url)
+        try:
+            status = fs.getFileStatus(path)
+        except _SPARK_ERRORS as exc:
+            if _java_class(exc) == "java.io.FileNotFoundException":
+                return None
+            raise _url_error(exc, url) from exc
+        return ListedEntry(path.getName(), bool(status.isDirectory()), int(status.getLen()))
+
+    def _url_listing(self, url: str) -> list[ListedEntry]:
+        fs, path = self._hadoop(url)
+        try:
+            statuses = fs.listStatus(path)
+            return [
+                ListedEntry(s.getPath().getName(), bool(s.isDirectory()), int(s.getLen()))
+                for s in statuses
+            ]
+        except _SPARK_ERRORS as exc:
+            raise _url_error(exc, url) from exc
+
+    def _url_csv_header(self, url: Url) -> tuple[str, ...]:
+        """The first line of a CSV file at a URL (gzip and other Hadoop codecs by suffix)."""
+        fs, path = self._hadoop(str(url))
+        jvm = self._spark._jvm
+        try:
+            conf = self._spark._jsparkSession.sessionState().newHadoopConf()
+            stream = fs.open(path)
+            codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(path)
+            if codec is not None:
+                stream = codec.createInputStream(stream)
+            reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            try:
+                line = reader.readLine()
+            finally:
+                reader.close()
+        except _SPARK_ERRORS as exc:
+            raise InputError(f"cannot read {url}: {_first_line(exc)}") from exc
+        text = (line or "").lstrip("\ufeff")
+        return tuple(next(csv.reader(io.StringIO(text)), []))
 
     def columns(self, relation: str) -> list[Column]:
         try:
@@ -363,13 +421,14 @@ def _nullable(field: pa.Field) -> pa.Field:
     return pa.field(field.name, t, nullable=True)
 
 
-def _hive_base(files: Sequence[Path]) -> Path | None:
-    """The folder above the first `key=value` folder, when the files are Hive-partitioned."""
+def _hive_base(files: Sequence[str]) -> str | None:
+    """The folder above the first `key=value` folder, when the files are Hive-partitioned
+    (local paths or URLs)."""
     for f in files:
-        parts = f.parent.parts
-        for i, part in enumerate(parts):
+        parts = re.split(r"[/\\]", f)
+        for i, part in enumerate(parts[:-1]):
             if _HIVE_DIR.fullmatch(part):
-                return Path(*parts[:i])
+                return "/".join(parts[:i]) or "/"
     return None
 
 
@@ -393,10 +452,42 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _describe_files(files: Sequence[Path]) -> str:
+def _describe_files(files: Sequence[Path | Url]) -> str:
     if len(files) == 1:
         return str(files[0])
     return f"{files[0]} (and {len(files) - 1} more files)"
+
+
+def _java_class(exc: BaseException) -> str | None:
+    if isinstance(exc, Py4JJavaError):
+        try:
+            return str(exc.java_exception.getClass().getName())
+        except _SPARK_ERRORS:
+            return None
+    return None
+
+
+def _url_error(exc: BaseException, url: str) -> InputError:
+    text = str(exc)
+    if "No FileSystem for scheme" in text or "ClassNotFoundException" in text:
+        scheme = url.split("://", 1)[0]
+        return InputError(
+            f"cannot list {url}: Spark has no file system for {scheme}:// "
+            f"({_java_message(exc)}); put its connector (e.g. hadoop-aws for s3a://, "
+            "hadoop-azure for abfss://, gcs-connector for gs://) on Spark's classpath with "
+            "--spark-conf spark.jars=..."
+        )
+    return InputError(f"cannot list {url}: {_java_message(exc)}")
+
+
+def _java_message(exc: BaseException) -> str:
+    """The Java exception's own one-line message, without py4j's framing."""
+    if isinstance(exc, Py4JJavaError):
+        try:
+            return str(exc.java_exception.toString()).splitlines()[0]
+        except _SPARK_ERRORS:
+            pass
+    return _first_line(exc)
 
 
 def _engine_error(exc: BaseException, sql: str) -> EngineError:

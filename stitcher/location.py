@@ -1,0 +1,234 @@
+"""Where the input lives: a local path, or a URL (s3a://, abfss://, gs://, hdfs://, file://)
+that only an engine can list and read.
+
+The loader finds tables by walking a `Tree`: `LocalTree` walks local paths with the operating
+system; `UrlTree` walks URLs through an engine that can list them (Spark's Hadoop FileSystem).
+Both answer the same questions, so the table discovery rules are written once (stitcher/load.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+from urllib.parse import unquote
+
+from stitcher.errors import InputError, OutputError
+
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://(.*)", re.DOTALL)
+
+
+def _hidden(name: str) -> bool:
+    # Dot files, and `_SUCCESS` / `_temporary` that Spark and Hadoop leave beside the data.
+    return name.startswith((".", "_"))
+
+
+@dataclass(frozen=True, order=True)
+class Url:
+    """A file or folder named by a URL, kept as given (never turned into a local Path, which
+    would fold `s3a://bucket` into `s3a:/bucket`). Offers the few Path members the loader and
+    the output checks use: name, parent, parts, `/`, relative_to, parents, resolve."""
+
+    text: str
+
+    @staticmethod
+    def parse(text: str) -> Url | None:
+        """A Url when `text` starts with `scheme://`, else None (a local path)."""
+        match = _URL.fullmatch(text.strip())
+        if match is None:
+            return None
+        rest = match.group(2)
+        stripped = rest.rstrip("/")
+        # Keep the slash of a bare root (`file:///`), drop trailing ones otherwise.
+        return Url(f"{match.group(1).lower()}://{stripped if stripped else rest}")
+
+    @property
+    def scheme(self) -> str:
+        return self.text.split("://", 1)[0]
+
+    def _split(self) -> tuple[str, str]:
+        """(scheme://authority, /path) of the URL."""
+        head, rest = self.text.split("://", 1)
+        authority, slash, path = rest.partition("/")
+        return f"{head}://{authority}", slash + path
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The segments of the path (not the scheme or the bucket/host)."""
+        return tuple(p for p in self._split()[1].split("/") if p)
+
+    @property
+    def name(self) -> str:
+        parts = self.parts
+        return parts[-1] if parts else ""
+
+    @property
+    def parent(self) -> Url:
+        root, _ = self._split()
+        parts = self.parts
+        if not parts:
+            return self
+        return Url(root + "/" + "/".join(parts[:-1])) if len(parts) > 1 else Url(root + "/")
+
+    @property
+    def parents(self) -> tuple[Path, ...]:
+        # No local folder is ever an ancestor of a remote URL (output checks).
+        return ()
+
+    def __truediv__(self, name: str) -> Url:
+        return Url(self.text.rstrip("/") + "/" + name)
+
+    def relative_to(self, other: Url) -> PurePosixPath:
+        prefix = other.text.rstrip("/") + "/"
+        if not self.text.startswith(prefix):
+            raise ValueError(f"{self} is not under {other}")
+        return PurePosixPath(self.text[len(prefix) :])
+
+    def resolve(self) -> Path | Url:
+        """A `file:` URL is the local folder it names (so the output checks see through it);
+        any other URL is itself."""
+        if self.scheme == "file":
+            return Path(unquote(self._split()[1]) or "/").resolve()
+        return self
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def input_location(text: str) -> Path | Url:
+    """--input as given: a Url when it has a scheme, else a local path."""
+    return Url.parse(text) or Path(text)
+
+
+def output_location(text: str) -> Path:
+    """--output as given: a local (or mounted) folder; a URL is refused before any work."""
+    url = Url.parse(text)
+    if url is not None:
+        raise OutputError(
+            f"--output {url} is a URL, but outputs are written by this process and swapped in "
+            "atomically by renaming folders: give a local or mounted folder (e.g. a FUSE mount "
+            "of the bucket), or write locally and copy the folder up"
+        )
+    return Path(text)
+
+
+class Tree(Protocol):
+    """The questions the table finder asks about the input (local paths or URLs)."""
+
+    def exists(self, location: Path | Url) -> bool: ...
+
+    def is_dir(self, location: Path | Url) -> bool: ...
+
+    def children(self, location: Path | Url) -> list:
+        """The entries of a folder, sorted by name; OSError when it cannot be listed."""
+
+    def walk_files(self, location: Path | Url) -> list:
+        """Every visible file below a folder (hidden files and folders skipped), in the order
+        os.walk visits them: a folder's files by name, then each subfolder by name."""
+
+    def size(self, location: Path | Url) -> int:
+        """Bytes in a file; OSError when it cannot be read."""
+
+    def problem(self, location: Path | Url) -> str | None:
+        """Why a file of the right name cannot be read as a table, or None."""
+
+
+class LocalTree:
+    """The local file system (and anything mounted into it)."""
+
+    def exists(self, location: Path) -> bool:
+        return location.exists()
+
+    def is_dir(self, location: Path) -> bool:
+        return location.is_dir()
+
+    def children(self, location: Path) -> list[Path]:
+        return sorted(location.iterdir())
+
+    def walk_files(self, location: Path) -> list[Path]:
+        files: list[Path] = []
+        for root, dirs, names in os.walk(location):
+            dirs[:] = sorted(d for d in dirs if not _hidden(d))
+            files.extend(Path(root) / n for n in sorted(names) if not _hidden(n))
+        return files
+
+    def size(self, location: Path) -> int:
+        return location.stat().st_size
+
+    def problem(self, location: Path) -> str | None:
+        if not location.is_file():
+            # A FIFO would block the run forever; a device or socket is never a table.
+            return "not a regular file (a pipe, socket or device); move it out of the input folder"
+        if not os.access(location, os.R_OK):
+            return "permission denied; check the file's owner"
+        return None
+
+
+LOCAL_TREE = LocalTree()
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    """One entry of a folder listed by an engine."""
+
+    name: str
+    is_dir: bool
+    size: int = 0
+
+
+class UrlTree:
+    """A tree of URLs listed by an engine: `status(url)` says what is at a URL (None: nothing),
+    `listing(url)` lists a folder's entries. Each folder is listed once."""
+
+    def __init__(
+        self,
+        status: Callable[[str], ListedEntry | None],
+        listing: Callable[[str], list[ListedEntry]],
+    ) -> None:
+        self._status = status
+        self._listing = listing
+        self._known: dict[str, ListedEntry | None] = {}
+
+    def _entry(self, location: Url) -> ListedEntry | None:
+        if location.text not in self._known:
+            self._known[location.text] = self._status(location.text)
+        return self._known[location.text]
+
+    def exists(self, location: Url) -> bool:
+        return self._entry(location) is not None
+
+    def is_dir(self, location: Url) -> bool:
+        entry = self._entry(location)
+        return entry is not None and entry.is_dir
+
+    def children(self, location: Url) -> list[Url]:
+        entries = sorted(self._listing(location.text), key=lambda e: e.name)
+        children = []
+        for entry in entries:
+            child = location / entry.name
+            self._known[child.text] = entry
+            children.append(child)
+        return children
+
+    def walk_files(self, location: Url) -> list[Url]:
+        files: list[Url] = []
+        folders: list[Url] = []
+        for child in self.children(location):
+            if _hidden(child.name):
+                continue
+            (folders if self.is_dir(child) else files).append(child)
+        for folder in folders:
+            files.extend(self.walk_files(folder))
+        return files
+
+    def size(self, location: Url) -> int:
+        entry = self._entry(location)
+        if entry is None:
+            raise InputError(f"cannot read {location}: it is gone")
+        return entry.size
+
+    def problem(self, location: Url) -> str | None:
+        return None  # object stores and HDFS hold files only; the engine reports unreadable ones
