@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from stitcher.components import component_labels
+from stitcher.components import component_labels, components_table, solve_in_sql
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import quote_identifier, quote_literal
@@ -36,16 +37,180 @@ def _sql_policy(engine: Engine, options: RunOptions) -> None:
 
 
 def _segment_policy(engine: Engine, options: RunOptions) -> None:
+    """Components over every usable link; the ones holding more identifiers of some type than
+    its limit are replayed, each on its own (engine.map_groups: in this process, or in
+    parallel on Spark's executors); the others are one profile each and cost nothing."""
     engine.create_table_as("nodes", render("60_nodes"))
-    labels = _labels(engine, render("53_usable_node_edges"))
-    violating = _nodes_where(engine, labels, _over_limit(engine, options, labels))
-    result = replay(
-        _replay_events(engine, options, violating), options.limit_for, options.priority_order()
+    _policy_components(engine, options, render("53_usable_node_edges"))
+    limit = " ".join(
+        f"WHEN {quote_literal(t)} THEN {options.limit_for(t)}" for t in options.type_names
     )
+    engine.create_table_as(
+        "violating_ids", _VIOLATING_IDS.format(limit=limit, default=options.default_limit)
+    )
+    violating = engine.fetch_rows("SELECT count(DISTINCT component), count(*) FROM violating_ids")[
+        0
+    ]
+    log.info("%d components break a limit; replaying their %d identifiers", *violating)
+    columns = [*event_columns(options), ("user_id", "previous_id")]
+    engine.map_groups(
+        "replayed_groups",
+        _replay_input(columns),
+        "component",
+        SegmentReplay(
+            types=tuple(t for t, _ in columns),
+            limits=tuple((t, options.limit_for(t)) for t in options.type_names),
+            default_limit=options.default_limit,
+            priority=options.priority_order(),
+        ),
+        _REPLAYED_SCHEMA,
+    )
+    engine.create_table_as("replayed", _REPLAYED)
     engine.create_table_as(
         "policy_base", "SELECT *, CAST(NULL AS VARCHAR) AS base_refusal FROM checked_edges"
     )
-    _classify_replayed(engine, violating, result)
+    engine.create_table_as("classified_edges", render("52_policy_replayed"))
+    _drop(engine, "policy_components", "violating_ids", "replayed_groups", "replayed")
+
+
+# The identifiers of the components that break a limit: (node_id, identifier_type,
+# identifier, component). Invariant: a component is listed whole or not at all.
+_VIOLATING_IDS = """
+WITH over_limit AS (
+    SELECT DISTINCT c.component
+    FROM policy_components AS c
+    JOIN nodes AS n ON n.node_id = c.node_id
+    GROUP BY c.component, n.identifier_type
+    HAVING count(*) > CASE n.identifier_type {limit} ELSE {default} END
+)
+SELECT n.node_id, n.identifier_type, n.identifier, c.component
+FROM nodes AS n
+JOIN policy_components AS c ON c.node_id = n.node_id
+JOIN over_limit AS o ON o.component = c.component
+"""
+
+# One row per identifier of a replayed component: its profile (the least node id of its
+# profile; an identifier no event could add is a profile of its own) and the identifier type
+# whose limit made some event drop it. Profiles are disjoint sets of nodes, so the least node
+# id names one profile across all components.
+_REPLAYED = """
+SELECT v.identifier_type, v.identifier, coalesce(g.profile, v.node_id) AS profile,
+       g.dropped_for
+FROM violating_ids AS v
+LEFT JOIN replayed_groups AS g
+  ON g.identifier_type = v.identifier_type AND g.identifier = v.identifier
+"""
+
+_REPLAYED_SCHEMA = pa.schema(
+    [
+        ("identifier_type", pa.string()),
+        ("identifier", pa.string()),
+        ("profile", pa.int64()),
+        ("dropped_for", pa.string()),
+    ]
+)
+
+
+def _replay_input(columns: list[tuple[str, str]]) -> str:
+    """The identifier sets to replay (sql/54_replay_events.sql), each tagged with its
+    component; per column i: the value v{i}, the component c{i} and node n{i} of that value
+    when it belongs to a replayed component (NULL otherwise: junk, hubs, other components)."""
+    q, lit = quote_identifier, quote_literal
+    touches = " OR ".join(
+        f"p.{q(col)} IN (SELECT identifier FROM violating_ids WHERE identifier_type = {lit(t)})"
+        for t, col in columns
+    )
+    selected = ", ".join(f"p.{q(col)}" for _, col in columns)
+    events = render("54_replay_events", columns=selected, touches_violating=touches)
+    joins = "".join(
+        f" LEFT JOIN violating_ids AS v{i} ON v{i}.identifier_type = {lit(t)} "
+        f"AND v{i}.identifier = r.{q(col)}"
+        for i, (t, col) in enumerate(columns)
+    )
+    tagged = ", ".join(
+        f"r.{q(col)} AS v{i}, v{i}.component AS c{i}, v{i}.node_id AS n{i}"
+        for i, (_, col) in enumerate(columns)
+    )
+    component = ", ".join(f"v{i}.component" for i in range(len(columns)))
+    return (
+        f"SELECT coalesce({component}) AS component, {tagged}, r.ts, r.message_id, "
+        f"r.source_table FROM ({events}) AS r{joins} "
+        f"WHERE coalesce({component}) IS NOT NULL"
+    )
+
+
+@dataclass(frozen=True)
+class SegmentReplay:
+    """The replay of one component (a group of _replay_input's rows), as a picklable function
+    of the group alone so that engines may run components in parallel anywhere."""
+
+    types: tuple[str, ...]  # identifier type of each column v0, v1, ...
+    limits: tuple[tuple[str, int], ...]
+    default_limit: int
+    priority: tuple[str, ...]
+
+    def limit_for(self, identifier_type: str) -> int:
+        return dict(self.limits).get(identifier_type, self.default_limit)
+
+    def __call__(self, group: pa.Table) -> pa.Table:
+        events = []
+        node_of: dict[tuple[str, str], int] = {}
+        for row in group.to_pylist():
+            ids = []
+            for i, t in enumerate(self.types):
+                value = row[f"v{i}"]
+                # Only the ids of this component (an event's usable ids are always in one).
+                if value is not None and row[f"c{i}"] == row["component"]:
+                    ids.append((t, value))
+                    node_of[(t, value)] = row[f"n{i}"]
+            if len(set(ids)) < 2:
+                continue
+            ts = row["ts"]
+            order = (
+                _NO_TIME if ts is None else (0, ts),
+                row["message_id"] or "",
+                row["source_table"],
+                tuple(ids),
+            )
+            events.append(ReplayEvent(order=order, identifiers=tuple(ids)))
+        result = replay(events, self.limit_for, self.priority)
+        least: dict[int, int] = {}
+        for identifier, profile in result.profile_of.items():
+            least[profile] = min(least.get(profile, node_of[identifier]), node_of[identifier])
+        ids = sorted(set(result.profile_of) | set(result.dropped_for))
+        profiles = [result.profile_of.get(i) for i in ids]
+        return pa.table(
+            {
+                "identifier_type": pa.array([i[0] for i in ids], pa.string()),
+                "identifier": pa.array([i[1] for i in ids], pa.string()),
+                "profile": pa.array(
+                    [None if p is None else least[p] for p in profiles], pa.int64()
+                ),
+                "dropped_for": pa.array([result.dropped_for.get(i) for i in ids], pa.string()),
+            }
+        )
+
+
+def _policy_components(engine: Engine, options: RunOptions, edges_sql: str) -> None:
+    """`policy_components`(node_id, component) of `nodes` over the (src, dst) links of
+    `edges_sql`: scipy in this process for embedded engines, SQL rounds inside the others
+    (the graph may not fit this process)."""
+    if engine.components_in_memory:
+        engine.register_arrow(
+            "policy_components",
+            components_table(engine.count("nodes"), engine.fetch_arrow(edges_sql)),
+        )
+        return
+    engine.create_table_as("policy_edges", edges_sql)
+    solve_in_sql(
+        engine, edges="policy_edges", output="policy_components", max_rounds=options.max_rounds
+    )
+    engine.drop("policy_edges")
+
+
+def _drop(engine: Engine, *tables: str) -> None:
+    for table in tables:
+        engine.drop(table)
 
 
 def _guarded_policy(engine: Engine, options: RunOptions) -> None:
@@ -104,23 +269,6 @@ def _labels(engine: Engine, edges_sql: str) -> np.ndarray:
         edges.column("src").to_numpy().astype(np.int64, copy=False),
         edges.column("dst").to_numpy().astype(np.int64, copy=False),
     )
-
-
-def _over_limit(engine: Engine, options: RunOptions, labels: np.ndarray) -> np.ndarray:
-    """Components holding more identifiers of some type than that type's limit."""
-    types = engine.fetch_arrow("SELECT identifier_type FROM nodes ORDER BY node_id")
-    type_names = options.type_names
-    codes = np.array(
-        [type_names.index(t) for t in types.column("identifier_type").to_pylist()],
-        dtype=np.int64,
-    )
-    width = len(type_names)
-    counts = np.bincount(labels * width + codes, minlength=(labels.max(initial=-1) + 1) * width)
-    counts = counts.reshape(-1, width)
-    limits = np.array([options.limit_for(t) for t in type_names])
-    bad = np.flatnonzero((counts > limits).any(axis=1))
-    log.info("%d of %d components break a limit", len(bad), counts.shape[0])
-    return bad
 
 
 def _nodes_where(engine: Engine, labels: np.ndarray, components: np.ndarray) -> pa.Table:

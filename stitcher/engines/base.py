@@ -8,11 +8,13 @@ to files. DuckDB is the embedded default; Spark or a warehouse implement the sam
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from stitcher.errors import InputError
 from stitcher.location import Tree, Url
@@ -99,6 +101,26 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def map_groups(
+        self,
+        name: str,
+        sql: str,
+        key: str,
+        fn: Callable[[pa.Table], pa.Table],
+        schema: pa.Schema,
+    ) -> None:
+        """Create table `name`: `fn` applied to each group of the rows of `sql` that share a
+        value of column `key` (never NULL), the results put together.
+
+        `fn` gets one group as an Arrow table (rows in no particular order) and returns rows of
+        `schema`; it must be a picklable, pure function of its group, so that an engine may run
+        the groups anywhere, in any order, in parallel (Spark runs them on its executors). This
+        default runs them one after another in this process.
+        """
+        table = self.fetch_arrow(sql)
+        results = [_conform(fn(group), schema) for group in arrow_groups(table, key)]
+        self.register_arrow(name, pa.concat_tables(results) if results else schema.empty_table())
+
     def url_tree(self, url: Url) -> Tree:
         """A Tree that lists URLs (s3a://, hdfs://, file://...) for an input given as a URL.
         Engines that read only local paths refuse."""
@@ -122,6 +144,22 @@ class Engine(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def arrow_groups(table: pa.Table, key: str) -> Iterator[pa.Table]:
+    """The rows of `table` sharing each value of column `key`, one table per value."""
+    if table.num_rows == 0:
+        return
+    table = table.sort_by(key)
+    keys = table.column(key).combine_chunks()
+    changes = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
+    starts = [0, *(i + 1 for i in pc.indices_nonzero(changes).to_pylist()), len(keys)]
+    for start, end in pairwise(starts):
+        yield table.slice(start, end - start)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    return table.select(schema.names).cast(schema)
 
 
 def quote_identifier(name: str) -> str:
