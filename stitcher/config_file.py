@@ -6,6 +6,7 @@ that lists the valid ones, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from stitcher.config import (
     normalize_junk_value,
     read_junk_file,
 )
+from stitcher.engines import ENGINES
 from stitcher.errors import ConfigError
 
 CONFIG_NAME = "stitcher.toml"
@@ -38,6 +40,9 @@ _TOP_KEYS = {
     "threads": "integer",
     "memory_limit": "size such as 6GB",
     "temp_dir": "path",
+    "engine": "one of " + ", ".join(sorted(ENGINES)),
+    "spark_master": "Spark master URL, e.g. local[*], spark://host:7077, yarn",
+    "spark_conf": 'table of Spark settings, e.g. "spark.executor.memory" = "8g"',
     "junk": "table",
     "identifiers": "table of identifier types",
     "limits": "table: identifier type = max values per person",
@@ -119,6 +124,22 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
         values["threads"] = _typed(config["threads"], int, f"{where}: threads", "an integer")
     if "temp_dir" in config:
         values["temp_dir"] = Path(_typed(config["temp_dir"], str, f"{where}: temp_dir", "a path"))
+    if "engine" in config:
+        values["engine"] = _typed(config["engine"], str, f"{where}: engine", _TOP_KEYS["engine"])
+        if values["engine"] not in ENGINES:
+            raise ConfigError(
+                f"{where}: unknown engine {values['engine']!r}; valid engines: "
+                f"{', '.join(sorted(ENGINES))}"
+            )
+    if "spark_master" in config:
+        master = _typed(config["spark_master"], str, f"{where}: spark_master", "a master URL")
+        if not master.strip():
+            raise ConfigError(
+                f"{where}: spark_master must not be empty; e.g. local[*], spark://host:7077, yarn"
+            )
+        values["spark_master"] = master
+    if "spark_conf" in config:
+        values["spark_conf"] = _spark_conf(config["spark_conf"], where)
     values["junk"] = _junk(config.get("junk", {}), where, source)
     values["identifier_types"] = _identifier_types(config.get("identifiers", {}), where)
     if "limits" in config:
@@ -143,6 +164,12 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
             values["mixpanel_max_cluster_ids"] = _typed(
                 mixpanel["max_cluster_ids"], int, f"{where}: mixpanel.max_cluster_ids", "an integer"
             )
+    # --spark-conf adds to the file's settings; a key given in both takes the flag's value.
+    cli_conf = overrides.pop("spark_conf", None)
+    if cli_conf:
+        values["spark_conf"] = tuple(
+            {**dict(values.get("spark_conf", ())), **dict(cli_conf)}.items()
+        )
     junk_override = overrides.pop("junk", None)
     if junk_override is not None:
         values["junk"] = junk_override
@@ -150,6 +177,32 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
         if value is not None:
             values[key] = value
     return RunOptions(**values)
+
+
+def _spark_conf(table: Any, where: str, prefix: str = "") -> tuple[tuple[str, str], ...]:
+    """Spark settings as (key, value) text pairs. Keys may be quoted ("spark.executor.memory")
+    or dotted (TOML reads spark.executor.memory = ... as nested tables: joined back here)."""
+    table = _typed(table, dict, f"{where}: spark_conf{prefix}", "a table of key = value")
+    pairs: list[tuple[str, str]] = []
+    for key, value in table.items():
+        name = f"{prefix[1:]}.{key}" if prefix else key
+        if isinstance(value, dict):
+            pairs += _spark_conf(value, where, f"{prefix}.{key}")
+        elif isinstance(value, bool):
+            pairs.append((name, "true" if value else "false"))
+        elif isinstance(value, str | int | float):
+            pairs.append((name, str(value)))
+        else:
+            raise ConfigError(
+                f"{where}: spark_conf.{name} must be text, a number or true/false, not {value!r}"
+            )
+        if not name.strip():
+            raise ConfigError(f"{where}: spark_conf has an empty key")
+    return tuple(pairs)
+
+
+# Spark settings whose values are credentials: `config --show` prints their names only.
+_SECRET_KEY = re.compile(r"secret|password|token|credential|access\.key|account\.key|\.sas\.", re.I)
 
 
 def _junk(table: Any, where: str, source: Path | None) -> JunkRules:
@@ -244,6 +297,9 @@ def effective_config_toml(options: RunOptions) -> str:
         lines.append(f"memory_limit = {_toml(options.memory_limit)}")
     if options.temp_dir is not None:
         lines.append(f"temp_dir = {_toml(str(options.temp_dir))}")
+    lines.append(f"engine = {_toml(options.engine)}")
+    if options.spark_master is not None:
+        lines.append(f"spark_master = {_toml(options.spark_master)}")
     lines.append(f"priority = {_toml(list(options.priority_order()))}")
     lines += ["", "[junk]", "replace_defaults = true"]
     lines.append(f"values = {_toml(list(options.junk.values))}")
@@ -258,6 +314,14 @@ def effective_config_toml(options: RunOptions) -> str:
         inner = ", ".join(f"{h.linked_type} = {h.max_linked}" for h in hubs)
         lines.append(f"{type_name} = {{ {inner} }}")
     lines += ["", "[mixpanel]", f"max_cluster_ids = {options.mixpanel_max_cluster_ids}"]
+    if options.spark_conf:
+        lines += ["", "[spark_conf]"]
+        if any(_SECRET_KEY.search(k) for k, _ in options.spark_conf):
+            lines.append("# values of credential settings are not shown")
+        lines += [
+            f"{_toml(k)} = {_toml('***' if _SECRET_KEY.search(k) else v)}"
+            for k, v in options.spark_conf
+        ]
     for t in options.identifier_types:
         lines += [
             "",

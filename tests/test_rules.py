@@ -113,6 +113,12 @@ def test_extra_identifier_type_links_and_normalizes(tmp_path: Path) -> None:
         ("dedupe = 3", "dedupe must be true or false"),
         ("policy = ", "not valid TOML"),
         ("[hubs]\nuser_id = { anonymous_id = 0 }", "at least 1"),
+        ('engine = "flink"', "unknown engine 'flink'; valid engines: duckdb, spark"),
+        ("engine = 3", "engine must be one of duckdb, spark, not 3"),
+        ('spark_master = "  "', "spark_master must not be empty"),
+        ('spark_conf = "spark.executor.memory=8g"', "spark_conf must be a table of key = value"),
+        ('[spark_conf]\n"spark.jars" = ["a.jar"]', "spark_conf.spark.jars must be text"),
+        ('spark_mastr = "yarn"', "unknown key 'spark_mastr'"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path: Path, toml: str, message: str) -> None:
@@ -145,6 +151,50 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
     config.write_text('policy = "segment"\n')
     shown = run_cli("config", "--config", str(config), "--show", "--policy", "connected").stdout
     assert 'policy = "connected"' in shown
+
+
+def test_spark_settings_round_trip_and_flags_win(tmp_path: Path) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text(
+        'engine = "spark"\nspark_master = "spark://head:7077"\n[spark_conf]\n'
+        '"spark.executor.memory" = "8g"\n'
+        "spark.sql.shuffle.partitions = 64\n"  # dotted keys are nested tables in TOML
+        "spark.hadoop.fs.s3a.secret.key = 'hunter2'\n"
+    )
+    shown = run_cli("config", "--config", str(config), "--show").stdout
+    assert 'engine = "spark"' in shown
+    assert 'spark_master = "spark://head:7077"' in shown
+    assert '"spark.executor.memory" = "8g"' in shown
+    assert '"spark.sql.shuffle.partitions" = "64"' in shown
+    # Credentials are never printed (run.json keeps only their names too).
+    assert '"spark.hadoop.fs.s3a.secret.key" = "***"' in shown and "hunter2" not in shown
+    public = "".join(
+        line for line in shown.splitlines(keepends=True) if "secret" not in line and "#" not in line
+    )
+    without_secret = tmp_path / "b.toml"
+    without_secret.write_text(public)
+    assert run_cli("config", "--config", str(without_secret), "--show").stdout == public
+    flags = run_cli(
+        "config", "--config", str(config), "--show", "--engine", "duckdb",
+        "--spark-master", "local[2]", "--spark-conf", "spark.executor.memory=16g",
+        "--spark-conf", "spark.driver.memory=4g",
+    ).stdout  # fmt: skip
+    assert 'engine = "duckdb"' in flags and 'spark_master = "local[2]"' in flags
+    # --spark-conf adds to the file's settings; the flag wins on the same key.
+    assert '"spark.executor.memory" = "16g"' in flags
+    assert '"spark.driver.memory" = "4g"' in flags
+    assert '"spark.sql.shuffle.partitions" = "64"' in flags
+    assert 'engine = "duckdb"' in run_cli("config", "--show").stdout
+
+
+def test_engine_from_the_config_file_reaches_the_run(tmp_path: Path) -> None:
+    # A URL input is refused by the duckdb engine: the config file's engine is the one used.
+    (tmp_path / "stitcher.toml").write_text('engine = "duckdb"\n')
+    result = run_cli(
+        "run", "--config", str(tmp_path / "stitcher.toml"), "--input", "hdfs://nn/events",
+        "--output", str(tmp_path / "out"), expect=1,
+    )  # fmt: skip
+    assert "only --engine spark reads" in result.stderr
 
 
 def test_pyproject_tool_section_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -499,3 +499,20 @@ def test_mixpanel_original_replays_each_group_on_the_executors() -> None:
         "$identify",
         "$merge",
     }
+
+
+def test_engine_and_spark_settings_from_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "stitcher.toml"
+    config.write_text(
+        'engine = "spark"\n[spark_conf]\n"spark.hadoop.fs.s3a.secret.key" = "hunter2"\n'
+    )
+    fixture = FIXTURES / "shared_family_computer"
+    out = stitch(f"file://{fixture}", tmp_path / "out", "--config", str(config), "--no-report")
+    text = (out / "run.json").read_text()
+    record = json.loads(text)
+    assert record["versions"]["engine"].startswith("spark ")
+    assert record["options"]["spark_conf"] == {"spark.hadoop.fs.s3a.secret.key": "***"}
+    assert "hunter2" not in text
+    plain = stitch(fixture, tmp_path / "duckdb", "--no-report")
+    for table in ("id_map", "users"):
+        assert (out / f"{table}.parquet").read_bytes() == (plain / f"{table}.parquet").read_bytes()
