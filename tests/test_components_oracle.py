@@ -11,9 +11,8 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
-import pytest
-
 import pyarrow as pa
+import pytest
 
 from stitcher.components import component_labels, components_table
 

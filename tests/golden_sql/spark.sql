@@ -164,8 +164,9 @@ SELECT
 DROP TABLE IF EXISTS `pairs`;
 
 CREATE TABLE `pairs` AS
-/* Inputs: events (source_table, message_id, anonymous_id, user_id, previous_id, one column */
-/*         per configured extra identifier type, ts) */
+/* Inputs: events, or with --dedupe the events_deduped subquery (source_table, message_id, */
+/*         anonymous_id, user_id, previous_id, one column per configured extra identifier */
+/*         type, ts) */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
@@ -200,7 +201,7 @@ GROUP BY
   user_id,
   previous_id;
 
-DROP TABLE IF EXISTS `events_deduped`;
+DROP TABLE IF EXISTS `duplicate_hashes`;
 
 DROP TABLE IF EXISTS `pair_totals`;
 
@@ -302,24 +303,31 @@ DROP TABLE IF EXISTS `hub_degrees`;
 
 CREATE TABLE `hub_degrees` AS
 /*       ever has (a kiosk, a hard-coded device id, a shared `guest-account` login). */
-/* Inputs: pairs; identifiers (quarantine_reason from the junk step) */
+/* Inputs: pairs; identifiers (quarantine_reason from the junk step); degree_queries, one */
+/*         SELECT per hub rule over pairs and identifiers_junk (stitcher/graph.py) */
 /* Output: hub_degrees(identifier_type, identifier, linked_type, degree), one row per */
 /*         (identifier, hub rule) whose threshold is exceeded. */
 /* Invariants: degree = number of distinct non-junk identifiers of linked_type seen on the same */
 /*             events as the identifier; junk partners do not count, so one junk value cannot */
 /*             make a real id a hub. */
+WITH identifiers_junk AS (
+  SELECT
+    identifier_type,
+    identifier
+  FROM identifiers
+  WHERE
+    NOT quarantine_reason IS NULL
+)
 SELECT
   'anonymous_id' AS identifier_type,
   p.`anonymous_id` AS identifier,
   'user_id' AS linked_type,
   COUNT(DISTINCT p.`user_id`) AS degree
 FROM pairs AS p
-JOIN identifiers AS j
-  ON j.identifier_type = 'user_id'
-  AND j.identifier = p.`user_id`
-  AND j.quarantine_reason IS NULL
+LEFT JOIN identifiers_junk AS j
+  ON j.identifier_type = 'user_id' AND j.identifier = p.`user_id`
 WHERE
-  NOT p.`anonymous_id` IS NULL
+  NOT p.`anonymous_id` IS NULL AND NOT p.`user_id` IS NULL AND j.identifier IS NULL
 GROUP BY
   p.`anonymous_id`
 HAVING
@@ -331,12 +339,10 @@ SELECT
   'anonymous_id' AS linked_type,
   COUNT(DISTINCT p.`anonymous_id`) AS degree
 FROM pairs AS p
-JOIN identifiers AS j
-  ON j.identifier_type = 'anonymous_id'
-  AND j.identifier = p.`anonymous_id`
-  AND j.quarantine_reason IS NULL
+LEFT JOIN identifiers_junk AS j
+  ON j.identifier_type = 'anonymous_id' AND j.identifier = p.`anonymous_id`
 WHERE
-  NOT p.`user_id` IS NULL
+  NOT p.`user_id` IS NULL AND NOT p.`anonymous_id` IS NULL AND j.identifier IS NULL
 GROUP BY
   p.`user_id`
 HAVING
@@ -386,10 +392,9 @@ SELECT
   CASE
     WHEN quarantine_reason IS NULL
     THEN CAST(ROW_NUMBER() OVER (
-      PARTITION BY quarantine_reason IS NULL
-      ORDER BY CASE identifier_type WHEN 'user_id' THEN 0 ELSE 1 END NULLS LAST, first_seen IS NULL NULLS LAST, first_seen NULLS LAST, identifier NULLS LAST, identifier_type NULLS LAST
+      ORDER BY NOT quarantine_reason IS NULL NULLS LAST, identifier_type <> 'user_id' NULLS LAST, first_seen IS NULL NULLS LAST, first_seen NULLS LAST, identifier NULLS LAST, identifier_type NULLS LAST
     ) - 1 AS BIGINT)
-  END AS node_id /* BIGINT on every engine (Spark's row_number is a 32-bit INT). */
+  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
 FROM checked;
 
 DROP TABLE IF EXISTS `identifiers`;
@@ -922,27 +927,54 @@ DROP TABLE IF EXISTS `classified_edges`;
 DROP TABLE IF EXISTS `person_activity`;
 
 CREATE TABLE `person_activity` AS
-/* Inputs: pairs, id_map */
+/* Inputs: pairs, quarantine, id_map */
 /* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
 /*         NULL for the events whose every id is junk. */
 /* Invariants: an event belongs to the person of its user_id when that is usable, else of its */
 /*             anonymous_id, else of its previous_id; so events are counted once, never once per */
 /*             identifier, and an event whose link was refused still counts for its user. */
-/*             Grouped by the integer component, not the 32-character person id. */
+/*             Usable means not quarantined, and every usable identifier is in id_map: so the */
+/*             choice is made against the (small) quarantine table and each pair is then looked */
+/*             up in id_map once, not once per id column. */
+WITH attributed AS (
+  SELECT
+    pr.event_count,
+    pr.first_ts,
+    pr.last_ts,
+    CASE
+      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
+      THEN 'user_id'
+      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN 'anonymous_id'
+      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
+      THEN 'user_id'
+    END AS identifier_type,
+    CASE
+      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
+      THEN pr.user_id
+      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN pr.anonymous_id
+      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
+      THEN pr.previous_id
+    END AS identifier
+  FROM pairs AS pr
+  LEFT JOIN quarantine AS qu
+    ON qu.identifier_type = 'user_id' AND qu.identifier = pr.user_id
+  LEFT JOIN quarantine AS qa
+    ON qa.identifier_type = 'anonymous_id' AND qa.identifier = pr.anonymous_id
+  LEFT JOIN quarantine AS qp
+    ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
+)
 SELECT
-  COALESCE(u.component, a.component, pv.component) AS component,
-  CAST(SUM(pr.event_count) AS BIGINT) AS event_count,
-  MIN(pr.first_ts) AS first_seen_at,
-  MAX(pr.last_ts) AS last_seen_at
-FROM pairs AS pr
-LEFT JOIN id_map AS u
-  ON u.identifier_type = 'user_id' AND u.identifier = pr.user_id
-LEFT JOIN id_map AS a
-  ON a.identifier_type = 'anonymous_id' AND a.identifier = pr.anonymous_id
-LEFT JOIN id_map AS pv
-  ON pv.identifier_type = 'user_id' AND pv.identifier = pr.previous_id
+  m.component,
+  CAST(SUM(a.event_count) AS BIGINT) AS event_count,
+  MIN(a.first_ts) AS first_seen_at,
+  MAX(a.last_ts) AS last_seen_at
+FROM attributed AS a
+LEFT JOIN id_map AS m
+  ON m.identifier_type = a.identifier_type AND m.identifier = a.identifier
 GROUP BY
-  1;
+  m.component;
 
 DROP TABLE IF EXISTS `pairs`;
 
@@ -966,22 +998,41 @@ GROUP BY
 DROP TABLE IF EXISTS `person_traits`;
 
 CREATE TABLE `person_traits` AS
-/* Inputs: pair_traits, id_map */
+/* Inputs: pair_traits, quarantine, id_map */
 /* Output: person_traits(component, <trait columns>) */
 /* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
-/*             attribution as person_activity); identifies whose ids are all junk are dropped. */
+/*             attribution as person_activity, decided against the small quarantine table so */
+/*             each pair is looked up in id_map once); identifies whose ids are all junk are */
+/*             dropped. */
+WITH attributed AS (
+  SELECT
+    t.*,
+    CASE
+      WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
+      THEN 'user_id'
+      WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN 'anonymous_id'
+    END AS _attributed_type,
+    CASE
+      WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
+      THEN t.user_id
+      WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN t.anonymous_id
+    END AS _attributed_id
+  FROM pair_traits AS t
+  LEFT JOIN quarantine AS qu
+    ON qu.identifier_type = 'user_id' AND qu.identifier = t.user_id
+  LEFT JOIN quarantine AS qa
+    ON qa.identifier_type = 'anonymous_id' AND qa.identifier = t.anonymous_id
+)
 SELECT
-  COALESCE(u.component, a.component) AS component,
+  m.component,
   MAX(t.`plan`).v AS `plan`
-FROM pair_traits AS t
-LEFT JOIN id_map AS u
-  ON u.identifier_type = 'user_id' AND u.identifier = t.user_id
-LEFT JOIN id_map AS a
-  ON a.identifier_type = 'anonymous_id' AND a.identifier = t.anonymous_id
-WHERE
-  NOT COALESCE(u.component, a.component) IS NULL
+FROM attributed AS t
+JOIN id_map AS m
+  ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
 GROUP BY
-  1;
+  m.component;
 
 DROP TABLE IF EXISTS `pair_traits`;
 
