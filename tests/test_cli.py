@@ -200,7 +200,7 @@ def test_dedupe_keeps_each_messages_earliest_delivery(seed: int, tmp_path: Path)
     rng = random.Random(seed)
     header = ["id", "anonymous_id", "user_id", "timestamp"]
     tables: dict[str, list[tuple]] = {"tracks": [], "pages": []}
-    for i in range(300):
+    for _ in range(300):
         message = f"m{rng.randrange(120)}" if rng.random() < 0.9 else None
         row = (
             message,
