@@ -1,6 +1,7 @@
 -- Step: the one scan of the events. Every later step reads this aggregate, never the events.
--- Inputs: {{events}} (source_table, message_id, anonymous_id, user_id, previous_id, one column
---         per configured extra identifier type, ts)
+-- Inputs: events, or with --dedupe the events_deduped subquery (source_table, message_id,
+--         anonymous_id, user_id, previous_id, one column per configured extra identifier
+--         type, ts)
 -- Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id
 --         {{extra_columns_doc}}): event_count, events_without_ts, first_ts, last_ts and, for rows
 --         carrying at least two identifiers, first_evidence = the earliest (ts, message_id).

@@ -1,6 +1,7 @@
 -- Step: policy 'guarded' (default): an anonymous_id joins at most one user_id.
 -- Inputs: checked_edges
--- Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR).
+-- Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN,
+--         reason VARCHAR).
 -- Invariants:
 --   * junk links are refused, as under every policy;
 --   * per anonymous_id (and per identifier of any other non-user type), only the usable
@@ -31,7 +32,7 @@ decided AS (
 )
 SELECT
     from_type, from_id, to_type, to_id, rule, event_count, first_ts, last_ts,
-    evidence_ts, evidence_message_id, evidence_table,
+    evidence_ts, evidence_message_id, evidence_table, from_node, to_node,
     refusal IS NULL AS kept,
     coalesce(refusal, rule) AS reason
 FROM decided

@@ -1,6 +1,7 @@
 -- Step: policy 'mixpanel-simplified': Mixpanel's Simplified ID Merge.
 -- Inputs: checked_edges
--- Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR).
+-- Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN,
+--         reason VARCHAR).
 -- Invariants:
 --   * junk and hub links are refused, as under every policy;
 --   * Simplified knows two ids only, the device ($device_id, typed anonymous_id) and the
@@ -35,7 +36,7 @@ decided AS (
 )
 SELECT
     from_type, from_id, to_type, to_id, rule, event_count, first_ts, last_ts,
-    evidence_ts, evidence_message_id, evidence_table,
+    evidence_ts, evidence_message_id, evidence_table, from_node, to_node,
     refusal IS NULL AS kept,
     coalesce(refusal, rule) AS reason
 FROM decided

@@ -1,7 +1,9 @@
 -- Step: classify links after the replay of Original ID Merge's special events.
 -- Inputs: mixpanel_decisions(seq, rule, from_id, to_id, ts, message_id, kept, reason), one row
---         per special event that named two ids, seq = its place in the replay order.
--- Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR), one row
+--         per special event that named two ids, seq = its place in the replay order;
+--         identifiers_checked (node_id)
+-- Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN,
+--         reason VARCHAR), one row
 --         per requested merge (from_id, to_id, rule); both ends typed user_id (distinct ids).
 -- Invariants: a merge asked for several times is kept when any request was applied (later
 --             requests of a merged pair change nothing); its evidence is the first applied
@@ -26,7 +28,11 @@ SELECT
     d.ts AS evidence_ts,
     d.message_id AS evidence_message_id,
     'mixpanel' AS evidence_table,
+    f.node_id AS from_node,
+    t.node_id AS to_node,
     g.kept,
     CASE WHEN g.kept THEN g.rule ELSE d.reason END AS reason
 FROM grouped AS g
 JOIN mixpanel_decisions AS d ON d.seq = coalesce(g.kept_seq, g.first_seq)
+LEFT JOIN identifiers_checked AS f ON f.identifier_type = 'user_id' AND f.identifier = g.from_id
+LEFT JOIN identifiers_checked AS t ON t.identifier_type = 'user_id' AND t.identifier = g.to_id

@@ -2,7 +2,8 @@
 -- Inputs: policy_base = checked_edges + base_refusal (the policy's order-free decision, NULL
 --         for policies that have none); replayed(identifier_type, identifier, profile,
 --         dropped_for) for every identifier of the components that were replayed.
--- Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR).
+-- Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN,
+--         reason VARCHAR).
 -- Invariants: junk and hub links are refused as always; a link inside a replayed component is
 --             kept iff the replay put both ends in one profile, else refused as
 --             limit_<type>, naming the identifier type whose limit forced the split; links
@@ -22,7 +23,7 @@ WITH decided AS (
 )
 SELECT
     from_type, from_id, to_type, to_id, rule, event_count, first_ts, last_ts,
-    evidence_ts, evidence_message_id, evidence_table,
+    evidence_ts, evidence_message_id, evidence_table, from_node, to_node,
     refusal IS NULL AS kept,
     coalesce(refusal, rule) AS reason
 FROM decided

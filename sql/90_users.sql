@@ -3,15 +3,16 @@
 -- Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at,
 --         last_seen_at, event_count, <traits>)
 -- Invariants: one row per person; user_id is the anchor when the person has any user id, NULL
---             for anonymous-only people; the id lists are sorted, never NULL.
+--             for anonymous-only people; the id lists are sorted, never NULL. Every join and
+--             grouping is on the integer component.
 WITH id_lists AS (
     SELECT
-        person_id,
+        component,
         list_sort(list(identifier) FILTER (WHERE identifier_type = 'user_id')) AS user_ids,
         list_sort(list(identifier) FILTER (WHERE identifier_type = 'anonymous_id'))
             AS anonymous_ids
     FROM id_map
-    GROUP BY person_id
+    GROUP BY component
 )
 SELECT
     p.person_id,
@@ -24,6 +25,6 @@ SELECT
     coalesce(a.event_count, 0) AS event_count
     {{trait_columns}}
 FROM persons AS p
-JOIN id_lists AS l ON l.person_id = p.person_id
-LEFT JOIN person_activity AS a ON a.person_id = p.person_id
-LEFT JOIN person_traits AS t ON t.person_id = p.person_id
+JOIN id_lists AS l ON l.component = p.component
+LEFT JOIN person_activity AS a ON a.component = p.component
+LEFT JOIN person_traits AS t ON t.component = p.component

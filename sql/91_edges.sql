@@ -1,5 +1,5 @@
 -- Step: the links that hold persons together, with their evidence (output `edges`).
--- Inputs: classified_edges, id_map
+-- Inputs: classified_edges (from_node), id_map (node_id)
 -- Output: edges(person_id, from_type, from_id, to_type, to_id, rule, event_count,
 --         first_seen_at, last_seen_at, evidence_at, evidence_message_id, evidence_table)
 -- Invariants: kept links only; both ends belong to person_id.
@@ -9,5 +9,5 @@ SELECT
     e.first_ts AS first_seen_at, e.last_ts AS last_seen_at,
     e.evidence_ts AS evidence_at, e.evidence_message_id, e.evidence_table
 FROM classified_edges AS e
-JOIN id_map AS f ON f.identifier_type = e.from_type AND f.identifier = e.from_id
+JOIN id_map AS f ON f.node_id = e.from_node
 WHERE e.kept

@@ -1,6 +1,6 @@
 -- Step: the links that were refused, why, and where each end ended up (output
 --       `rejected_edges`).
--- Inputs: classified_edges, id_map
+-- Inputs: classified_edges (from_node, to_node), id_map (node_id)
 -- Output: rejected_edges(from_type, from_id, to_type, to_id, rule, reason, from_person_id,
 --         to_person_id, event_count, first_seen_at, last_seen_at, evidence_at,
 --         evidence_message_id, evidence_table)
@@ -13,6 +13,6 @@ SELECT
     e.first_ts AS first_seen_at, e.last_ts AS last_seen_at,
     e.evidence_ts AS evidence_at, e.evidence_message_id, e.evidence_table
 FROM classified_edges AS e
-LEFT JOIN id_map AS f ON f.identifier_type = e.from_type AND f.identifier = e.from_id
-LEFT JOIN id_map AS t ON t.identifier_type = e.to_type AND t.identifier = e.to_id
+LEFT JOIN id_map AS f ON f.node_id = e.from_node
+LEFT JOIN id_map AS t ON t.node_id = e.to_node
 WHERE NOT e.kept

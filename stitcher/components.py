@@ -7,8 +7,8 @@
   log2(n) rounds where min-label propagation needs as many as the graph's diameter, and
   identity graphs do have long chains. Every round's tables are materialized by the engine.
 
-The SQL solver labels a component by its least node id, scipy numbers them 0..k-1; persons
-are named after their anchor identifier, never a label, so they come out the same either way.
+Both solvers label a component by its least node id. Node ids are numbered in anchor order
+(sql/32_quarantine.sql), so that label is also the node that names the person.
 """
 
 from __future__ import annotations
@@ -45,11 +45,21 @@ def component_labels(n_nodes: int, src: np.ndarray, dst: np.ndarray) -> np.ndarr
     return labels.astype(np.int64)
 
 
+def least_node_labels(labels: np.ndarray) -> np.ndarray:
+    """Relabel components by their least node id (the label the SQL solver converges to)."""
+    if len(labels) == 0:
+        return labels
+    # np.unique's return_index gives each label's first position: its least node id.
+    _, first_node, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return first_node[inverse].astype(np.int64, copy=False)
+
+
 def components_table(n_nodes: int, edges: pa.Table) -> pa.Table:
-    """node_components(node_id, component) from an Arrow table of (src, dst) node ids."""
+    """node_components(node_id, component) from an Arrow table of (src, dst) node ids;
+    component is the least node id of the component, as in the SQL solver."""
     src = edges.column("src").to_numpy().astype(np.int64, copy=False)
     dst = edges.column("dst").to_numpy().astype(np.int64, copy=False)
-    labels = component_labels(n_nodes, src, dst)
+    labels = least_node_labels(component_labels(n_nodes, src, dst))
     return pa.table(
         {
             "node_id": pa.array(np.arange(n_nodes, dtype=np.int64)),

@@ -21,7 +21,9 @@ from stitcher.errors import OutputError
 log = logging.getLogger("stitcher")
 
 # Fixed row-group size: files depend only on their rows, never on how the engine batched them.
-ROW_GROUP_ROWS = 1_000_000
+# A writer holds one row group in memory: 1M rows of id_map held ~300 MB more at peak than
+# 250k (two files are written at once), at no measurable cost in time.
+ROW_GROUP_ROWS = 250_000
 # Dictionary encoding pays for low-cardinality columns (types, rules, reasons); ids are nearly
 # all distinct, and building a dictionary for them up to the default 1 MiB before falling back
 # to plain encoding cost ~10% of the write. A small limit gives up on those early.

@@ -45,6 +45,8 @@ from stitcher.thresholds import run_metrics
 
 log = logging.getLogger("stitcher")
 
+# Columns later steps join on (integers instead of id strings) that are not part of any output.
+INTERNAL_COLUMNS = frozenset({"node_id", "component"})
 # name in the output folder -> (relation, ORDER BY that makes the file deterministic)
 OUTPUT_TABLES: dict[str, tuple[str, str]] = {
     "id_map": ("id_map", "identifier_type, identifier"),
@@ -168,10 +170,11 @@ def build_tables(
                 ", ".join(loaded.tables_without_message_ids),
             )
         if options.dedupe:
-            engine.create_table_as("events_deduped", render("10_dedupe_events", **fragments))
-            events = "events_deduped"
+            engine.create_table_as("duplicate_hashes", render("10_duplicate_hashes"))
+            # Read by the one scan as a subquery, never materialized (10M rows at 10M events).
+            events = f"({render('10_dedupe_events', **fragments)}) AS events_deduped"
         engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
-        engine.drop("events_deduped")
+        engine.drop("duplicate_hashes")
         # Intermediate tables are dropped as soon as no step reads them (see _drop): at 10M
         # events they held 2.9 GB by the end. The run record keeps these small totals instead.
         engine.create_table_as("pair_totals", _PAIR_TOTALS)
@@ -281,13 +284,15 @@ def _write_outputs(engine: Engine, folder: Path, file_format: str) -> list[str]:
     def write(name: str, relation: str, order: str) -> str:
         path = folder / f"{name}.{file_format}"
         schema, batches = engine.stream_arrow(
-            f"SELECT * FROM {quote_identifier(relation)} ORDER BY {order}", 100_000
+            f"SELECT {columns[relation]} FROM {quote_identifier(relation)} ORDER BY {order}",
+            100_000,
         )
         rows = write_batches(batches, schema, path, file_format)
         log.info("wrote %s (%d rows)", path.name, rows)
         return path.name
 
     jobs = [(name, relation, order) for name, (relation, order) in OUTPUT_TABLES.items()]
+    columns = {relation: public_columns(engine, relation) for _, relation, _ in jobs}
     if not engine.concurrent_streams:
         files = []
         for name, relation, order in jobs:
@@ -305,6 +310,13 @@ def _write_outputs(engine: Engine, folder: Path, file_format: str) -> list[str]:
             for future in futures:
                 future.cancel()
     return files
+
+
+def public_columns(engine: Engine, relation: str) -> str:
+    """The select list of an output table: its columns minus the internal join keys."""
+    return ", ".join(
+        quote_identifier(c.name) for c in engine.columns(relation) if c.name not in INTERNAL_COLUMNS
+    )
 
 
 def _run_record(
@@ -355,7 +367,7 @@ def _run_record(
         "ORDER BY identifier_count DESC, person_id LIMIT 1"
     )
     unattributed = rows(
-        "SELECT coalesce(sum(event_count), 0) FROM person_activity WHERE person_id IS NULL"
+        "SELECT coalesce(sum(event_count), 0) FROM person_activity WHERE component IS NULL"
     )[0][0]
     record = {
         "stitcher_version": __version__,

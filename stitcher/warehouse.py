@@ -37,6 +37,14 @@ log = logging.getLogger("stitcher")
 
 DIALECTS = ("duckdb", "spark", "snowflake", "bigquery")
 OUTPUT_TABLES = ("id_map", "users", "edges", "rejected_edges", "quarantine")
+ID_MAP_COLUMNS = (
+    "identifier_type",
+    "identifier",
+    "person_id",
+    "first_seen_at",
+    "last_seen_at",
+    "event_count",
+)
 
 _ENVELOPE = {
     "tracks": ("id", "anonymous_id", "user_id", "timestamp"),
@@ -81,6 +89,11 @@ def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = (
     ]
     loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
     build_tables(engine, options, loaded)
+    # id_map carries integer join keys (node_id, component) for the steps after it; the
+    # warehouse table gets the columns of the id_map file only.
+    engine.create_table_as("id_map_with_keys", "SELECT * FROM id_map")
+    engine.create_table_as("id_map", f"SELECT {', '.join(ID_MAP_COLUMNS)} FROM id_map_with_keys")
+    engine.drop("id_map_with_keys")
     return engine.items
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from stitcher.components import component_labels
+from stitcher.components import component_labels, components_table
 
 from conftest import partition, read_output, stitch, write_csv
 
@@ -60,6 +61,27 @@ def test_solver_matches_networkx(name: str) -> None:
     src = np.array([a for a, _ in edges], dtype=np.int64)
     dst = np.array([b for _, b in edges], dtype=np.int64)
     assert _labels_partition(component_labels(n, src, dst)) == _nx_partition(n, edges)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_component_label_is_its_least_node(name: str) -> None:
+    """persons rely on it: the label is the least node id, i.e. the anchor (70_persons.sql)."""
+    n, edges = SHAPES[name]
+    table = components_table(
+        n,
+        pa.table(
+            {
+                "src": pa.array([a for a, _ in edges], pa.int64()),
+                "dst": pa.array([b for _, b in edges], pa.int64()),
+            }
+        ),
+    )
+    assert table.column("node_id").to_pylist() == list(range(n))
+    expected = [0] * n
+    for component in _nx_partition(n, edges):
+        for node in component:
+            expected[node] = min(component)
+    assert table.column("component").to_pylist() == expected
 
 
 def _alias_input(folder: Path, n: int, edges: list[tuple[int, int]]) -> None:

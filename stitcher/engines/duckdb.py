@@ -127,6 +127,8 @@ class DuckDBEngine(Engine):
         self._cursor_lock = threading.Lock()
         # Timestamps are compared and written in UTC whatever the machine's zone is.
         self._con.execute("SET TimeZone = 'UTC'")
+        # Progress belongs to the CLI (stitcher's own bar), never DuckDB's on stderr.
+        self._con.execute("SET enable_progress_bar = false")
         # The tool reads local files only; never let a query reach the network.
         self._con.execute("SET autoinstall_known_extensions = false")
         self._con.execute("SET autoload_known_extensions = false")
@@ -159,6 +161,7 @@ class DuckDBEngine(Engine):
             cursor = self._con.cursor()
         try:
             cursor.execute("SET TimeZone = 'UTC'")
+            cursor.execute("SET enable_progress_bar = false")
             reader = cursor.sql(sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
             cursor.close()

@@ -164,8 +164,9 @@ SELECT
 DROP TABLE IF EXISTS `pairs`;
 
 CREATE TABLE `pairs` AS
-/* Inputs: events (source_table, message_id, anonymous_id, user_id, previous_id, one column */
-/*         per configured extra identifier type, ts) */
+/* Inputs: events, or with --dedupe the events_deduped subquery (source_table, message_id, */
+/*         anonymous_id, user_id, previous_id, one column per configured extra identifier */
+/*         type, ts) */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
@@ -200,7 +201,7 @@ GROUP BY
   user_id,
   previous_id;
 
-DROP TABLE IF EXISTS `events_deduped`;
+DROP TABLE IF EXISTS `duplicate_hashes`;
 
 DROP TABLE IF EXISTS `pair_totals`;
 
@@ -302,24 +303,31 @@ DROP TABLE IF EXISTS `hub_degrees`;
 
 CREATE TABLE `hub_degrees` AS
 /*       ever has (a kiosk, a hard-coded device id, a shared `guest-account` login). */
-/* Inputs: pairs; identifiers (quarantine_reason from the junk step) */
+/* Inputs: pairs; identifiers (quarantine_reason from the junk step); degree_queries, one */
+/*         SELECT per hub rule over pairs and identifiers_junk (stitcher/graph.py) */
 /* Output: hub_degrees(identifier_type, identifier, linked_type, degree), one row per */
 /*         (identifier, hub rule) whose threshold is exceeded. */
 /* Invariants: degree = number of distinct non-junk identifiers of linked_type seen on the same */
 /*             events as the identifier; junk partners do not count, so one junk value cannot */
 /*             make a real id a hub. */
+WITH identifiers_junk AS (
+  SELECT
+    identifier_type,
+    identifier
+  FROM identifiers
+  WHERE
+    NOT quarantine_reason IS NULL
+)
 SELECT
   'anonymous_id' AS identifier_type,
   p.`anonymous_id` AS identifier,
   'user_id' AS linked_type,
   COUNT(DISTINCT p.`user_id`) AS degree
 FROM pairs AS p
-JOIN identifiers AS j
-  ON j.identifier_type = 'user_id'
-  AND j.identifier = p.`user_id`
-  AND j.quarantine_reason IS NULL
+LEFT JOIN identifiers_junk AS j
+  ON j.identifier_type = 'user_id' AND j.identifier = p.`user_id`
 WHERE
-  NOT p.`anonymous_id` IS NULL
+  NOT p.`anonymous_id` IS NULL AND NOT p.`user_id` IS NULL AND j.identifier IS NULL
 GROUP BY
   p.`anonymous_id`
 HAVING
@@ -331,12 +339,10 @@ SELECT
   'anonymous_id' AS linked_type,
   COUNT(DISTINCT p.`anonymous_id`) AS degree
 FROM pairs AS p
-JOIN identifiers AS j
-  ON j.identifier_type = 'anonymous_id'
-  AND j.identifier = p.`anonymous_id`
-  AND j.quarantine_reason IS NULL
+LEFT JOIN identifiers_junk AS j
+  ON j.identifier_type = 'anonymous_id' AND j.identifier = p.`anonymous_id`
 WHERE
-  NOT p.`user_id` IS NULL
+  NOT p.`user_id` IS NULL AND NOT p.`anonymous_id` IS NULL AND j.identifier IS NULL
 GROUP BY
   p.`user_id`
 HAVING
@@ -346,9 +352,13 @@ DROP TABLE IF EXISTS `identifiers_checked`;
 
 CREATE TABLE `identifiers_checked` AS
 /* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree); quarantine_reason */
-/*         becomes 'hub' for hubs that are not already junk. */
+/* Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree, node_id); */
+/*         quarantine_reason becomes 'hub' for hubs that are not already junk. */
 /* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
+/*   node_id is NULL for quarantined identifiers and 0..n-1 for the others, in anchor order: */
+/*   user ids before other types, then earliest first_seen (unknown times last), then the */
+/*   identifier's value and type. So the least node id of a component is its anchor (see */
+/*   70_persons.sql), and node ids never depend on threads or file order. */
 WITH hub AS (
   SELECT
     identifier_type,
@@ -358,24 +368,34 @@ WITH hub AS (
   GROUP BY
     identifier_type,
     identifier
+), checked AS (
+  SELECT
+    i.identifier_type,
+    i.identifier,
+    i.first_seen,
+    i.last_seen,
+    i.event_count,
+    CASE
+      WHEN NOT i.quarantine_reason IS NULL
+      THEN i.quarantine_reason
+      WHEN NOT h.identifier IS NULL
+      THEN 'hub'
+    END AS quarantine_reason,
+    h.worst.linked_type AS hub_linked_type,
+    h.worst.degree AS hub_degree
+  FROM identifiers AS i
+  LEFT JOIN hub AS h
+    ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier
 )
 SELECT
-  i.identifier_type,
-  i.identifier,
-  i.first_seen,
-  i.last_seen,
-  i.event_count,
+  *,
   CASE
-    WHEN NOT i.quarantine_reason IS NULL
-    THEN i.quarantine_reason
-    WHEN NOT h.identifier IS NULL
-    THEN 'hub'
-  END AS quarantine_reason,
-  h.worst.linked_type AS hub_linked_type,
-  h.worst.degree AS hub_degree
-FROM identifiers AS i
-LEFT JOIN hub AS h
-  ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
+    WHEN quarantine_reason IS NULL
+    THEN CAST(ROW_NUMBER() OVER (
+      ORDER BY NOT quarantine_reason IS NULL NULLS LAST, identifier_type <> 'user_id' NULLS LAST, first_seen IS NULL NULLS LAST, first_seen NULLS LAST, identifier NULLS LAST, identifier_type NULLS LAST
+    ) - 1 AS BIGINT)
+  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
+FROM checked;
 
 DROP TABLE IF EXISTS `identifiers`;
 
@@ -502,9 +522,10 @@ DROP TABLE IF EXISTS `checked_edges`;
 CREATE TABLE `checked_edges` AS
 /* Inputs: candidate_edges; identifiers_checked (quarantine_reason) */
 /* Output: checked_edges = candidate_edges + junk_refusal ('junk_<type>', 'hub_<type>' or */
-/*         NULL). */
+/*         NULL) + from_node, to_node (the ends' node ids, NULL for a quarantined end). */
 /* Invariants: one row per candidate edge; junk_refusal names the quarantined end (the from end */
-/*             first) and why it is quarantined. */
+/*             first) and why it is quarantined. Every later step finds an edge's ends by these */
+/*             integers, never by joining the id strings again. */
 SELECT
   e.*,
   CASE
@@ -516,7 +537,9 @@ SELECT
     THEN 'hub_' || e.to_type
     WHEN NOT t.quarantine_reason IS NULL
     THEN 'junk_' || e.to_type
-  END AS junk_refusal
+  END AS junk_refusal,
+  f.node_id AS from_node,
+  t.node_id AS to_node
 FROM candidate_edges AS e
 JOIN identifiers_checked AS f
   ON f.identifier_type = e.from_type AND f.identifier = e.from_id
@@ -527,7 +550,8 @@ DROP TABLE IF EXISTS `classified_edges`;
 
 CREATE TABLE `classified_edges` AS
 /* Inputs: checked_edges */
-/* Output: classified_edges = candidate_edges columns + (kept BOOLEAN, reason VARCHAR). */
+/* Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN, */
+/*         reason VARCHAR). */
 /* Invariants: */
 /*   * junk links are refused, as under every policy; */
 /*   * per anonymous_id (and per identifier of any other non-user type), only the usable */
@@ -568,6 +592,8 @@ SELECT
   evidence_ts,
   evidence_message_id,
   evidence_table,
+  from_node,
+  to_node,
   refusal IS NULL AS kept,
   COALESCE(refusal, rule) AS reason
 FROM decided;
@@ -581,13 +607,13 @@ DROP TABLE IF EXISTS `policy_base`;
 DROP TABLE IF EXISTS `nodes`;
 
 CREATE TABLE `nodes` AS
-/* Inputs: identifiers */
+/* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
 /* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count), */
 /*         node_id = 0 .. n-1. */
-/* Invariants: junk identifiers are not nodes (they are in quarantine instead); node ids are */
-/*             assigned in (identifier_type, identifier) order, so they do not depend on threads. */
+/* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
+/*             ids are in anchor order (see 32_quarantine.sql). */
 SELECT
-  CAST(ROW_NUMBER() OVER (ORDER BY identifier_type NULLS LAST, identifier NULLS LAST) - 1 AS BIGINT) AS node_id, /* BIGINT on every engine (Spark's row_number is a 32-bit INT). */
+  node_id,
   identifier_type,
   identifier,
   first_seen,
@@ -595,24 +621,20 @@ SELECT
   event_count
 FROM identifiers_checked
 WHERE
-  quarantine_reason IS NULL;
+  NOT node_id IS NULL;
 
 DROP TABLE IF EXISTS `node_edges`;
 
 CREATE TABLE `node_edges` AS
-/* Inputs: classified_edges, nodes */
+/* Inputs: classified_edges (from_node, to_node) */
 /* Output: node_edges(src, dst) BIGINT node ids. */
 /* Invariants: only kept links; both ends are nodes (kept links never touch junk). */
 SELECT
-  f.node_id AS src,
-  t.node_id AS dst
-FROM classified_edges AS e
-JOIN nodes AS f
-  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
-JOIN nodes AS t
-  ON t.identifier_type = e.to_type AND t.identifier = e.to_id
+  from_node AS src,
+  to_node AS dst
+FROM classified_edges
 WHERE
-  e.kept;
+  kept;
 
 DROP TABLE IF EXISTS `cc_edges`;
 
@@ -774,45 +796,40 @@ DROP TABLE IF EXISTS `node_edges`;
 DROP TABLE IF EXISTS `persons`;
 
 CREATE TABLE `persons` AS
-/* Inputs: nodes, node_components(node_id, component) */
+/* Inputs: nodes, node_components(node_id, component), component = the least node id in it */
 /* Output: persons(component, person_id, anchor_type, anchor_id, identifier_count) */
 /* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
-/*             anonymous_id; ties (and unknown times) are broken by the identifier's value. */
+/*             identifier of another type; ties (and unknown times) are broken by the */
+/*             identifier's value. Node ids are numbered in exactly that order */
+/*             (32_quarantine.sql), so the anchor is the node whose id is the component label: */
+/*             no ordering aggregate over the identifiers is needed here. */
 /*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
 /*             events that do not touch a person never change its id. */
-WITH anchors AS (
+WITH sizes AS (
   SELECT
-    c.component,
-    COUNT(*) AS identifier_count,
-    MIN(
-      STRUCT(
-        CASE n.identifier_type WHEN 'user_id' THEN 0 ELSE 1 END AS type_rank,
-        n.first_seen IS NULL AS first_seen_unknown,
-        n.first_seen AS first_seen,
-        n.identifier AS identifier,
-        n.identifier_type AS identifier_type
-      )
-    ) AS anchor
-  FROM nodes AS n
-  JOIN node_components AS c
-    ON c.node_id = n.node_id
+    component,
+    COUNT(*) AS identifier_count
+  FROM node_components
   GROUP BY
-    c.component
+    component
 )
 SELECT
-  component,
-  MD5(anchor.identifier_type || ':' || anchor.identifier) AS person_id,
-  anchor.identifier_type AS anchor_type,
-  anchor.identifier AS anchor_id,
-  identifier_count
-FROM anchors;
+  s.component,
+  MD5(n.identifier_type || ':' || n.identifier) AS person_id,
+  n.identifier_type AS anchor_type,
+  n.identifier AS anchor_id,
+  s.identifier_count
+FROM sizes AS s
+JOIN nodes AS n
+  ON n.node_id = s.component;
 
 DROP TABLE IF EXISTS `id_map`;
 
 CREATE TABLE `id_map` AS
 /* Inputs: nodes, node_components, persons */
 /* Output: id_map(identifier_type, identifier, person_id, first_seen_at, last_seen_at, */
-/*         event_count) */
+/*         event_count, node_id, component); the last two are for the steps after this one */
+/*         and are not written to the output file. */
 /* Invariants: exactly one row per node, i.e. per non-junk identifier in the input. */
 SELECT
   n.identifier_type,
@@ -820,7 +837,9 @@ SELECT
   p.person_id,
   n.first_seen AS first_seen_at,
   n.last_seen AS last_seen_at,
-  n.event_count
+  n.event_count,
+  n.node_id,
+  c.component
 FROM nodes AS n
 JOIN node_components AS c
   ON c.node_id = n.node_id
@@ -836,7 +855,7 @@ DROP TABLE IF EXISTS `identifiers_checked`;
 DROP TABLE IF EXISTS `edges`;
 
 CREATE TABLE `edges` AS
-/* Inputs: classified_edges, id_map */
+/* Inputs: classified_edges (from_node), id_map (node_id) */
 /* Output: edges(person_id, from_type, from_id, to_type, to_id, rule, event_count, */
 /*         first_seen_at, last_seen_at, evidence_at, evidence_message_id, evidence_table) */
 /* Invariants: kept links only; both ends belong to person_id. */
@@ -855,7 +874,7 @@ SELECT
   e.evidence_table
 FROM classified_edges AS e
 JOIN id_map AS f
-  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
+  ON f.node_id = e.from_node
 WHERE
   e.kept;
 
@@ -863,7 +882,7 @@ DROP TABLE IF EXISTS `rejected_edges`;
 
 CREATE TABLE `rejected_edges` AS
 /*       `rejected_edges`). */
-/* Inputs: classified_edges, id_map */
+/* Inputs: classified_edges (from_node, to_node), id_map (node_id) */
 /* Output: rejected_edges(from_type, from_id, to_type, to_id, rule, reason, from_person_id, */
 /*         to_person_id, event_count, first_seen_at, last_seen_at, evidence_at, */
 /*         evidence_message_id, evidence_table) */
@@ -885,9 +904,9 @@ SELECT
   e.evidence_table
 FROM classified_edges AS e
 LEFT JOIN id_map AS f
-  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
+  ON f.node_id = e.from_node
 LEFT JOIN id_map AS t
-  ON t.identifier_type = e.to_type AND t.identifier = e.to_id
+  ON t.node_id = e.to_node
 WHERE
   NOT e.kept;
 
@@ -908,26 +927,54 @@ DROP TABLE IF EXISTS `classified_edges`;
 DROP TABLE IF EXISTS `person_activity`;
 
 CREATE TABLE `person_activity` AS
-/* Inputs: pairs, id_map */
-/* Output: person_activity(person_id, event_count, first_seen_at, last_seen_at); person_id is */
+/* Inputs: pairs, quarantine, id_map */
+/* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
 /*         NULL for the events whose every id is junk. */
 /* Invariants: an event belongs to the person of its user_id when that is usable, else of its */
 /*             anonymous_id, else of its previous_id; so events are counted once, never once per */
 /*             identifier, and an event whose link was refused still counts for its user. */
+/*             Usable means not quarantined, and every usable identifier is in id_map: so the */
+/*             choice is made against the (small) quarantine table and each pair is then looked */
+/*             up in id_map once, not once per id column. */
+WITH attributed AS (
+  SELECT
+    pr.event_count,
+    pr.first_ts,
+    pr.last_ts,
+    CASE
+      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
+      THEN 'user_id'
+      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN 'anonymous_id'
+      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
+      THEN 'user_id'
+    END AS identifier_type,
+    CASE
+      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
+      THEN pr.user_id
+      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN pr.anonymous_id
+      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
+      THEN pr.previous_id
+    END AS identifier
+  FROM pairs AS pr
+  LEFT JOIN quarantine AS qu
+    ON qu.identifier_type = 'user_id' AND qu.identifier = pr.user_id
+  LEFT JOIN quarantine AS qa
+    ON qa.identifier_type = 'anonymous_id' AND qa.identifier = pr.anonymous_id
+  LEFT JOIN quarantine AS qp
+    ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
+)
 SELECT
-  COALESCE(u.person_id, a.person_id, pv.person_id) AS person_id,
-  CAST(SUM(pr.event_count) AS BIGINT) AS event_count,
-  MIN(pr.first_ts) AS first_seen_at,
-  MAX(pr.last_ts) AS last_seen_at
-FROM pairs AS pr
-LEFT JOIN id_map AS u
-  ON u.identifier_type = 'user_id' AND u.identifier = pr.user_id
-LEFT JOIN id_map AS a
-  ON a.identifier_type = 'anonymous_id' AND a.identifier = pr.anonymous_id
-LEFT JOIN id_map AS pv
-  ON pv.identifier_type = 'user_id' AND pv.identifier = pr.previous_id
+  m.component,
+  CAST(SUM(a.event_count) AS BIGINT) AS event_count,
+  MIN(a.first_ts) AS first_seen_at,
+  MAX(a.last_ts) AS last_seen_at
+FROM attributed AS a
+LEFT JOIN id_map AS m
+  ON m.identifier_type = a.identifier_type AND m.identifier = a.identifier
 GROUP BY
-  1;
+  m.component;
 
 DROP TABLE IF EXISTS `pairs`;
 
@@ -951,22 +998,41 @@ GROUP BY
 DROP TABLE IF EXISTS `person_traits`;
 
 CREATE TABLE `person_traits` AS
-/* Inputs: pair_traits, id_map */
-/* Output: person_traits(person_id, <trait columns>) */
+/* Inputs: pair_traits, quarantine, id_map */
+/* Output: person_traits(component, <trait columns>) */
 /* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
-/*             attribution as person_activity); identifies whose ids are all junk are dropped. */
+/*             attribution as person_activity, decided against the small quarantine table so */
+/*             each pair is looked up in id_map once); identifies whose ids are all junk are */
+/*             dropped. */
+WITH attributed AS (
+  SELECT
+    t.*,
+    CASE
+      WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
+      THEN 'user_id'
+      WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN 'anonymous_id'
+    END AS _attributed_type,
+    CASE
+      WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
+      THEN t.user_id
+      WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
+      THEN t.anonymous_id
+    END AS _attributed_id
+  FROM pair_traits AS t
+  LEFT JOIN quarantine AS qu
+    ON qu.identifier_type = 'user_id' AND qu.identifier = t.user_id
+  LEFT JOIN quarantine AS qa
+    ON qa.identifier_type = 'anonymous_id' AND qa.identifier = t.anonymous_id
+)
 SELECT
-  COALESCE(u.person_id, a.person_id) AS person_id,
+  m.component,
   MAX(t.`plan`).v AS `plan`
-FROM pair_traits AS t
-LEFT JOIN id_map AS u
-  ON u.identifier_type = 'user_id' AND u.identifier = t.user_id
-LEFT JOIN id_map AS a
-  ON a.identifier_type = 'anonymous_id' AND a.identifier = t.anonymous_id
-WHERE
-  NOT COALESCE(u.person_id, a.person_id) IS NULL
+FROM attributed AS t
+JOIN id_map AS m
+  ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
 GROUP BY
-  1;
+  m.component;
 
 DROP TABLE IF EXISTS `pair_traits`;
 
@@ -977,17 +1043,18 @@ CREATE TABLE `users` AS
 /* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
 /*         last_seen_at, event_count, <traits>) */
 /* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
-/*             for anonymous-only people; the id lists are sorted, never NULL. */
+/*             for anonymous-only people; the id lists are sorted, never NULL. Every join and */
+/*             grouping is on the integer component. */
 WITH id_lists AS (
   SELECT
-    person_id,
+    component,
     ARRAY_SORT(COLLECT_LIST(identifier) FILTER(WHERE
       identifier_type = 'user_id')) AS user_ids,
     ARRAY_SORT(COLLECT_LIST(identifier) FILTER(WHERE
       identifier_type = 'anonymous_id')) AS anonymous_ids
   FROM id_map
   GROUP BY
-    person_id
+    component
 )
 SELECT
   p.person_id,
@@ -1001,13 +1068,34 @@ SELECT
   t.`plan` AS `plan`
 FROM persons AS p
 JOIN id_lists AS l
-  ON l.person_id = p.person_id
+  ON l.component = p.component
 LEFT JOIN person_activity AS a
-  ON a.person_id = p.person_id
+  ON a.component = p.component
 LEFT JOIN person_traits AS t
-  ON t.person_id = p.person_id;
+  ON t.component = p.component;
 
 DROP TABLE IF EXISTS `persons`;
 
 DROP TABLE IF EXISTS `person_traits`;
+
+DROP TABLE IF EXISTS `id_map_with_keys`;
+
+CREATE TABLE `id_map_with_keys` AS
+SELECT
+  *
+FROM id_map;
+
+DROP TABLE IF EXISTS `id_map`;
+
+CREATE TABLE `id_map` AS
+SELECT
+  identifier_type,
+  identifier,
+  person_id,
+  first_seen_at,
+  last_seen_at,
+  event_count
+FROM id_map_with_keys;
+
+DROP TABLE IF EXISTS `id_map_with_keys`;
 
