@@ -429,6 +429,11 @@ def _merge_requests(seed: int, people: int = 60) -> tuple[pa.Table, pa.Table]:
             "last_seen": pa.array([t0] * len(ids), pa.timestamp("us")),
             "event_count": pa.array([1] * len(ids), pa.int64()),
             "quarantine_reason": ["junk" if i == "undefined" else None for i in ids],
+            # sql/32 numbers the usable identifiers 0..n-1 (all first seen at t0: by value)
+            "node_id": pa.array(
+                [None if i == "undefined" else n - (i > "undefined") for n, i in enumerate(ids)],
+                pa.int64(),
+            ),
         }
     )
     return special, checked
