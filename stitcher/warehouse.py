@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from stitcher.engines.base import STRING, TIMESTAMP_TZ, Column, Engine
 from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Statement
 from stitcher.errors import ConfigError, EngineError
 from stitcher.load import EVENT_TABLES, TableSource, register_inputs
+from stitcher.warehouse_dialects import REWRITTEN_DIALECTS, WarehouseTranslator
 
 log = logging.getLogger("stitcher")
 
@@ -67,7 +68,16 @@ def declared_columns(table: str, traits: Sequence[str]) -> list[Column]:
     ]
 
 
-def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = ()) -> list:
+class Script(list):
+    """The pipeline's recorded statements (Statement and Loop items, DuckDB dialect), and the
+    declared columns of the input tables they read, by table reference."""
+
+    def __init__(self, items: Sequence[Statement | Loop], inputs: dict[str, list[Column]]) -> None:
+        super().__init__(items)
+        self.inputs = inputs
+
+
+def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = ()) -> Script:
     """The pipeline's statements (DuckDB dialect) over warehouse tables {name: reference}."""
     from stitcher.pipeline import build_tables
 
@@ -78,10 +88,8 @@ def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = (
         )
     if not tables:
         raise ConfigError("give at least one input table, e.g. --table tracks=analytics.tracks")
-    engine = ScriptEngine(
-        {ref: declared_columns(name, traits) for name, ref in tables.items()},
-        needs_python=f"--policy {options.policy}",
-    )
+    inputs = {ref: declared_columns(name, traits) for name, ref in tables.items()}
+    engine = ScriptEngine(inputs, needs_python=f"--policy {options.policy}")
     sources = [
         TableSource(name, {WAREHOUSE_TABLE: [Path(tables[name])]})
         for name in EVENT_TABLES
@@ -94,29 +102,49 @@ def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = (
     engine.create_table_as("id_map_with_keys", "SELECT * FROM id_map")
     engine.create_table_as("id_map", f"SELECT {', '.join(ID_MAP_COLUMNS)} FROM id_map_with_keys")
     engine.drop("id_map_with_keys")
-    return engine.items
+    return Script(engine.items, inputs)
 
 
 def translate(sql: str, dialect: str) -> str:
-    if dialect not in DIALECTS:
-        raise ConfigError(f"unknown dialect {dialect!r}; valid dialects: {', '.join(DIALECTS)}")
+    """One statement, translated by sqlglot alone (DuckDB and Spark run the result as is)."""
+    _check_dialect(dialect)
     try:
         return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
     except sqlglot.errors.SqlglotError as exc:
         raise EngineError(f"cannot translate SQL to {dialect}: {exc}", sql=sql) from exc
 
 
-def render_script(items: list, dialect: str, tables: dict[str, str]) -> str:
-    """The whole pipeline as one script."""
-    return _header(dialect, tables) + "".join(_render_item(item, dialect) for item in items)
+def _check_dialect(dialect: str) -> None:
+    if dialect not in DIALECTS:
+        raise ConfigError(f"unknown dialect {dialect!r}; valid dialects: {', '.join(DIALECTS)}")
+
+
+def translator(items: list, dialect: str, form: str | None = None) -> Callable[[str], str]:
+    """Translates the statements of `items` in order: sqlglot alone for DuckDB and Spark; for
+    Snowflake and BigQuery also the rewrites of stitcher/warehouse_dialects.py, which type each
+    statement against the tables the statements before it created. form="duckdb" renders a
+    warehouse's rewrites as DuckDB SQL instead (the tests run that beside the original)."""
+    _check_dialect(dialect)
+    if dialect not in REWRITTEN_DIALECTS:
+        return lambda sql: translate(sql, dialect)
+    return WarehouseTranslator(dialect, getattr(items, "inputs", {}), form).translate
+
+
+def render_script(
+    items: list, dialect: str, tables: dict[str, str], form: str | None = None
+) -> str:
+    """The whole pipeline as one script (`form`: see `translator`)."""
+    render = translator(items, dialect, form)
+    return _header(dialect, tables) + "".join(_render_item(item, render) for item in items)
 
 
 def render_files(items: list, dialect: str, tables: dict[str, str]) -> dict[str, str]:
     """One file per step (a table's DROP + CREATE together; the loop in one file)."""
+    render = translator(items, dialect)
     files: dict[str, str] = {"000_README.sql": _header(dialect, tables)}
     pending = ""
     for item in items:
-        pending += _render_item(item, dialect)
+        pending += _render_item(item, render)
         name = "loop" if isinstance(item, Loop) else item.creates
         if name is None:
             continue  # a DROP: goes with the CREATE that follows
@@ -139,17 +167,32 @@ def _header(dialect: str, tables: dict[str, str]) -> str:
         "-- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds "
         "times);\n"
         "-- stitcher.warehouse.run_script(path, connection) does this over a DB-API "
-        "connection.\n\n"
+        "connection.\n" + _DIALECT_NOTES.get(dialect, "") + "\n"
     )
 
 
-def _render_item(item: Statement | Loop, dialect: str) -> str:
+_DIALECT_NOTES = {
+    "bigquery": (
+        "-- BigQuery: the tables are created in the default dataset: run the script as one\n"
+        "-- multi-statement query after SET @@dataset_id = '<dataset>'; (or give each job a\n"
+        "-- default dataset). Checked as text only: never run against BigQuery by the tests.\n"
+    ),
+    "snowflake": (
+        "-- Snowflake: lower-case names are written as Snowflake stores unquoted names (upper\n"
+        "-- case), so ANALYTICS.TRACKS and its TIMESTAMP column match analytics.tracks and\n"
+        "-- timestamp; other names are kept exactly. Checked as text only: never run against\n"
+        "-- Snowflake by the tests.\n"
+    ),
+}
+
+
+def _render_item(item: Statement | Loop, render: Callable[[str], str]) -> str:
     if isinstance(item, Statement):
-        return translate(item.sql, dialect) + ";\n\n"
-    body = "".join(_render_item(s, dialect) for s in item.body)
+        return render(item.sql) + ";\n\n"
+    body = "".join(_render_item(s, render) for s in item.body)
     return (
         f"-- stitcher:loop max_rounds={item.max_rounds}\n{body}{_UNTIL}\n"
-        f"{translate(item.check, dialect)};\n{_END}\n\n"
+        f"{render(item.check)};\n{_END}\n\n"
     )
 
 

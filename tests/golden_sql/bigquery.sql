@@ -4,6 +4,9 @@
 -- Run the statements in order. The block between `stitcher:loop` and `stitcher:end-loop`
 -- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds times);
 -- stitcher.warehouse.run_script(path, connection) does this over a DB-API connection.
+-- BigQuery: the tables are created in the default dataset: run the script as one
+-- multi-statement query after SET @@dataset_id = '<dataset>'; (or give each job a
+-- default dataset). Checked as text only: never run against BigQuery by the tests.
 
 CREATE OR REPLACE VIEW `raw_tracks_table` AS
 SELECT
@@ -22,11 +25,11 @@ FROM `analytics`.`identifies`;
 
 CREATE OR REPLACE VIEW identify_traits AS
 SELECT
-  CAST(`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(`user_id` AS STRING) AS user_id,
-  CAST(`timestamp` AS DATETIME) AS ts,
-  `plan` AS `plan`
-FROM `raw_identifies_table`;
+  CAST(raw_identifies_table.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_identifies_table.`user_id` AS STRING) AS user_id,
+  CAST(raw_identifies_table.`timestamp` AS DATETIME) AS ts,
+  raw_identifies_table.`plan` AS `plan`
+FROM `raw_identifies_table` AS raw_identifies_table;
 
 CREATE OR REPLACE VIEW `raw_aliases_table` AS
 SELECT
@@ -43,12 +46,12 @@ CREATE OR REPLACE VIEW events AS
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'tracks' AS source_table,
-  CAST(`id` AS STRING) AS message_id,
-  CAST(`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(`user_id` AS STRING) AS user_id,
+  CAST(raw_tracks_table.`id` AS STRING) AS message_id,
+  CAST(raw_tracks_table.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_tracks_table.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
-  CAST(`timestamp` AS DATETIME) AS ts
-FROM `raw_tracks_table`
+  CAST(raw_tracks_table.`timestamp` AS DATETIME) AS ts
+FROM `raw_tracks_table` AS raw_tracks_table
 UNION ALL
 /* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
@@ -59,12 +62,12 @@ UNION ALL
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'pages' AS source_table,
-  CAST(`id` AS STRING) AS message_id,
-  CAST(`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(`user_id` AS STRING) AS user_id,
+  CAST(raw_pages_table.`id` AS STRING) AS message_id,
+  CAST(raw_pages_table.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_pages_table.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
-  CAST(`timestamp` AS DATETIME) AS ts
-FROM `raw_pages_table`
+  CAST(raw_pages_table.`timestamp` AS DATETIME) AS ts
+FROM `raw_pages_table` AS raw_pages_table
 UNION ALL
 /* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
@@ -75,12 +78,12 @@ UNION ALL
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'identifies' AS source_table,
-  CAST(`id` AS STRING) AS message_id,
-  CAST(`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(`user_id` AS STRING) AS user_id,
+  CAST(raw_identifies_table.`id` AS STRING) AS message_id,
+  CAST(raw_identifies_table.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_identifies_table.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
-  CAST(`timestamp` AS DATETIME) AS ts
-FROM `raw_identifies_table`
+  CAST(raw_identifies_table.`timestamp` AS DATETIME) AS ts
+FROM `raw_identifies_table` AS raw_identifies_table
 UNION ALL
 /* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
@@ -91,12 +94,12 @@ UNION ALL
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'aliases' AS source_table,
-  CAST(`id` AS STRING) AS message_id,
-  CAST(`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(`user_id` AS STRING) AS user_id,
-  CAST(`previous_id` AS STRING) AS previous_id,
-  CAST(`timestamp` AS DATETIME) AS ts
-FROM `raw_aliases_table`;
+  CAST(raw_aliases_table.`id` AS STRING) AS message_id,
+  CAST(raw_aliases_table.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_aliases_table.`user_id` AS STRING) AS user_id,
+  CAST(raw_aliases_table.`previous_id` AS STRING) AS previous_id,
+  CAST(raw_aliases_table.`timestamp` AS DATETIME) AS ts
+FROM `raw_aliases_table` AS raw_aliases_table;
 
 DROP TABLE IF EXISTS `junk_values`;
 
@@ -172,37 +175,38 @@ CREATE TABLE `pairs` AS
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
 /* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
-  source_table,
-  anonymous_id,
-  user_id,
-  previous_id,
+  events.source_table AS source_table,
+  events.anonymous_id AS anonymous_id,
+  events.user_id AS user_id,
+  events.previous_id AS previous_id,
   COUNT(*) AS event_count,
-  CAST(SUM(CASE WHEN ts IS NULL THEN 1 ELSE 0 END) AS INT64) AS events_without_ts,
-  MIN(ts) AS first_ts,
-  MAX(ts) AS last_ts,
-  MIN(
+  CAST(SUM(CASE WHEN events.ts IS NULL THEN 1 ELSE 0 END) AS INT64) AS events_without_ts,
+  MIN(events.ts) AS first_ts,
+  MAX(events.ts) AS last_ts,
+  ARRAY_AGG(
     IF(
       (
-        NOT anonymous_id IS NULL AND NOT user_id IS NULL
+        NOT events.anonymous_id IS NULL AND NOT events.user_id IS NULL
       )
       OR (
-        NOT previous_id IS NULL AND NOT user_id IS NULL
+        NOT events.previous_id IS NULL AND NOT events.user_id IS NULL
       ),
       STRUCT(
-        ts IS NULL AS ts_unknown,
-        ts AS ts,
-        message_id IS NULL AS message_id_unknown,
-        message_id AS message_id
+        events.ts IS NULL AS ts_unknown,
+        events.ts AS ts,
+        events.message_id IS NULL AS message_id_unknown,
+        events.message_id AS message_id
       ),
       NULL
-    )
-  ) /* NULL ts sorts after every time, so an event with a time is always the better evidence. */ /* The *_unknown flags spell that order out: engines disagree on where a NULL field sorts */ /* inside a struct (DuckDB: last, Spark: first), but all agree that false < true. */ AS first_evidence
-FROM events
+    ) IGNORE NULLS ORDER BY events.ts IS NULL ASC, events.ts ASC, events.message_id IS NULL ASC, events.message_id ASC
+    LIMIT 1
+  )[SAFE_OFFSET(0)] AS first_evidence
+FROM events AS events
 GROUP BY
-  source_table,
-  anonymous_id,
-  user_id,
-  previous_id;
+  events.source_table,
+  events.anonymous_id,
+  events.user_id,
+  events.previous_id;
 
 DROP TABLE IF EXISTS `duplicate_hashes`;
 
@@ -210,12 +214,12 @@ DROP TABLE IF EXISTS `pair_totals`;
 
 CREATE TABLE `pair_totals` AS
 SELECT
-  source_table,
-  CAST(SUM(event_count) AS INT64) AS event_count,
-  CAST(SUM(events_without_ts) AS INT64) AS events_without_ts
-FROM pairs
+  pairs.source_table AS source_table,
+  CAST(SUM(pairs.event_count) AS INT64) AS event_count,
+  CAST(SUM(pairs.events_without_ts) AS INT64) AS events_without_ts
+FROM pairs AS pairs
 GROUP BY
-  source_table;
+  pairs.source_table;
 
 DROP TABLE IF EXISTS `identifiers`;
 
@@ -225,71 +229,78 @@ CREATE TABLE identifiers AS
 WITH occurrences AS (
   SELECT
     'anonymous_id' AS identifier_type,
-    anonymous_id AS identifier,
-    first_ts,
-    last_ts,
-    event_count
-  FROM pairs
+    pairs.anonymous_id AS identifier,
+    pairs.first_ts AS first_ts,
+    pairs.last_ts AS last_ts,
+    pairs.event_count AS event_count
+  FROM pairs AS pairs
   WHERE
-    NOT anonymous_id IS NULL
+    NOT pairs.anonymous_id IS NULL
   UNION ALL
   SELECT
-    'user_id',
-    user_id,
-    first_ts,
-    last_ts,
-    event_count
-  FROM pairs
+    'user_id' AS user_id,
+    pairs.user_id AS user_id,
+    pairs.first_ts AS first_ts,
+    pairs.last_ts AS last_ts,
+    pairs.event_count AS event_count
+  FROM pairs AS pairs
   WHERE
-    NOT user_id IS NULL
+    NOT pairs.user_id IS NULL
   UNION ALL
   SELECT
-    'user_id',
-    previous_id,
-    first_ts,
-    last_ts,
-    event_count
-  FROM pairs
+    'user_id' AS user_id,
+    pairs.previous_id AS previous_id,
+    pairs.first_ts AS first_ts,
+    pairs.last_ts AS last_ts,
+    pairs.event_count AS event_count
+  FROM pairs AS pairs
   WHERE
-    NOT previous_id IS NULL AND (
-      user_id IS NULL OR previous_id <> user_id
+    NOT pairs.previous_id IS NULL
+    AND (
+      pairs.user_id IS NULL OR pairs.previous_id <> pairs.user_id
     )
 ), grouped AS (
   SELECT
-    identifier_type,
-    identifier,
-    MIN(first_ts) AS first_seen,
-    MAX(last_ts) AS last_seen,
-    CAST(SUM(event_count) AS INT64) AS event_count
-  FROM occurrences
+    occurrences.identifier_type AS identifier_type,
+    occurrences.identifier AS identifier,
+    MIN(occurrences.first_ts) AS first_seen,
+    MAX(occurrences.last_ts) AS last_seen,
+    CAST(SUM(occurrences.event_count) AS INT64) AS event_count
+  FROM occurrences AS occurrences
   GROUP BY
-    identifier_type,
-    identifier
+    occurrences.identifier_type,
+    occurrences.identifier
 ), normalized AS (
   SELECT
-    *,
-    LOWER(REGEXP_REPLACE(identifier, '^[\\t\\n\\f\\r "\']+|[\\t\\n\\f\\r "\']+$', '')) AS junk_key
-  FROM grouped
+    grouped.identifier_type AS identifier_type,
+    grouped.identifier AS identifier,
+    grouped.first_seen AS first_seen,
+    grouped.last_seen AS last_seen,
+    grouped.event_count AS event_count,
+    LOWER(
+      REGEXP_REPLACE(grouped.identifier, '^[\\t\\n\\f\\r "\']+|[\\t\\n\\f\\r "\']+$', '')
+    ) AS junk_key
+  FROM grouped AS grouped
 ), junk_any_type /* junk_key is computed once and every identifier is looked up in the two small lists by hash */ /* join: no DISTINCT or self-join over the 1.6M identifiers. */ AS (
   SELECT DISTINCT
-    value
-  FROM junk_values
+    junk_values.value AS value
+  FROM junk_values AS junk_values
   WHERE
-    identifier_type IS NULL
+    junk_values.identifier_type IS NULL
 ), junk_one_type AS (
   SELECT DISTINCT
-    identifier_type,
-    value
-  FROM junk_values
+    junk_values.identifier_type AS identifier_type,
+    junk_values.value AS value
+  FROM junk_values AS junk_values
   WHERE
-    NOT identifier_type IS NULL
+    NOT junk_values.identifier_type IS NULL
 )
 SELECT
-  n.identifier_type,
-  n.identifier,
-  n.first_seen,
-  n.last_seen,
-  n.event_count,
+  n.identifier_type AS identifier_type,
+  n.identifier AS identifier,
+  n.first_seen AS first_seen,
+  n.last_seen AS last_seen,
+  n.event_count AS event_count,
   CASE
     WHEN NOT a.value IS NULL OR NOT t.value IS NULL
     THEN 'junk_value'
@@ -315,11 +326,11 @@ CREATE TABLE `hub_degrees` AS
 /*             make a real id a hub. */
 WITH identifiers_junk AS (
   SELECT
-    identifier_type,
-    identifier
-  FROM identifiers
+    identifiers.identifier_type AS identifier_type,
+    identifiers.identifier AS identifier
+  FROM identifiers AS identifiers
   WHERE
-    NOT quarantine_reason IS NULL
+    NOT identifiers.quarantine_reason IS NULL
 )
 SELECT
   'anonymous_id' AS identifier_type,
@@ -364,20 +375,23 @@ CREATE TABLE `identifiers_checked` AS
 /*   70_persons.sql), and node ids never depend on threads or file order. */
 WITH hub AS (
   SELECT
-    identifier_type,
-    identifier,
-    MAX(STRUCT(degree AS degree, linked_type AS linked_type)) AS worst
-  FROM hub_degrees
+    hub_degrees.identifier_type AS identifier_type,
+    hub_degrees.identifier AS identifier,
+    ARRAY_AGG(
+      STRUCT(hub_degrees.degree AS degree, hub_degrees.linked_type AS linked_type) IGNORE NULLS ORDER BY hub_degrees.degree IS NULL DESC, hub_degrees.degree DESC, hub_degrees.linked_type IS NULL DESC, hub_degrees.linked_type DESC
+      LIMIT 1
+    )[SAFE_OFFSET(0)] AS worst
+  FROM hub_degrees AS hub_degrees
   GROUP BY
-    identifier_type,
-    identifier
+    hub_degrees.identifier_type,
+    hub_degrees.identifier
 ), checked AS (
   SELECT
-    i.identifier_type,
-    i.identifier,
-    i.first_seen,
-    i.last_seen,
-    i.event_count,
+    i.identifier_type AS identifier_type,
+    i.identifier AS identifier,
+    i.first_seen AS first_seen,
+    i.last_seen AS last_seen,
+    i.event_count AS event_count,
     CASE
       WHEN NOT i.quarantine_reason IS NULL
       THEN i.quarantine_reason
@@ -391,14 +405,23 @@ WITH hub AS (
     ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier
 )
 SELECT
-  *,
+  checked.identifier_type AS identifier_type,
+  checked.identifier AS identifier,
+  checked.first_seen AS first_seen,
+  checked.last_seen AS last_seen,
+  checked.event_count AS event_count,
+  checked.quarantine_reason AS quarantine_reason,
+  checked.hub_linked_type AS hub_linked_type,
+  checked.hub_degree AS hub_degree,
   CASE
-    WHEN quarantine_reason IS NULL
+    WHEN checked.quarantine_reason IS NULL
     THEN CAST(ROW_NUMBER() OVER (
-      ORDER BY NOT quarantine_reason IS NULL NULLS LAST, identifier_type <> 'user_id' NULLS LAST, first_seen IS NULL NULLS LAST, first_seen NULLS LAST, identifier NULLS LAST, identifier_type NULLS LAST
+      ORDER BY NOT checked.quarantine_reason IS NULL ASC, (
+        checked.identifier_type <> 'user_id'
+      ) IS NULL ASC, checked.identifier_type <> 'user_id' ASC, checked.first_seen IS NULL ASC, checked.first_seen ASC, checked.identifier IS NULL ASC, checked.identifier ASC, checked.identifier_type IS NULL ASC, checked.identifier_type ASC
     ) - 1 AS INT64)
   END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
-FROM checked;
+FROM checked AS checked;
 
 DROP TABLE IF EXISTS `identifiers`;
 
@@ -408,13 +431,13 @@ DROP TABLE IF EXISTS `identifier_totals`;
 
 CREATE TABLE `identifier_totals` AS
 SELECT
-  identifier_type,
-  NOT quarantine_reason IS NULL AS quarantined,
+  identifiers_checked.identifier_type AS identifier_type,
+  NOT identifiers_checked.quarantine_reason IS NULL AS quarantined,
   COUNT(*) AS identifiers
-FROM identifiers_checked
+FROM identifiers_checked AS identifiers_checked
 GROUP BY
-  identifier_type,
-  NOT quarantine_reason IS NULL;
+  identifiers_checked.identifier_type,
+  NOT identifiers_checked.quarantine_reason IS NULL;
 
 DROP TABLE IF EXISTS `quarantine`;
 
@@ -425,17 +448,17 @@ CREATE TABLE `quarantine` AS
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
 /*             or hub; hubs carry the rule they broke and their degree under it. */
 SELECT
-  identifier_type,
-  identifier,
-  quarantine_reason AS reason,
-  event_count,
-  first_seen AS first_seen_at,
-  last_seen AS last_seen_at,
-  hub_linked_type,
-  hub_degree
-FROM identifiers_checked
+  identifiers_checked.identifier_type AS identifier_type,
+  identifiers_checked.identifier AS identifier,
+  identifiers_checked.quarantine_reason AS reason,
+  identifiers_checked.event_count AS event_count,
+  identifiers_checked.first_seen AS first_seen_at,
+  identifiers_checked.last_seen AS last_seen_at,
+  identifiers_checked.hub_linked_type AS hub_linked_type,
+  identifiers_checked.hub_degree AS hub_degree
+FROM identifiers_checked AS identifiers_checked
 WHERE
-  NOT quarantine_reason IS NULL;
+  NOT identifiers_checked.quarantine_reason IS NULL;
 
 DROP TABLE IF EXISTS `candidate_edges`;
 
@@ -452,73 +475,76 @@ CREATE TABLE `candidate_edges` AS
 WITH links AS (
   SELECT
     'anonymous_id' AS from_type,
-    anonymous_id AS from_id,
+    pairs.anonymous_id AS from_id,
     'user_id' AS to_type,
-    user_id AS to_id,
+    pairs.user_id AS to_id,
     'same_event' AS rule,
-    source_table,
-    event_count,
-    first_ts,
-    last_ts,
-    first_evidence
-  FROM pairs
+    pairs.source_table AS source_table,
+    pairs.event_count AS event_count,
+    pairs.first_ts AS first_ts,
+    pairs.last_ts AS last_ts,
+    pairs.first_evidence AS first_evidence
+  FROM pairs AS pairs
   WHERE
-    NOT anonymous_id IS NULL AND NOT user_id IS NULL
+    NOT pairs.anonymous_id IS NULL AND NOT pairs.user_id IS NULL
   UNION ALL
   SELECT
-    'user_id',
-    previous_id,
-    'user_id',
-    user_id,
-    'alias',
-    source_table,
-    event_count,
-    first_ts,
-    last_ts,
-    first_evidence
-  FROM pairs
+    'user_id' AS user_id,
+    pairs.previous_id AS previous_id,
+    'user_id' AS user_id,
+    pairs.user_id AS user_id,
+    'alias' AS alias,
+    pairs.source_table AS source_table,
+    pairs.event_count AS event_count,
+    pairs.first_ts AS first_ts,
+    pairs.last_ts AS last_ts,
+    pairs.first_evidence AS first_evidence
+  FROM pairs AS pairs
   WHERE
-    NOT previous_id IS NULL AND NOT user_id IS NULL AND previous_id <> user_id
+    NOT pairs.previous_id IS NULL
+    AND NOT pairs.user_id IS NULL
+    AND pairs.previous_id <> pairs.user_id
 ), grouped AS (
   SELECT
-    from_type,
-    from_id,
-    to_type,
-    to_id,
-    rule,
-    CAST(SUM(event_count) AS INT64) AS event_count,
-    MIN(first_ts) AS first_ts,
-    MAX(last_ts) AS last_ts,
-    MIN(
+    links.from_type AS from_type,
+    links.from_id AS from_id,
+    links.to_type AS to_type,
+    links.to_id AS to_id,
+    links.rule AS rule,
+    CAST(SUM(links.event_count) AS INT64) AS event_count,
+    MIN(links.first_ts) AS first_ts,
+    MAX(links.last_ts) AS last_ts,
+    ARRAY_AGG(
       STRUCT(
-        first_evidence.ts IS NULL AS ts_unknown,
-        first_evidence.ts AS ts,
-        first_evidence.message_id IS NULL AS message_id_unknown,
-        first_evidence.message_id AS message_id,
-        source_table AS source_table
-      )
-    ) AS evidence /* NULLs last through explicit flags (see 20_pairs.sql: engines differ otherwise). */
-  FROM links
+        links.first_evidence.ts IS NULL AS ts_unknown,
+        links.first_evidence.ts AS ts,
+        links.first_evidence.message_id IS NULL AS message_id_unknown,
+        links.first_evidence.message_id AS message_id,
+        links.source_table AS source_table
+      ) IGNORE NULLS ORDER BY links.first_evidence.ts IS NULL ASC, links.first_evidence.ts ASC, links.first_evidence.message_id IS NULL ASC, links.first_evidence.message_id ASC, links.source_table IS NULL ASC, links.source_table ASC
+      LIMIT 1
+    )[SAFE_OFFSET(0)] AS evidence /* NULLs last through explicit flags (see 20_pairs.sql: engines differ otherwise). */
+  FROM links AS links
   GROUP BY
-    from_type,
-    from_id,
-    to_type,
-    to_id,
-    rule
+    links.from_type,
+    links.from_id,
+    links.to_type,
+    links.to_id,
+    links.rule
 )
 SELECT
-  from_type,
-  from_id,
-  to_type,
-  to_id,
-  rule,
-  event_count,
-  first_ts,
-  last_ts,
-  evidence.ts AS evidence_ts,
-  evidence.message_id AS evidence_message_id,
-  evidence.source_table AS evidence_table
-FROM grouped;
+  grouped.from_type AS from_type,
+  grouped.from_id AS from_id,
+  grouped.to_type AS to_type,
+  grouped.to_id AS to_id,
+  grouped.rule AS rule,
+  grouped.event_count AS event_count,
+  grouped.first_ts AS first_ts,
+  grouped.last_ts AS last_ts,
+  grouped.evidence.ts AS evidence_ts,
+  grouped.evidence.message_id AS evidence_message_id,
+  grouped.evidence.source_table AS evidence_table
+FROM grouped AS grouped;
 
 DROP TABLE IF EXISTS `checked_edges`;
 
@@ -530,7 +556,17 @@ CREATE TABLE `checked_edges` AS
 /*             first) and why it is quarantined. Every later step finds an edge's ends by these */
 /*             integers, never by joining the id strings again. */
 SELECT
-  e.*,
+  e.from_type AS from_type,
+  e.from_id AS from_id,
+  e.to_type AS to_type,
+  e.to_id AS to_id,
+  e.rule AS rule,
+  e.event_count AS event_count,
+  e.first_ts AS first_ts,
+  e.last_ts AS last_ts,
+  e.evidence_ts AS evidence_ts,
+  e.evidence_message_id AS evidence_message_id,
+  e.evidence_table AS evidence_table,
   CASE
     WHEN f.quarantine_reason = 'hub'
     THEN 'hub_' || e.from_type
@@ -566,40 +602,67 @@ CREATE TABLE `classified_edges` AS
 /* So a person holds two user_ids only when an alias joined them. */
 WITH ranked AS (
   SELECT
-    *,
+    checked_edges.from_type AS from_type,
+    checked_edges.from_id AS from_id,
+    checked_edges.to_type AS to_type,
+    checked_edges.to_id AS to_id,
+    checked_edges.rule AS rule,
+    checked_edges.event_count AS event_count,
+    checked_edges.first_ts AS first_ts,
+    checked_edges.last_ts AS last_ts,
+    checked_edges.evidence_ts AS evidence_ts,
+    checked_edges.evidence_message_id AS evidence_message_id,
+    checked_edges.evidence_table AS evidence_table,
+    checked_edges.junk_refusal AS junk_refusal,
+    checked_edges.from_node AS from_node,
+    checked_edges.to_node AS to_node,
     ROW_NUMBER() OVER (
-      PARTITION BY from_type, from_id, rule, to_type, junk_refusal IS NULL
-      ORDER BY evidence_ts NULLS LAST, evidence_message_id NULLS LAST, to_id NULLS LAST
+      PARTITION BY checked_edges.from_type, checked_edges.from_id, checked_edges.rule, checked_edges.to_type, checked_edges.junk_refusal IS NULL
+      ORDER BY checked_edges.evidence_ts IS NULL ASC, checked_edges.evidence_ts ASC, checked_edges.evidence_message_id IS NULL ASC, checked_edges.evidence_message_id ASC, checked_edges.to_id IS NULL ASC, checked_edges.to_id ASC
     ) AS user_rank
-  FROM checked_edges
+  FROM checked_edges AS checked_edges
 ), decided AS (
   SELECT
-    *,
+    ranked.from_type AS from_type,
+    ranked.from_id AS from_id,
+    ranked.to_type AS to_type,
+    ranked.to_id AS to_id,
+    ranked.rule AS rule,
+    ranked.event_count AS event_count,
+    ranked.first_ts AS first_ts,
+    ranked.last_ts AS last_ts,
+    ranked.evidence_ts AS evidence_ts,
+    ranked.evidence_message_id AS evidence_message_id,
+    ranked.evidence_table AS evidence_table,
+    ranked.junk_refusal AS junk_refusal,
+    ranked.from_node AS from_node,
+    ranked.to_node AS to_node,
+    ranked.user_rank AS user_rank,
     CASE
-      WHEN NOT junk_refusal IS NULL
-      THEN junk_refusal
-      WHEN rule = 'same_event' AND to_type = 'user_id' AND user_rank > 1
-      THEN from_type || '_has_earlier_user_id'
+      WHEN NOT ranked.junk_refusal IS NULL
+      THEN ranked.junk_refusal
+      WHEN ranked.rule = 'same_event' AND ranked.to_type = 'user_id' AND ranked.user_rank > 1
+      THEN ranked.from_type || '_has_earlier_user_id'
     END AS refusal
-  FROM ranked
+  FROM ranked AS ranked
 )
 SELECT
-  from_type,
-  from_id,
-  to_type,
-  to_id,
-  rule,
-  event_count,
-  first_ts,
-  last_ts,
-  evidence_ts,
-  evidence_message_id,
-  evidence_table,
-  from_node,
-  to_node,
-  refusal IS NULL AS kept,
-  COALESCE(refusal, rule) AS reason
-FROM decided;
+  decided.from_type AS from_type,
+  decided.from_id AS from_id,
+  decided.to_type AS to_type,
+  decided.to_id AS to_id,
+  decided.rule AS rule,
+  decided.event_count AS event_count,
+  decided.first_ts AS first_ts,
+  decided.last_ts AS last_ts,
+  decided.evidence_ts AS evidence_ts,
+  decided.evidence_message_id AS evidence_message_id,
+  decided.evidence_table AS evidence_table,
+  decided.from_node AS from_node,
+  decided.to_node AS to_node,
+  decided.refusal IS NULL AS kept,
+  COALESCE(decided.refusal, decided.rule) AS reason
+FROM decided AS decided;
 
 DROP TABLE IF EXISTS `candidate_edges`;
 
@@ -616,15 +679,15 @@ CREATE TABLE `nodes` AS
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
 /*             ids are in anchor order (see 32_quarantine.sql). */
 SELECT
-  node_id,
-  identifier_type,
-  identifier,
-  first_seen,
-  last_seen,
-  event_count
-FROM identifiers_checked
+  identifiers_checked.node_id AS node_id,
+  identifiers_checked.identifier_type AS identifier_type,
+  identifiers_checked.identifier AS identifier,
+  identifiers_checked.first_seen AS first_seen,
+  identifiers_checked.last_seen AS last_seen,
+  identifiers_checked.event_count AS event_count
+FROM identifiers_checked AS identifiers_checked
 WHERE
-  NOT node_id IS NULL;
+  NOT identifiers_checked.node_id IS NULL;
 
 DROP TABLE IF EXISTS `node_edges`;
 
@@ -633,19 +696,19 @@ CREATE TABLE `node_edges` AS
 /* Output: node_edges(src, dst) BIGINT node ids. */
 /* Invariants: only kept links; both ends are nodes (kept links never touch junk). */
 SELECT
-  from_node AS src,
-  to_node AS dst
-FROM classified_edges
+  classified_edges.from_node AS src,
+  classified_edges.to_node AS dst
+FROM classified_edges AS classified_edges
 WHERE
-  kept;
+  classified_edges.kept;
 
 DROP TABLE IF EXISTS `cc_edges`;
 
 CREATE TABLE `cc_edges` AS
 SELECT
-  src,
-  dst
-FROM `node_edges`;
+  node_edges.src AS src,
+  node_edges.dst AS dst
+FROM `node_edges` AS node_edges;
 
 -- stitcher:loop max_rounds=100
 DROP TABLE IF EXISTS `cc_large`;
@@ -662,25 +725,25 @@ CREATE TABLE `cc_large` AS
 /*   every other node points to a smaller one. */
 WITH neighbours AS (
   SELECT
-    src AS u,
-    dst AS v
-  FROM `cc_edges`
+    cc_edges.src AS u,
+    cc_edges.dst AS v
+  FROM `cc_edges` AS cc_edges
   WHERE
-    src <> dst
+    cc_edges.src <> cc_edges.dst
   UNION ALL
   SELECT
-    dst AS u,
-    src AS v
-  FROM `cc_edges`
+    cc_edges.dst AS u,
+    cc_edges.src AS v
+  FROM `cc_edges` AS cc_edges
   WHERE
-    src <> dst
+    cc_edges.src <> cc_edges.dst
 ), least_around AS (
   SELECT
-    u,
-    LEAST(u, MIN(v)) AS m
-  FROM neighbours
+    neighbours.u AS u,
+    LEAST(neighbours.u, MIN(neighbours.v)) AS m
+  FROM neighbours AS neighbours
   GROUP BY
-    u
+    neighbours.u
 )
 SELECT DISTINCT
   n.v AS src,
@@ -702,22 +765,22 @@ CREATE TABLE `cc_edges` AS
 /*   were linked to u, so components are unchanged, and each node's pointer only decreases. */
 WITH down AS (
   SELECT DISTINCT
-    GREATEST(src, dst) AS u,
-    LEAST(src, dst) AS v
-  FROM `cc_large`
+    GREATEST(cc_large.src, cc_large.dst) AS u,
+    LEAST(cc_large.src, cc_large.dst) AS v
+  FROM `cc_large` AS cc_large
   WHERE
-    src <> dst
+    cc_large.src <> cc_large.dst
 ), least_below AS (
   SELECT
-    u,
-    MIN(v) AS m
-  FROM down
+    down.u AS u,
+    MIN(down.v) AS m
+  FROM down AS down
   GROUP BY
-    u
+    down.u
 )
 SELECT DISTINCT
-  src,
-  dst
+  relinked.src AS src,
+  relinked.dst AS dst
 FROM (
   SELECT
     d.v AS src,
@@ -729,9 +792,9 @@ FROM (
     d.v <> l.m
   UNION ALL
   SELECT
-    u AS src,
-    m AS dst
-  FROM least_below
+    least_below.u AS src,
+    least_below.m AS dst
+  FROM least_below AS least_below
 ) AS relinked;
 
 -- stitcher:until-zero
@@ -744,20 +807,20 @@ FROM (
 /*   a whole component and its centre is the component's least node id. */
 WITH parents AS (
   SELECT
-    src,
+    cc_edges.src AS src,
     COUNT(*) AS n
-  FROM `cc_edges`
+  FROM `cc_edges` AS cc_edges
   GROUP BY
-    src
+    cc_edges.src
 ), unsettled AS (
   SELECT
-    src
-  FROM parents
+    parents.src AS src
+  FROM parents AS parents
   WHERE
-    n > 1
+    parents.n > 1
   UNION ALL
   SELECT DISTINCT
-    e.dst
+    e.dst AS dst
   FROM `cc_edges` AS e
   JOIN parents AS p
     ON p.src = e.dst
@@ -765,13 +828,13 @@ WITH parents AS (
 SELECT
   (
     SELECT
-      COUNT(*)
-    FROM unsettled
+      COUNT(*) AS _col_0
+    FROM unsettled AS unsettled
   ) AS unsettled,
   (
     SELECT
-      COUNT(*)
-    FROM `cc_edges`
+      COUNT(*) AS _col_0
+    FROM `cc_edges` AS cc_edges
   ) AS edges;
 -- stitcher:end-loop
 
@@ -784,7 +847,7 @@ CREATE TABLE `node_components` AS
 /*   node itself when no kept link touches it), so labels do not depend on the engine or on */
 /*   the number of rounds. */
 SELECT
-  n.node_id,
+  n.node_id AS node_id,
   COALESCE(e.dst, n.node_id) AS component
 FROM `nodes` AS n
 LEFT JOIN `cc_edges` AS e
@@ -810,18 +873,18 @@ CREATE TABLE `persons` AS
 /*             events that do not touch a person never change its id. */
 WITH sizes AS (
   SELECT
-    component,
+    node_components.component AS component,
     COUNT(*) AS identifier_count
-  FROM node_components
+  FROM node_components AS node_components
   GROUP BY
-    component
+    node_components.component
 )
 SELECT
-  s.component,
+  s.component AS component,
   TO_HEX(MD5(n.identifier_type || ':' || n.identifier)) AS person_id,
   n.identifier_type AS anchor_type,
   n.identifier AS anchor_id,
-  s.identifier_count
+  s.identifier_count AS identifier_count
 FROM sizes AS s
 JOIN nodes AS n
   ON n.node_id = s.component;
@@ -835,14 +898,14 @@ CREATE TABLE `id_map` AS
 /*         and are not written to the output file. */
 /* Invariants: exactly one row per node, i.e. per non-junk identifier in the input. */
 SELECT
-  n.identifier_type,
-  n.identifier,
-  p.person_id,
+  n.identifier_type AS identifier_type,
+  n.identifier AS identifier,
+  p.person_id AS person_id,
   n.first_seen AS first_seen_at,
   n.last_seen AS last_seen_at,
-  n.event_count,
-  n.node_id,
-  c.component
+  n.event_count AS event_count,
+  n.node_id AS node_id,
+  c.component AS component
 FROM nodes AS n
 JOIN node_components AS c
   ON c.node_id = n.node_id
@@ -863,18 +926,18 @@ CREATE TABLE `edges` AS
 /*         first_seen_at, last_seen_at, evidence_at, evidence_message_id, evidence_table) */
 /* Invariants: kept links only; both ends belong to person_id. */
 SELECT
-  f.person_id,
-  e.from_type,
-  e.from_id,
-  e.to_type,
-  e.to_id,
-  e.rule,
-  e.event_count,
+  f.person_id AS person_id,
+  e.from_type AS from_type,
+  e.from_id AS from_id,
+  e.to_type AS to_type,
+  e.to_id AS to_id,
+  e.rule AS rule,
+  e.event_count AS event_count,
   e.first_ts AS first_seen_at,
   e.last_ts AS last_seen_at,
   e.evidence_ts AS evidence_at,
-  e.evidence_message_id,
-  e.evidence_table
+  e.evidence_message_id AS evidence_message_id,
+  e.evidence_table AS evidence_table
 FROM classified_edges AS e
 JOIN id_map AS f
   ON f.node_id = e.from_node
@@ -891,20 +954,20 @@ CREATE TABLE `rejected_edges` AS
 /*         evidence_message_id, evidence_table) */
 /* Invariants: one row per refused link; a junk end has a NULL person_id (it is in quarantine). */
 SELECT
-  e.from_type,
-  e.from_id,
-  e.to_type,
-  e.to_id,
-  e.rule,
-  e.reason,
+  e.from_type AS from_type,
+  e.from_id AS from_id,
+  e.to_type AS to_type,
+  e.to_id AS to_id,
+  e.rule AS rule,
+  e.reason AS reason,
   f.person_id AS from_person_id,
   t.person_id AS to_person_id,
-  e.event_count,
+  e.event_count AS event_count,
   e.first_ts AS first_seen_at,
   e.last_ts AS last_seen_at,
   e.evidence_ts AS evidence_at,
-  e.evidence_message_id,
-  e.evidence_table
+  e.evidence_message_id AS evidence_message_id,
+  e.evidence_table AS evidence_table
 FROM classified_edges AS e
 LEFT JOIN id_map AS f
   ON f.node_id = e.from_node
@@ -917,13 +980,13 @@ DROP TABLE IF EXISTS `edge_totals`;
 
 CREATE TABLE `edge_totals` AS
 SELECT
-  kept,
-  reason,
+  classified_edges.kept AS kept,
+  classified_edges.reason AS reason,
   COUNT(*) AS edges
-FROM classified_edges
+FROM classified_edges AS classified_edges
 GROUP BY
-  kept,
-  reason;
+  classified_edges.kept,
+  classified_edges.reason;
 
 DROP TABLE IF EXISTS `classified_edges`;
 
@@ -941,9 +1004,9 @@ CREATE TABLE `person_activity` AS
 /*             up in id_map once, not once per id column. */
 WITH attributed AS (
   SELECT
-    pr.event_count,
-    pr.first_ts,
-    pr.last_ts,
+    pr.event_count AS event_count,
+    pr.first_ts AS first_ts,
+    pr.last_ts AS last_ts,
     CASE
       WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
       THEN 'user_id'
@@ -969,7 +1032,7 @@ WITH attributed AS (
     ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
 )
 SELECT
-  m.component,
+  m.component AS component,
   CAST(SUM(a.event_count) AS INT64) AS event_count,
   MIN(a.first_ts) AS first_seen_at,
   MAX(a.last_ts) AS last_seen_at
@@ -989,19 +1052,23 @@ CREATE TABLE `pair_traits` AS
 /* Invariants: "latest" is by ts, an unknown ts counting as oldest; equal times are broken by */
 /*             the greater value, so the choice never depends on row order. */
 SELECT
-  anonymous_id,
-  user_id,
-  MAX(
+  identify_traits.anonymous_id AS anonymous_id,
+  identify_traits.user_id AS user_id,
+  ARRAY_AGG(
     IF(
-      NOT `plan` IS NULL,
-      STRUCT(COALESCE(ts, CAST('0001-01-01' AS DATETIME)) AS ts, `plan` AS v),
+      NOT identify_traits.`plan` IS NULL,
+      STRUCT(
+        COALESCE(identify_traits.ts, CAST('0001-01-01 00:00:00' AS DATETIME)) AS ts,
+        identify_traits.`plan` AS v
+      ),
       NULL
-    )
-  ) AS `plan`
-FROM identify_traits
+    ) IGNORE NULLS ORDER BY COALESCE(identify_traits.ts, CAST('0001-01-01 00:00:00' AS DATETIME)) DESC, identify_traits.`plan` IS NULL DESC, identify_traits.`plan` DESC
+    LIMIT 1
+  )[SAFE_OFFSET(0)] AS `plan`
+FROM identify_traits AS identify_traits
 GROUP BY
-  anonymous_id,
-  user_id;
+  identify_traits.anonymous_id,
+  identify_traits.user_id;
 
 DROP TABLE IF EXISTS `person_traits`;
 
@@ -1014,7 +1081,9 @@ CREATE TABLE `person_traits` AS
 /*             dropped. */
 WITH attributed AS (
   SELECT
-    t.*,
+    t.anonymous_id AS anonymous_id,
+    t.user_id AS user_id,
+    t.plan AS plan,
     CASE
       WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
       THEN 'user_id'
@@ -1034,8 +1103,13 @@ WITH attributed AS (
     ON qa.identifier_type = 'anonymous_id' AND qa.identifier = t.anonymous_id
 )
 SELECT
-  m.component,
-  STRUCT_EXTRACT(MAX(t.`plan`), 'v') AS `plan`
+  m.component AS component,
+  (
+    ARRAY_AGG(
+      t.`plan` IGNORE NULLS ORDER BY t.`plan`.ts IS NULL DESC, t.`plan`.ts DESC, t.`plan`.v IS NULL DESC, t.`plan`.v DESC
+      LIMIT 1
+    )[SAFE_OFFSET(0)]
+  ).v AS `plan`
 FROM attributed AS t
 JOIN id_map AS m
   ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
@@ -1055,21 +1129,25 @@ CREATE TABLE `users` AS
 /*             grouping is on the integer component. */
 WITH id_lists AS (
   SELECT
-    component,
-    ARRAY_SORT(ARRAY_AGG(IF(identifier_type = 'user_id', identifier, NULL) IGNORE NULLS)) AS user_ids,
-    ARRAY_SORT(ARRAY_AGG(IF(identifier_type = 'anonymous_id', identifier, NULL) IGNORE NULLS)) AS anonymous_ids
-  FROM id_map
+    id_map.component AS component,
+    ARRAY_AGG(
+      IF(id_map.identifier_type = 'user_id', id_map.identifier, NULL) IGNORE NULLS ORDER BY id_map.identifier ASC
+    ) AS user_ids,
+    ARRAY_AGG(
+      IF(id_map.identifier_type = 'anonymous_id', id_map.identifier, NULL) IGNORE NULLS ORDER BY id_map.identifier ASC
+    ) AS anonymous_ids
+  FROM id_map AS id_map
   GROUP BY
-    component
+    id_map.component
 )
 SELECT
-  p.person_id,
+  p.person_id AS person_id,
   CASE WHEN p.anchor_type = 'user_id' THEN p.anchor_id END AS user_id,
   COALESCE(l.user_ids, ARRAY<STRING>[]) AS user_ids,
   COALESCE(l.anonymous_ids, ARRAY<STRING>[]) AS anonymous_ids,
-  p.identifier_count,
-  a.first_seen_at,
-  a.last_seen_at,
+  p.identifier_count AS identifier_count,
+  a.first_seen_at AS first_seen_at,
+  a.last_seen_at AS last_seen_at,
   COALESCE(a.event_count, 0) AS event_count,
   t.`plan` AS `plan`
 FROM persons AS p
@@ -1088,20 +1166,27 @@ DROP TABLE IF EXISTS `id_map_with_keys`;
 
 CREATE TABLE `id_map_with_keys` AS
 SELECT
-  *
-FROM id_map;
+  id_map.identifier_type AS identifier_type,
+  id_map.identifier AS identifier,
+  id_map.person_id AS person_id,
+  id_map.first_seen_at AS first_seen_at,
+  id_map.last_seen_at AS last_seen_at,
+  id_map.event_count AS event_count,
+  id_map.node_id AS node_id,
+  id_map.component AS component
+FROM id_map AS id_map;
 
 DROP TABLE IF EXISTS `id_map`;
 
 CREATE TABLE `id_map` AS
 SELECT
-  identifier_type,
-  identifier,
-  person_id,
-  first_seen_at,
-  last_seen_at,
-  event_count
-FROM id_map_with_keys;
+  id_map_with_keys.identifier_type AS identifier_type,
+  id_map_with_keys.identifier AS identifier,
+  id_map_with_keys.person_id AS person_id,
+  id_map_with_keys.first_seen_at AS first_seen_at,
+  id_map_with_keys.last_seen_at AS last_seen_at,
+  id_map_with_keys.event_count AS event_count
+FROM id_map_with_keys AS id_map_with_keys;
 
 DROP TABLE IF EXISTS `id_map_with_keys`;
 

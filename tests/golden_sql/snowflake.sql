@@ -4,36 +4,40 @@
 -- Run the statements in order. The block between `stitcher:loop` and `stitcher:end-loop`
 -- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds times);
 -- stitcher.warehouse.run_script(path, connection) does this over a DB-API connection.
+-- Snowflake: lower-case names are written as Snowflake stores unquoted names (upper
+-- case), so ANALYTICS.TRACKS and its TIMESTAMP column match analytics.tracks and
+-- timestamp; other names are kept exactly. Checked as text only: never run against
+-- Snowflake by the tests.
 
-CREATE OR REPLACE VIEW "raw_tracks_table" AS
+CREATE OR REPLACE VIEW "RAW_TRACKS_TABLE" AS
 SELECT
   *
-FROM "analytics"."tracks";
+FROM "ANALYTICS"."TRACKS";
 
-CREATE OR REPLACE VIEW "raw_pages_table" AS
+CREATE OR REPLACE VIEW "RAW_PAGES_TABLE" AS
 SELECT
   *
-FROM "analytics"."pages";
+FROM "ANALYTICS"."PAGES";
 
-CREATE OR REPLACE VIEW "raw_identifies_table" AS
+CREATE OR REPLACE VIEW "RAW_IDENTIFIES_TABLE" AS
 SELECT
   *
-FROM "analytics"."identifies";
+FROM "ANALYTICS"."IDENTIFIES";
 
-CREATE OR REPLACE VIEW identify_traits AS
+CREATE OR REPLACE VIEW "IDENTIFY_TRAITS" AS
 SELECT
-  CAST("anonymous_id" AS VARCHAR) AS anonymous_id,
-  CAST("user_id" AS VARCHAR) AS user_id,
-  CAST("timestamp" AS TIMESTAMPNTZ) AS ts,
-  "plan" AS "plan"
-FROM "raw_identifies_table";
+  CAST("RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_IDENTIFIES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST("RAW_IDENTIFIES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS",
+  "RAW_IDENTIFIES_TABLE"."PLAN" AS "PLAN"
+FROM "RAW_IDENTIFIES_TABLE" AS "RAW_IDENTIFIES_TABLE";
 
-CREATE OR REPLACE VIEW "raw_aliases_table" AS
+CREATE OR REPLACE VIEW "RAW_ALIASES_TABLE" AS
 SELECT
   *
-FROM "analytics"."aliases";
+FROM "ANALYTICS"."ALIASES";
 
-CREATE OR REPLACE VIEW events AS
+CREATE OR REPLACE VIEW "EVENTS" AS
 /* Inputs: "raw_tracks_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -42,13 +46,13 @@ CREATE OR REPLACE VIEW events AS
 /* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
-  'tracks' AS source_table,
-  CAST("id" AS VARCHAR) AS message_id,
-  CAST("anonymous_id" AS VARCHAR) AS anonymous_id,
-  CAST("user_id" AS VARCHAR) AS user_id,
-  CAST(NULL AS VARCHAR) AS previous_id,
-  CAST("timestamp" AS TIMESTAMPNTZ) AS ts
-FROM "raw_tracks_table"
+  'tracks' AS "SOURCE_TABLE",
+  CAST("RAW_TRACKS_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_TRACKS_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_TRACKS_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
+  CAST("RAW_TRACKS_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_TRACKS_TABLE" AS "RAW_TRACKS_TABLE"
 UNION ALL
 /* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
@@ -58,13 +62,13 @@ UNION ALL
 /* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
-  'pages' AS source_table,
-  CAST("id" AS VARCHAR) AS message_id,
-  CAST("anonymous_id" AS VARCHAR) AS anonymous_id,
-  CAST("user_id" AS VARCHAR) AS user_id,
-  CAST(NULL AS VARCHAR) AS previous_id,
-  CAST("timestamp" AS TIMESTAMPNTZ) AS ts
-FROM "raw_pages_table"
+  'pages' AS "SOURCE_TABLE",
+  CAST("RAW_PAGES_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_PAGES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_PAGES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
+  CAST("RAW_PAGES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_PAGES_TABLE" AS "RAW_PAGES_TABLE"
 UNION ALL
 /* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
@@ -74,13 +78,13 @@ UNION ALL
 /* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
-  'identifies' AS source_table,
-  CAST("id" AS VARCHAR) AS message_id,
-  CAST("anonymous_id" AS VARCHAR) AS anonymous_id,
-  CAST("user_id" AS VARCHAR) AS user_id,
-  CAST(NULL AS VARCHAR) AS previous_id,
-  CAST("timestamp" AS TIMESTAMPNTZ) AS ts
-FROM "raw_identifies_table"
+  'identifies' AS "SOURCE_TABLE",
+  CAST("RAW_IDENTIFIES_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_IDENTIFIES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
+  CAST("RAW_IDENTIFIES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_IDENTIFIES_TABLE" AS "RAW_IDENTIFIES_TABLE"
 UNION ALL
 /* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
@@ -90,80 +94,80 @@ UNION ALL
 /* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
-  'aliases' AS source_table,
-  CAST("id" AS VARCHAR) AS message_id,
-  CAST("anonymous_id" AS VARCHAR) AS anonymous_id,
-  CAST("user_id" AS VARCHAR) AS user_id,
-  CAST("previous_id" AS VARCHAR) AS previous_id,
-  CAST("timestamp" AS TIMESTAMPNTZ) AS ts
-FROM "raw_aliases_table";
+  'aliases' AS "SOURCE_TABLE",
+  CAST("RAW_ALIASES_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_ALIASES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_ALIASES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST("RAW_ALIASES_TABLE"."PREVIOUS_ID" AS VARCHAR) AS "PREVIOUS_ID",
+  CAST("RAW_ALIASES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_ALIASES_TABLE" AS "RAW_ALIASES_TABLE";
 
-DROP TABLE IF EXISTS "junk_values";
+DROP TABLE IF EXISTS "JUNK_VALUES";
 
-CREATE TABLE "junk_values" AS
+CREATE TABLE "JUNK_VALUES" AS
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('null' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('null' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('undefined' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('undefined' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('none' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('none' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('nil' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('nil' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('nan' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('nan' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('0' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('0' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('-1' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('-1' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('anonymous' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('anonymous' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('guest' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('guest' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('unknown' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('unknown' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('n/a' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('n/a' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('[object object]' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('[object object]' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('true' AS VARCHAR) AS "value"
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('true' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
-  CAST(NULL AS VARCHAR) AS "identifier_type",
-  CAST('false' AS VARCHAR) AS "value";
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('false' AS VARCHAR) AS "VALUE";
 
-DROP TABLE IF EXISTS "pairs";
+DROP TABLE IF EXISTS "PAIRS";
 
-CREATE TABLE "pairs" AS
+CREATE TABLE "PAIRS" AS
 /* Inputs: events, or with --dedupe the events_deduped subquery (source_table, message_id, */
 /*         anonymous_id, user_id, previous_id, one column per configured extra identifier */
 /*         type, ts) */
@@ -172,143 +176,155 @@ CREATE TABLE "pairs" AS
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
 /* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
-  source_table,
-  anonymous_id,
-  user_id,
-  previous_id,
-  COUNT(*) AS event_count,
-  CAST(SUM(CASE WHEN ts IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS events_without_ts,
-  MIN(ts) AS first_ts,
-  MAX(ts) AS last_ts,
-  MIN(
-    IFF(
-      (
-        NOT anonymous_id IS NULL AND NOT user_id IS NULL
+  "EVENTS"."SOURCE_TABLE" AS "SOURCE_TABLE",
+  "EVENTS"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
+  "EVENTS"."USER_ID" AS "USER_ID",
+  "EVENTS"."PREVIOUS_ID" AS "PREVIOUS_ID",
+  COUNT(*) AS "EVENT_COUNT",
+  CAST(SUM(CASE WHEN "EVENTS"."TS" IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS "EVENTS_WITHOUT_TS",
+  MIN("EVENTS"."TS") AS "FIRST_TS",
+  MAX("EVENTS"."TS") AS "LAST_TS",
+  GET(
+    ARRAY_AGG(
+      IFF(
+        (
+          NOT "EVENTS"."ANONYMOUS_ID" IS NULL AND NOT "EVENTS"."USER_ID" IS NULL
+        )
+        OR (
+          NOT "EVENTS"."PREVIOUS_ID" IS NULL AND NOT "EVENTS"."USER_ID" IS NULL
+        ),
+        OBJECT_CONSTRUCT(
+          'ts_unknown',
+          "EVENTS"."TS" IS NULL,
+          'ts',
+          "EVENTS"."TS",
+          'message_id_unknown',
+          "EVENTS"."MESSAGE_ID" IS NULL,
+          'message_id',
+          "EVENTS"."MESSAGE_ID"
+        ),
+        NULL
       )
-      OR (
-        NOT previous_id IS NULL AND NOT user_id IS NULL
-      ),
-      OBJECT_CONSTRUCT(
-        'ts_unknown',
-        ts IS NULL,
-        'ts',
-        ts,
-        'message_id_unknown',
-        message_id IS NULL,
-        'message_id',
-        message_id
-      ),
-      NULL
-    )
-  ) /* NULL ts sorts after every time, so an event with a time is always the better evidence. */ /* The *_unknown flags spell that order out: engines disagree on where a NULL field sorts */ /* inside a struct (DuckDB: last, Spark: first), but all agree that false < true. */ AS first_evidence
-FROM events
+    ) WITHIN GROUP (ORDER BY
+      "EVENTS"."TS" IS NULL ASC,
+      "EVENTS"."TS" ASC,
+      "EVENTS"."MESSAGE_ID" IS NULL ASC,
+      "EVENTS"."MESSAGE_ID" ASC),
+    0
+  ) AS "FIRST_EVIDENCE"
+FROM "EVENTS" AS "EVENTS"
 GROUP BY
-  source_table,
-  anonymous_id,
-  user_id,
-  previous_id;
+  "EVENTS"."SOURCE_TABLE",
+  "EVENTS"."ANONYMOUS_ID",
+  "EVENTS"."USER_ID",
+  "EVENTS"."PREVIOUS_ID";
 
-DROP TABLE IF EXISTS "duplicate_hashes";
+DROP TABLE IF EXISTS "DUPLICATE_HASHES";
 
-DROP TABLE IF EXISTS "pair_totals";
+DROP TABLE IF EXISTS "PAIR_TOTALS";
 
-CREATE TABLE "pair_totals" AS
+CREATE TABLE "PAIR_TOTALS" AS
 SELECT
-  source_table,
-  CAST(SUM(event_count) AS BIGINT) AS event_count,
-  CAST(SUM(events_without_ts) AS BIGINT) AS events_without_ts
-FROM pairs
+  "PAIRS"."SOURCE_TABLE" AS "SOURCE_TABLE",
+  CAST(SUM("PAIRS"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
+  CAST(SUM("PAIRS"."EVENTS_WITHOUT_TS") AS BIGINT) AS "EVENTS_WITHOUT_TS"
+FROM "PAIRS" AS "PAIRS"
 GROUP BY
-  source_table;
+  "PAIRS"."SOURCE_TABLE";
 
-DROP TABLE IF EXISTS "identifiers";
+DROP TABLE IF EXISTS "IDENTIFIERS";
 
-DROP TABLE IF EXISTS "identifiers";
+DROP TABLE IF EXISTS "IDENTIFIERS";
 
-CREATE TABLE identifiers AS
-WITH occurrences AS (
+CREATE TABLE "IDENTIFIERS" AS
+WITH "OCCURRENCES" AS (
   SELECT
-    'anonymous_id' AS identifier_type,
-    anonymous_id AS identifier,
-    first_ts,
-    last_ts,
-    event_count
-  FROM pairs
+    'anonymous_id' AS "IDENTIFIER_TYPE",
+    "PAIRS"."ANONYMOUS_ID" AS "IDENTIFIER",
+    "PAIRS"."FIRST_TS" AS "FIRST_TS",
+    "PAIRS"."LAST_TS" AS "LAST_TS",
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT"
+  FROM "PAIRS" AS "PAIRS"
   WHERE
-    NOT anonymous_id IS NULL
+    NOT "PAIRS"."ANONYMOUS_ID" IS NULL
   UNION ALL
   SELECT
-    'user_id',
-    user_id,
-    first_ts,
-    last_ts,
-    event_count
-  FROM pairs
+    'user_id' AS "USER_ID",
+    "PAIRS"."USER_ID" AS "USER_ID",
+    "PAIRS"."FIRST_TS" AS "FIRST_TS",
+    "PAIRS"."LAST_TS" AS "LAST_TS",
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT"
+  FROM "PAIRS" AS "PAIRS"
   WHERE
-    NOT user_id IS NULL
+    NOT "PAIRS"."USER_ID" IS NULL
   UNION ALL
   SELECT
-    'user_id',
-    previous_id,
-    first_ts,
-    last_ts,
-    event_count
-  FROM pairs
+    'user_id' AS "USER_ID",
+    "PAIRS"."PREVIOUS_ID" AS "PREVIOUS_ID",
+    "PAIRS"."FIRST_TS" AS "FIRST_TS",
+    "PAIRS"."LAST_TS" AS "LAST_TS",
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT"
+  FROM "PAIRS" AS "PAIRS"
   WHERE
-    NOT previous_id IS NULL AND (
-      user_id IS NULL OR previous_id <> user_id
+    NOT "PAIRS"."PREVIOUS_ID" IS NULL
+    AND (
+      "PAIRS"."USER_ID" IS NULL OR "PAIRS"."PREVIOUS_ID" <> "PAIRS"."USER_ID"
     )
-), grouped AS (
+), "GROUPED" AS (
   SELECT
-    identifier_type,
-    identifier,
-    MIN(first_ts) AS first_seen,
-    MAX(last_ts) AS last_seen,
-    CAST(SUM(event_count) AS BIGINT) AS event_count
-  FROM occurrences
+    "OCCURRENCES"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "OCCURRENCES"."IDENTIFIER" AS "IDENTIFIER",
+    MIN("OCCURRENCES"."FIRST_TS") AS "FIRST_SEEN",
+    MAX("OCCURRENCES"."LAST_TS") AS "LAST_SEEN",
+    CAST(SUM("OCCURRENCES"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT"
+  FROM "OCCURRENCES" AS "OCCURRENCES"
   GROUP BY
-    identifier_type,
-    identifier
-), normalized AS (
+    "OCCURRENCES"."IDENTIFIER_TYPE",
+    "OCCURRENCES"."IDENTIFIER"
+), "NORMALIZED" AS (
   SELECT
-    *,
-    LOWER(REGEXP_REPLACE(identifier, '^[\\t\\n\\f\\r "\']+|[\\t\\n\\f\\r "\']+$', '', 'g')) AS junk_key
-  FROM grouped
-), junk_any_type /* junk_key is computed once and every identifier is looked up in the two small lists by hash */ /* join: no DISTINCT or self-join over the 1.6M identifiers. */ AS (
+    "GROUPED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "GROUPED"."IDENTIFIER" AS "IDENTIFIER",
+    "GROUPED"."FIRST_SEEN" AS "FIRST_SEEN",
+    "GROUPED"."LAST_SEEN" AS "LAST_SEEN",
+    "GROUPED"."EVENT_COUNT" AS "EVENT_COUNT",
+    LOWER(REGEXP_REPLACE("GROUPED"."IDENTIFIER", '^[\t\n\f\r "\']+|[\t\n\f\r "\']+$', '')) AS "JUNK_KEY"
+  FROM "GROUPED" AS "GROUPED"
+), "JUNK_ANY_TYPE" /* junk_key is computed once and every identifier is looked up in the two small lists by hash */ /* join: no DISTINCT or self-join over the 1.6M identifiers. */ AS (
   SELECT DISTINCT
-    value
-  FROM junk_values
+    "JUNK_VALUES"."VALUE" AS "VALUE"
+  FROM "JUNK_VALUES" AS "JUNK_VALUES"
   WHERE
-    identifier_type IS NULL
-), junk_one_type AS (
+    "JUNK_VALUES"."IDENTIFIER_TYPE" IS NULL
+), "JUNK_ONE_TYPE" AS (
   SELECT DISTINCT
-    identifier_type,
-    value
-  FROM junk_values
+    "JUNK_VALUES"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "JUNK_VALUES"."VALUE" AS "VALUE"
+  FROM "JUNK_VALUES" AS "JUNK_VALUES"
   WHERE
-    NOT identifier_type IS NULL
+    NOT "JUNK_VALUES"."IDENTIFIER_TYPE" IS NULL
 )
 SELECT
-  n.identifier_type,
-  n.identifier,
-  n.first_seen,
-  n.last_seen,
-  n.event_count,
+  "N"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "N"."IDENTIFIER" AS "IDENTIFIER",
+  "N"."FIRST_SEEN" AS "FIRST_SEEN",
+  "N"."LAST_SEEN" AS "LAST_SEEN",
+  "N"."EVENT_COUNT" AS "EVENT_COUNT",
   CASE
-    WHEN NOT a.value IS NULL OR NOT t.value IS NULL
+    WHEN NOT "A"."VALUE" IS NULL OR NOT "T"."VALUE" IS NULL
     THEN 'junk_value'
-    WHEN REGEXP_LIKE(n.junk_key, '^([0-]*)$')
+    WHEN REGEXP_LIKE("N"."JUNK_KEY", '^([0-]*)$')
     THEN 'junk_pattern'
-  END AS quarantine_reason
-FROM normalized AS n
-LEFT JOIN junk_any_type AS a
-  ON a.value = n.junk_key
-LEFT JOIN junk_one_type AS t
-  ON t.identifier_type = n.identifier_type AND t.value = n.junk_key;
+  END AS "QUARANTINE_REASON"
+FROM "NORMALIZED" AS "N"
+LEFT JOIN "JUNK_ANY_TYPE" AS "A"
+  ON "A"."VALUE" = "N"."JUNK_KEY"
+LEFT JOIN "JUNK_ONE_TYPE" AS "T"
+  ON "T"."IDENTIFIER_TYPE" = "N"."IDENTIFIER_TYPE" AND "T"."VALUE" = "N"."JUNK_KEY";
 
-DROP TABLE IF EXISTS "hub_degrees";
+DROP TABLE IF EXISTS "HUB_DEGREES";
 
-CREATE TABLE "hub_degrees" AS
+CREATE TABLE "HUB_DEGREES" AS
 /*       ever has (a kiosk, a hard-coded device id, a shared `guest-account` login). */
 /* Inputs: pairs; identifiers (quarantine_reason from the junk step); degree_queries, one */
 /*         SELECT per hub rule over pairs and identifiers_junk (stitcher/graph.py) */
@@ -317,47 +333,51 @@ CREATE TABLE "hub_degrees" AS
 /* Invariants: degree = number of distinct non-junk identifiers of linked_type seen on the same */
 /*             events as the identifier; junk partners do not count, so one junk value cannot */
 /*             make a real id a hub. */
-WITH identifiers_junk AS (
+WITH "IDENTIFIERS_JUNK" AS (
   SELECT
-    identifier_type,
-    identifier
-  FROM identifiers
+    "IDENTIFIERS"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "IDENTIFIERS"."IDENTIFIER" AS "IDENTIFIER"
+  FROM "IDENTIFIERS" AS "IDENTIFIERS"
   WHERE
-    NOT quarantine_reason IS NULL
+    NOT "IDENTIFIERS"."QUARANTINE_REASON" IS NULL
 )
 SELECT
-  'anonymous_id' AS identifier_type,
-  p."anonymous_id" AS identifier,
-  'user_id' AS linked_type,
-  COUNT(DISTINCT p."user_id") AS degree
-FROM pairs AS p
-LEFT JOIN identifiers_junk AS j
-  ON j.identifier_type = 'user_id' AND j.identifier = p."user_id"
+  'anonymous_id' AS "IDENTIFIER_TYPE",
+  "P"."ANONYMOUS_ID" AS "IDENTIFIER",
+  'user_id' AS "LINKED_TYPE",
+  COUNT(DISTINCT "P"."USER_ID") AS "DEGREE"
+FROM "PAIRS" AS "P"
+LEFT JOIN "IDENTIFIERS_JUNK" AS "J"
+  ON "J"."IDENTIFIER_TYPE" = 'user_id' AND "J"."IDENTIFIER" = "P"."USER_ID"
 WHERE
-  NOT p."anonymous_id" IS NULL AND NOT p."user_id" IS NULL AND j.identifier IS NULL
+  NOT "P"."ANONYMOUS_ID" IS NULL
+  AND NOT "P"."USER_ID" IS NULL
+  AND "J"."IDENTIFIER" IS NULL
 GROUP BY
-  p."anonymous_id"
+  "P"."ANONYMOUS_ID"
 HAVING
-  COUNT(DISTINCT p."user_id") > 50
+  COUNT(DISTINCT "P"."USER_ID") > 50
 UNION ALL
 SELECT
-  'user_id' AS identifier_type,
-  p."user_id" AS identifier,
-  'anonymous_id' AS linked_type,
-  COUNT(DISTINCT p."anonymous_id") AS degree
-FROM pairs AS p
-LEFT JOIN identifiers_junk AS j
-  ON j.identifier_type = 'anonymous_id' AND j.identifier = p."anonymous_id"
+  'user_id' AS "IDENTIFIER_TYPE",
+  "P"."USER_ID" AS "IDENTIFIER",
+  'anonymous_id' AS "LINKED_TYPE",
+  COUNT(DISTINCT "P"."ANONYMOUS_ID") AS "DEGREE"
+FROM "PAIRS" AS "P"
+LEFT JOIN "IDENTIFIERS_JUNK" AS "J"
+  ON "J"."IDENTIFIER_TYPE" = 'anonymous_id' AND "J"."IDENTIFIER" = "P"."ANONYMOUS_ID"
 WHERE
-  NOT p."user_id" IS NULL AND NOT p."anonymous_id" IS NULL AND j.identifier IS NULL
+  NOT "P"."USER_ID" IS NULL
+  AND NOT "P"."ANONYMOUS_ID" IS NULL
+  AND "J"."IDENTIFIER" IS NULL
 GROUP BY
-  p."user_id"
+  "P"."USER_ID"
 HAVING
-  COUNT(DISTINCT p."anonymous_id") > 1000;
+  COUNT(DISTINCT "P"."ANONYMOUS_ID") > 1000;
 
-DROP TABLE IF EXISTS "identifiers_checked";
+DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
 
-CREATE TABLE "identifiers_checked" AS
+CREATE TABLE "IDENTIFIERS_CHECKED" AS
 /* Inputs: identifiers; hub_degrees */
 /* Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree, node_id); */
 /*         quarantine_reason becomes 'hub' for hubs that are not already junk. */
@@ -366,84 +386,99 @@ CREATE TABLE "identifiers_checked" AS
 /*   user ids before other types, then earliest first_seen (unknown times last), then the */
 /*   identifier's value and type. So the least node id of a component is its anchor (see */
 /*   70_persons.sql), and node ids never depend on threads or file order. */
-WITH hub AS (
+WITH "HUB" AS (
   SELECT
-    identifier_type,
-    identifier,
-    MAX(OBJECT_CONSTRUCT('degree', degree, 'linked_type', linked_type)) AS worst
-  FROM hub_degrees
+    "HUB_DEGREES"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "HUB_DEGREES"."IDENTIFIER" AS "IDENTIFIER",
+    GET(
+      ARRAY_AGG(
+        OBJECT_CONSTRUCT('degree', "HUB_DEGREES"."DEGREE", 'linked_type', "HUB_DEGREES"."LINKED_TYPE")
+      ) WITHIN GROUP (ORDER BY
+        "HUB_DEGREES"."DEGREE" DESC,
+        "HUB_DEGREES"."LINKED_TYPE" DESC),
+      0
+    ) AS "WORST"
+  FROM "HUB_DEGREES" AS "HUB_DEGREES"
   GROUP BY
-    identifier_type,
-    identifier
-), checked AS (
+    "HUB_DEGREES"."IDENTIFIER_TYPE",
+    "HUB_DEGREES"."IDENTIFIER"
+), "CHECKED" AS (
   SELECT
-    i.identifier_type,
-    i.identifier,
-    i.first_seen,
-    i.last_seen,
-    i.event_count,
+    "I"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "I"."IDENTIFIER" AS "IDENTIFIER",
+    "I"."FIRST_SEEN" AS "FIRST_SEEN",
+    "I"."LAST_SEEN" AS "LAST_SEEN",
+    "I"."EVENT_COUNT" AS "EVENT_COUNT",
     CASE
-      WHEN NOT i.quarantine_reason IS NULL
-      THEN i.quarantine_reason
-      WHEN NOT h.identifier IS NULL
+      WHEN NOT "I"."QUARANTINE_REASON" IS NULL
+      THEN "I"."QUARANTINE_REASON"
+      WHEN NOT "H"."IDENTIFIER" IS NULL
       THEN 'hub'
-    END AS quarantine_reason,
-    h.worst.linked_type AS hub_linked_type,
-    h.worst.degree AS hub_degree
-  FROM identifiers AS i
-  LEFT JOIN hub AS h
-    ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier
+    END AS "QUARANTINE_REASON",
+    CAST(GET("H"."WORST", 'linked_type') AS VARCHAR) AS "HUB_LINKED_TYPE",
+    CAST(GET("H"."WORST", 'degree') AS BIGINT) AS "HUB_DEGREE"
+  FROM "IDENTIFIERS" AS "I"
+  LEFT JOIN "HUB" AS "H"
+    ON "H"."IDENTIFIER_TYPE" = "I"."IDENTIFIER_TYPE"
+    AND "H"."IDENTIFIER" = "I"."IDENTIFIER"
 )
 SELECT
-  *,
+  "CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "CHECKED"."IDENTIFIER" AS "IDENTIFIER",
+  "CHECKED"."FIRST_SEEN" AS "FIRST_SEEN",
+  "CHECKED"."LAST_SEEN" AS "LAST_SEEN",
+  "CHECKED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "CHECKED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+  "CHECKED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+  "CHECKED"."HUB_DEGREE" AS "HUB_DEGREE",
   CASE
-    WHEN quarantine_reason IS NULL
+    WHEN "CHECKED"."QUARANTINE_REASON" IS NULL
     THEN CAST(ROW_NUMBER() OVER (
-      ORDER BY NOT quarantine_reason IS NULL, identifier_type <> 'user_id', first_seen IS NULL, first_seen, identifier, identifier_type
+      ORDER BY NOT "CHECKED"."QUARANTINE_REASON" IS NULL, "CHECKED"."IDENTIFIER_TYPE" <> 'user_id', "CHECKED"."FIRST_SEEN" IS NULL, "CHECKED"."FIRST_SEEN", "CHECKED"."IDENTIFIER", "CHECKED"."IDENTIFIER_TYPE"
     ) - 1 AS BIGINT)
-  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
-FROM checked;
+  END AS "NODE_ID" /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
+FROM "CHECKED" AS "CHECKED";
 
-DROP TABLE IF EXISTS "identifiers";
+DROP TABLE IF EXISTS "IDENTIFIERS";
 
-DROP TABLE IF EXISTS "hub_degrees";
+DROP TABLE IF EXISTS "HUB_DEGREES";
 
-DROP TABLE IF EXISTS "identifier_totals";
+DROP TABLE IF EXISTS "IDENTIFIER_TOTALS";
 
-CREATE TABLE "identifier_totals" AS
+CREATE TABLE "IDENTIFIER_TOTALS" AS
 SELECT
-  identifier_type,
-  NOT quarantine_reason IS NULL AS quarantined,
-  COUNT(*) AS identifiers
-FROM identifiers_checked
+  "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL AS "QUARANTINED",
+  COUNT(*) AS "IDENTIFIERS"
+FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 GROUP BY
-  identifier_type,
-  NOT quarantine_reason IS NULL;
+  "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE",
+  NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL;
 
-DROP TABLE IF EXISTS "quarantine";
+DROP TABLE IF EXISTS "QUARANTINE";
 
-CREATE TABLE "quarantine" AS
+CREATE TABLE "QUARANTINE" AS
 /* Inputs: identifiers_checked */
 /* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
 /*         last_seen_at, hub_linked_type, hub_degree) */
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
 /*             or hub; hubs carry the rule they broke and their degree under it. */
 SELECT
-  identifier_type,
-  identifier,
-  quarantine_reason AS reason,
-  event_count,
-  first_seen AS first_seen_at,
-  last_seen AS last_seen_at,
-  hub_linked_type,
-  hub_degree
-FROM identifiers_checked
+  "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "IDENTIFIERS_CHECKED"."IDENTIFIER" AS "IDENTIFIER",
+  "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" AS "REASON",
+  "IDENTIFIERS_CHECKED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "IDENTIFIERS_CHECKED"."FIRST_SEEN" AS "FIRST_SEEN_AT",
+  "IDENTIFIERS_CHECKED"."LAST_SEEN" AS "LAST_SEEN_AT",
+  "IDENTIFIERS_CHECKED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+  "IDENTIFIERS_CHECKED"."HUB_DEGREE" AS "HUB_DEGREE"
+FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 WHERE
-  NOT quarantine_reason IS NULL;
+  NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL;
 
-DROP TABLE IF EXISTS "candidate_edges";
+DROP TABLE IF EXISTS "CANDIDATE_EDGES";
 
-CREATE TABLE "candidate_edges" AS
+CREATE TABLE "CANDIDATE_EDGES" AS
 /* Inputs: pairs */
 /* Output: candidate_edges(from_type, from_id, to_type, to_id, rule, event_count, first_ts, */
 /*         last_ts, evidence_ts, evidence_message_id, evidence_table), one row per */
@@ -453,85 +488,95 @@ CREATE TABLE "candidate_edges" AS
 /*             previous_id to its user_id. Self links (previous_id = user_id) are not edges. The */
 /*             evidence is the earliest event asserting the link: least (ts, message_id, */
 /*             table), NULL times last. */
-WITH links AS (
+WITH "LINKS" AS (
   SELECT
-    'anonymous_id' AS from_type,
-    anonymous_id AS from_id,
-    'user_id' AS to_type,
-    user_id AS to_id,
-    'same_event' AS rule,
-    source_table,
-    event_count,
-    first_ts,
-    last_ts,
-    first_evidence
-  FROM pairs
+    'anonymous_id' AS "FROM_TYPE",
+    "PAIRS"."ANONYMOUS_ID" AS "FROM_ID",
+    'user_id' AS "TO_TYPE",
+    "PAIRS"."USER_ID" AS "TO_ID",
+    'same_event' AS "RULE",
+    "PAIRS"."SOURCE_TABLE" AS "SOURCE_TABLE",
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT",
+    "PAIRS"."FIRST_TS" AS "FIRST_TS",
+    "PAIRS"."LAST_TS" AS "LAST_TS",
+    "PAIRS"."FIRST_EVIDENCE" AS "FIRST_EVIDENCE"
+  FROM "PAIRS" AS "PAIRS"
   WHERE
-    NOT anonymous_id IS NULL AND NOT user_id IS NULL
+    NOT "PAIRS"."ANONYMOUS_ID" IS NULL AND NOT "PAIRS"."USER_ID" IS NULL
   UNION ALL
   SELECT
-    'user_id',
-    previous_id,
-    'user_id',
-    user_id,
-    'alias',
-    source_table,
-    event_count,
-    first_ts,
-    last_ts,
-    first_evidence
-  FROM pairs
+    'user_id' AS "USER_ID",
+    "PAIRS"."PREVIOUS_ID" AS "PREVIOUS_ID",
+    'user_id' AS "USER_ID",
+    "PAIRS"."USER_ID" AS "USER_ID",
+    'alias' AS "ALIAS",
+    "PAIRS"."SOURCE_TABLE" AS "SOURCE_TABLE",
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT",
+    "PAIRS"."FIRST_TS" AS "FIRST_TS",
+    "PAIRS"."LAST_TS" AS "LAST_TS",
+    "PAIRS"."FIRST_EVIDENCE" AS "FIRST_EVIDENCE"
+  FROM "PAIRS" AS "PAIRS"
   WHERE
-    NOT previous_id IS NULL AND NOT user_id IS NULL AND previous_id <> user_id
-), grouped AS (
+    NOT "PAIRS"."PREVIOUS_ID" IS NULL
+    AND NOT "PAIRS"."USER_ID" IS NULL
+    AND "PAIRS"."PREVIOUS_ID" <> "PAIRS"."USER_ID"
+), "GROUPED" AS (
   SELECT
-    from_type,
-    from_id,
-    to_type,
-    to_id,
-    rule,
-    CAST(SUM(event_count) AS BIGINT) AS event_count,
-    MIN(first_ts) AS first_ts,
-    MAX(last_ts) AS last_ts,
-    MIN(
-      OBJECT_CONSTRUCT(
-        'ts_unknown',
-        first_evidence.ts IS NULL,
-        'ts',
-        first_evidence.ts,
-        'message_id_unknown',
-        first_evidence.message_id IS NULL,
-        'message_id',
-        first_evidence.message_id,
-        'source_table',
-        source_table
-      )
-    ) AS evidence /* NULLs last through explicit flags (see 20_pairs.sql: engines differ otherwise). */
-  FROM links
+    "LINKS"."FROM_TYPE" AS "FROM_TYPE",
+    "LINKS"."FROM_ID" AS "FROM_ID",
+    "LINKS"."TO_TYPE" AS "TO_TYPE",
+    "LINKS"."TO_ID" AS "TO_ID",
+    "LINKS"."RULE" AS "RULE",
+    CAST(SUM("LINKS"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
+    MIN("LINKS"."FIRST_TS") AS "FIRST_TS",
+    MAX("LINKS"."LAST_TS") AS "LAST_TS",
+    GET(
+      ARRAY_AGG(
+        OBJECT_CONSTRUCT(
+          'ts_unknown',
+          CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) IS NULL,
+          'ts',
+          CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ),
+          'message_id_unknown',
+          CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) IS NULL,
+          'message_id',
+          CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR),
+          'source_table',
+          "LINKS"."SOURCE_TABLE"
+        )
+      ) WITHIN GROUP (ORDER BY
+        CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) IS NULL ASC,
+        CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) ASC,
+        CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) IS NULL ASC,
+        CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) ASC,
+        "LINKS"."SOURCE_TABLE" ASC),
+      0
+    ) AS "EVIDENCE" /* NULLs last through explicit flags (see 20_pairs.sql: engines differ otherwise). */
+  FROM "LINKS" AS "LINKS"
   GROUP BY
-    from_type,
-    from_id,
-    to_type,
-    to_id,
-    rule
+    "LINKS"."FROM_TYPE",
+    "LINKS"."FROM_ID",
+    "LINKS"."TO_TYPE",
+    "LINKS"."TO_ID",
+    "LINKS"."RULE"
 )
 SELECT
-  from_type,
-  from_id,
-  to_type,
-  to_id,
-  rule,
-  event_count,
-  first_ts,
-  last_ts,
-  evidence.ts AS evidence_ts,
-  evidence.message_id AS evidence_message_id,
-  evidence.source_table AS evidence_table
-FROM grouped;
+  "GROUPED"."FROM_TYPE" AS "FROM_TYPE",
+  "GROUPED"."FROM_ID" AS "FROM_ID",
+  "GROUPED"."TO_TYPE" AS "TO_TYPE",
+  "GROUPED"."TO_ID" AS "TO_ID",
+  "GROUPED"."RULE" AS "RULE",
+  "GROUPED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "GROUPED"."FIRST_TS" AS "FIRST_TS",
+  "GROUPED"."LAST_TS" AS "LAST_TS",
+  CAST(GET("GROUPED"."EVIDENCE", 'ts') AS TIMESTAMP_NTZ) AS "EVIDENCE_TS",
+  CAST(GET("GROUPED"."EVIDENCE", 'message_id') AS VARCHAR) AS "EVIDENCE_MESSAGE_ID",
+  CAST(GET("GROUPED"."EVIDENCE", 'source_table') AS VARCHAR) AS "EVIDENCE_TABLE"
+FROM "GROUPED" AS "GROUPED";
 
-DROP TABLE IF EXISTS "checked_edges";
+DROP TABLE IF EXISTS "CHECKED_EDGES";
 
-CREATE TABLE "checked_edges" AS
+CREATE TABLE "CHECKED_EDGES" AS
 /* Inputs: candidate_edges; identifiers_checked (quarantine_reason) */
 /* Output: checked_edges = candidate_edges + junk_refusal ('junk_<type>', 'hub_<type>' or */
 /*         NULL) + from_node, to_node (the ends' node ids, NULL for a quarantined end). */
@@ -539,28 +584,38 @@ CREATE TABLE "checked_edges" AS
 /*             first) and why it is quarantined. Every later step finds an edge's ends by these */
 /*             integers, never by joining the id strings again. */
 SELECT
-  e.*,
+  "E"."FROM_TYPE" AS "FROM_TYPE",
+  "E"."FROM_ID" AS "FROM_ID",
+  "E"."TO_TYPE" AS "TO_TYPE",
+  "E"."TO_ID" AS "TO_ID",
+  "E"."RULE" AS "RULE",
+  "E"."EVENT_COUNT" AS "EVENT_COUNT",
+  "E"."FIRST_TS" AS "FIRST_TS",
+  "E"."LAST_TS" AS "LAST_TS",
+  "E"."EVIDENCE_TS" AS "EVIDENCE_TS",
+  "E"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
+  "E"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE",
   CASE
-    WHEN f.quarantine_reason = 'hub'
-    THEN 'hub_' || e.from_type
-    WHEN NOT f.quarantine_reason IS NULL
-    THEN 'junk_' || e.from_type
-    WHEN t.quarantine_reason = 'hub'
-    THEN 'hub_' || e.to_type
-    WHEN NOT t.quarantine_reason IS NULL
-    THEN 'junk_' || e.to_type
-  END AS junk_refusal,
-  f.node_id AS from_node,
-  t.node_id AS to_node
-FROM candidate_edges AS e
-JOIN identifiers_checked AS f
-  ON f.identifier_type = e.from_type AND f.identifier = e.from_id
-JOIN identifiers_checked AS t
-  ON t.identifier_type = e.to_type AND t.identifier = e.to_id;
+    WHEN "F"."QUARANTINE_REASON" = 'hub'
+    THEN 'hub_' || "E"."FROM_TYPE"
+    WHEN NOT "F"."QUARANTINE_REASON" IS NULL
+    THEN 'junk_' || "E"."FROM_TYPE"
+    WHEN "T"."QUARANTINE_REASON" = 'hub'
+    THEN 'hub_' || "E"."TO_TYPE"
+    WHEN NOT "T"."QUARANTINE_REASON" IS NULL
+    THEN 'junk_' || "E"."TO_TYPE"
+  END AS "JUNK_REFUSAL",
+  "F"."NODE_ID" AS "FROM_NODE",
+  "T"."NODE_ID" AS "TO_NODE"
+FROM "CANDIDATE_EDGES" AS "E"
+JOIN "IDENTIFIERS_CHECKED" AS "F"
+  ON "F"."IDENTIFIER_TYPE" = "E"."FROM_TYPE" AND "F"."IDENTIFIER" = "E"."FROM_ID"
+JOIN "IDENTIFIERS_CHECKED" AS "T"
+  ON "T"."IDENTIFIER_TYPE" = "E"."TO_TYPE" AND "T"."IDENTIFIER" = "E"."TO_ID";
 
-DROP TABLE IF EXISTS "classified_edges";
+DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
 
-CREATE TABLE "classified_edges" AS
+CREATE TABLE "CLASSIFIED_EDGES" AS
 /* Inputs: checked_edges */
 /* Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN, */
 /*         reason VARCHAR). */
@@ -573,93 +628,122 @@ CREATE TABLE "classified_edges" AS
 /*     person to log in on it does not absorb the first. */
 /*   * alias links are explicit merges of user ids and are kept. */
 /* So a person holds two user_ids only when an alias joined them. */
-WITH ranked AS (
+WITH "RANKED" AS (
   SELECT
-    *,
+    "CHECKED_EDGES"."FROM_TYPE" AS "FROM_TYPE",
+    "CHECKED_EDGES"."FROM_ID" AS "FROM_ID",
+    "CHECKED_EDGES"."TO_TYPE" AS "TO_TYPE",
+    "CHECKED_EDGES"."TO_ID" AS "TO_ID",
+    "CHECKED_EDGES"."RULE" AS "RULE",
+    "CHECKED_EDGES"."EVENT_COUNT" AS "EVENT_COUNT",
+    "CHECKED_EDGES"."FIRST_TS" AS "FIRST_TS",
+    "CHECKED_EDGES"."LAST_TS" AS "LAST_TS",
+    "CHECKED_EDGES"."EVIDENCE_TS" AS "EVIDENCE_TS",
+    "CHECKED_EDGES"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
+    "CHECKED_EDGES"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE",
+    "CHECKED_EDGES"."JUNK_REFUSAL" AS "JUNK_REFUSAL",
+    "CHECKED_EDGES"."FROM_NODE" AS "FROM_NODE",
+    "CHECKED_EDGES"."TO_NODE" AS "TO_NODE",
     ROW_NUMBER() OVER (
-      PARTITION BY from_type, from_id, rule, to_type, junk_refusal IS NULL
-      ORDER BY evidence_ts, evidence_message_id, to_id
-    ) AS user_rank
-  FROM checked_edges
-), decided AS (
+      PARTITION BY "CHECKED_EDGES"."FROM_TYPE", "CHECKED_EDGES"."FROM_ID", "CHECKED_EDGES"."RULE", "CHECKED_EDGES"."TO_TYPE", "CHECKED_EDGES"."JUNK_REFUSAL" IS NULL
+      ORDER BY "CHECKED_EDGES"."EVIDENCE_TS", "CHECKED_EDGES"."EVIDENCE_MESSAGE_ID", "CHECKED_EDGES"."TO_ID"
+    ) AS "USER_RANK"
+  FROM "CHECKED_EDGES" AS "CHECKED_EDGES"
+), "DECIDED" AS (
   SELECT
-    *,
+    "RANKED"."FROM_TYPE" AS "FROM_TYPE",
+    "RANKED"."FROM_ID" AS "FROM_ID",
+    "RANKED"."TO_TYPE" AS "TO_TYPE",
+    "RANKED"."TO_ID" AS "TO_ID",
+    "RANKED"."RULE" AS "RULE",
+    "RANKED"."EVENT_COUNT" AS "EVENT_COUNT",
+    "RANKED"."FIRST_TS" AS "FIRST_TS",
+    "RANKED"."LAST_TS" AS "LAST_TS",
+    "RANKED"."EVIDENCE_TS" AS "EVIDENCE_TS",
+    "RANKED"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
+    "RANKED"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE",
+    "RANKED"."JUNK_REFUSAL" AS "JUNK_REFUSAL",
+    "RANKED"."FROM_NODE" AS "FROM_NODE",
+    "RANKED"."TO_NODE" AS "TO_NODE",
+    "RANKED"."USER_RANK" AS "USER_RANK",
     CASE
-      WHEN NOT junk_refusal IS NULL
-      THEN junk_refusal
-      WHEN rule = 'same_event' AND to_type = 'user_id' AND user_rank > 1
-      THEN from_type || '_has_earlier_user_id'
-    END AS refusal
-  FROM ranked
+      WHEN NOT "RANKED"."JUNK_REFUSAL" IS NULL
+      THEN "RANKED"."JUNK_REFUSAL"
+      WHEN "RANKED"."RULE" = 'same_event'
+      AND "RANKED"."TO_TYPE" = 'user_id'
+      AND "RANKED"."USER_RANK" > 1
+      THEN "RANKED"."FROM_TYPE" || '_has_earlier_user_id'
+    END AS "REFUSAL"
+  FROM "RANKED" AS "RANKED"
 )
 SELECT
-  from_type,
-  from_id,
-  to_type,
-  to_id,
-  rule,
-  event_count,
-  first_ts,
-  last_ts,
-  evidence_ts,
-  evidence_message_id,
-  evidence_table,
-  from_node,
-  to_node,
-  refusal IS NULL AS kept,
-  COALESCE(refusal, rule) AS reason
-FROM decided;
+  "DECIDED"."FROM_TYPE" AS "FROM_TYPE",
+  "DECIDED"."FROM_ID" AS "FROM_ID",
+  "DECIDED"."TO_TYPE" AS "TO_TYPE",
+  "DECIDED"."TO_ID" AS "TO_ID",
+  "DECIDED"."RULE" AS "RULE",
+  "DECIDED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "DECIDED"."FIRST_TS" AS "FIRST_TS",
+  "DECIDED"."LAST_TS" AS "LAST_TS",
+  "DECIDED"."EVIDENCE_TS" AS "EVIDENCE_TS",
+  "DECIDED"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
+  "DECIDED"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE",
+  "DECIDED"."FROM_NODE" AS "FROM_NODE",
+  "DECIDED"."TO_NODE" AS "TO_NODE",
+  "DECIDED"."REFUSAL" IS NULL AS "KEPT",
+  COALESCE("DECIDED"."REFUSAL", "DECIDED"."RULE") AS "REASON"
+FROM "DECIDED" AS "DECIDED";
 
-DROP TABLE IF EXISTS "candidate_edges";
+DROP TABLE IF EXISTS "CANDIDATE_EDGES";
 
-DROP TABLE IF EXISTS "checked_edges";
+DROP TABLE IF EXISTS "CHECKED_EDGES";
 
-DROP TABLE IF EXISTS "policy_base";
+DROP TABLE IF EXISTS "POLICY_BASE";
 
-DROP TABLE IF EXISTS "nodes";
+DROP TABLE IF EXISTS "NODES";
 
-CREATE TABLE "nodes" AS
+CREATE TABLE "NODES" AS
 /* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
 /* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count), */
 /*         node_id = 0 .. n-1. */
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
 /*             ids are in anchor order (see 32_quarantine.sql). */
 SELECT
-  node_id,
-  identifier_type,
-  identifier,
-  first_seen,
-  last_seen,
-  event_count
-FROM identifiers_checked
+  "IDENTIFIERS_CHECKED"."NODE_ID" AS "NODE_ID",
+  "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "IDENTIFIERS_CHECKED"."IDENTIFIER" AS "IDENTIFIER",
+  "IDENTIFIERS_CHECKED"."FIRST_SEEN" AS "FIRST_SEEN",
+  "IDENTIFIERS_CHECKED"."LAST_SEEN" AS "LAST_SEEN",
+  "IDENTIFIERS_CHECKED"."EVENT_COUNT" AS "EVENT_COUNT"
+FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 WHERE
-  NOT node_id IS NULL;
+  NOT "IDENTIFIERS_CHECKED"."NODE_ID" IS NULL;
 
-DROP TABLE IF EXISTS "node_edges";
+DROP TABLE IF EXISTS "NODE_EDGES";
 
-CREATE TABLE "node_edges" AS
+CREATE TABLE "NODE_EDGES" AS
 /* Inputs: classified_edges (from_node, to_node) */
 /* Output: node_edges(src, dst) BIGINT node ids. */
 /* Invariants: only kept links; both ends are nodes (kept links never touch junk). */
 SELECT
-  from_node AS src,
-  to_node AS dst
-FROM classified_edges
+  "CLASSIFIED_EDGES"."FROM_NODE" AS "SRC",
+  "CLASSIFIED_EDGES"."TO_NODE" AS "DST"
+FROM "CLASSIFIED_EDGES" AS "CLASSIFIED_EDGES"
 WHERE
-  kept;
+  "CLASSIFIED_EDGES"."KEPT";
 
-DROP TABLE IF EXISTS "cc_edges";
+DROP TABLE IF EXISTS "CC_EDGES";
 
-CREATE TABLE "cc_edges" AS
+CREATE TABLE "CC_EDGES" AS
 SELECT
-  src,
-  dst
-FROM "node_edges";
+  "NODE_EDGES"."SRC" AS "SRC",
+  "NODE_EDGES"."DST" AS "DST"
+FROM "NODE_EDGES" AS "NODE_EDGES";
 
 -- stitcher:loop max_rounds=100
-DROP TABLE IF EXISTS "cc_large";
+DROP TABLE IF EXISTS "CC_LARGE";
 
-CREATE TABLE "cc_large" AS
+CREATE TABLE "CC_LARGE" AS
 /*       Components in MapReduce and Beyond", 2014); used by engines that keep the graph */
 /*       (Spark, warehouses). Repeated with cc_small_star.sql until cc_converged.sql says done. */
 /* Inputs: "cc_edges"(src, dst) BIGINT node ids: an undirected graph, either orientation, */
@@ -669,79 +753,79 @@ CREATE TABLE "cc_large" AS
 /*   neighbours, and every neighbour v > u is re-linked to m(u): v and m(u) were both linked to */
 /*   u, so no component gains or loses a node. The least node of a component stays in it, and */
 /*   every other node points to a smaller one. */
-WITH neighbours AS (
+WITH "NEIGHBOURS" AS (
   SELECT
-    src AS u,
-    dst AS v
-  FROM "cc_edges"
+    "CC_EDGES"."SRC" AS "U",
+    "CC_EDGES"."DST" AS "V"
+  FROM "CC_EDGES" AS "CC_EDGES"
   WHERE
-    src <> dst
+    "CC_EDGES"."SRC" <> "CC_EDGES"."DST"
   UNION ALL
   SELECT
-    dst AS u,
-    src AS v
-  FROM "cc_edges"
+    "CC_EDGES"."DST" AS "U",
+    "CC_EDGES"."SRC" AS "V"
+  FROM "CC_EDGES" AS "CC_EDGES"
   WHERE
-    src <> dst
-), least_around AS (
+    "CC_EDGES"."SRC" <> "CC_EDGES"."DST"
+), "LEAST_AROUND" AS (
   SELECT
-    u,
-    LEAST_IGNORE_NULLS(u, MIN(v)) AS m
-  FROM neighbours
+    "NEIGHBOURS"."U" AS "U",
+    LEAST_IGNORE_NULLS("NEIGHBOURS"."U", MIN("NEIGHBOURS"."V")) AS "M"
+  FROM "NEIGHBOURS" AS "NEIGHBOURS"
   GROUP BY
-    u
+    "NEIGHBOURS"."U"
 )
 SELECT DISTINCT
-  n.v AS src,
-  l.m AS dst
-FROM neighbours AS n
-JOIN least_around AS l
-  ON l.u = n.u
+  "N"."V" AS "SRC",
+  "L"."M" AS "DST"
+FROM "NEIGHBOURS" AS "N"
+JOIN "LEAST_AROUND" AS "L"
+  ON "L"."U" = "N"."U"
 WHERE
-  n.v > n.u;
+  "N"."V" > "N"."U";
 
-DROP TABLE IF EXISTS "cc_edges";
+DROP TABLE IF EXISTS "CC_EDGES";
 
-CREATE TABLE "cc_edges" AS
+CREATE TABLE "CC_EDGES" AS
 /*       cc_large_star.sql in every round. */
 /* Inputs: "cc_large"(src, dst) BIGINT node ids, either orientation (normally src > dst). */
 /* Output: (src, dst), distinct. */
 /* Invariants: src > dst after this step. Each node u takes its smaller neighbours N(u) and */
 /*   their least member m; u and every other member of N(u) are re-linked to m. All of them */
 /*   were linked to u, so components are unchanged, and each node's pointer only decreases. */
-WITH down AS (
+WITH "DOWN" AS (
   SELECT DISTINCT
-    GREATEST_IGNORE_NULLS(src, dst) AS u,
-    LEAST_IGNORE_NULLS(src, dst) AS v
-  FROM "cc_large"
+    GREATEST_IGNORE_NULLS("CC_LARGE"."SRC", "CC_LARGE"."DST") AS "U",
+    LEAST_IGNORE_NULLS("CC_LARGE"."SRC", "CC_LARGE"."DST") AS "V"
+  FROM "CC_LARGE" AS "CC_LARGE"
   WHERE
-    src <> dst
-), least_below AS (
+    "CC_LARGE"."SRC" <> "CC_LARGE"."DST"
+), "LEAST_BELOW" AS (
   SELECT
-    u,
-    MIN(v) AS m
-  FROM down
+    "DOWN"."U" AS "U",
+    MIN("DOWN"."V") AS "M"
+  FROM "DOWN" AS "DOWN"
   GROUP BY
-    u
+    "DOWN"."U"
 )
 SELECT DISTINCT
-  src,
-  dst
+  "RELINKED"."SRC" AS "SRC",
+  "RELINKED"."DST" AS "DST"
 FROM (
   SELECT
-    d.v AS src,
-    l.m AS dst
-  FROM down AS d
-  JOIN least_below AS l
-    ON l.u = d.u
+    "D"."V" AS "SRC",
+    "L"."M" AS "DST"
+  FROM "DOWN" AS "D"
+  JOIN "LEAST_BELOW" AS "L"
+    ON "L"."U" = "D"."U"
   WHERE
-    d.v <> l.m
+    "D"."V" <> "L"."M"
   UNION ALL
   SELECT
-    u AS src,
-    m AS dst
-  FROM least_below
-) AS relinked;
+    "LEAST_BELOW"."U" AS "SRC",
+    "LEAST_BELOW"."M" AS "DST"
+  FROM "LEAST_BELOW" AS "LEAST_BELOW"
+) AS "RELINKED";
 
 -- stitcher:until-zero
 /* Step: has the components loop converged? Checked after every large-star/small-star round. */
@@ -751,63 +835,63 @@ FROM (
 /* Invariants: unsettled = 0 <=> the edges form a star forest: every node points to one node */
 /*   that points nowhere. As src > dst and the rounds never change a component, each star is */
 /*   a whole component and its centre is the component's least node id. */
-WITH parents AS (
+WITH "PARENTS" AS (
   SELECT
-    src,
-    COUNT(*) AS n
-  FROM "cc_edges"
+    "CC_EDGES"."SRC" AS "SRC",
+    COUNT(*) AS "N"
+  FROM "CC_EDGES" AS "CC_EDGES"
   GROUP BY
-    src
-), unsettled AS (
+    "CC_EDGES"."SRC"
+), "UNSETTLED" AS (
   SELECT
-    src
-  FROM parents
+    "PARENTS"."SRC" AS "SRC"
+  FROM "PARENTS" AS "PARENTS"
   WHERE
-    n > 1
+    "PARENTS"."N" > 1
   UNION ALL
   SELECT DISTINCT
-    e.dst
-  FROM "cc_edges" AS e
-  JOIN parents AS p
-    ON p.src = e.dst
+    "E"."DST" AS "DST"
+  FROM "CC_EDGES" AS "E"
+  JOIN "PARENTS" AS "P"
+    ON "P"."SRC" = "E"."DST"
 )
 SELECT
   (
     SELECT
-      COUNT(*)
-    FROM unsettled
-  ) AS unsettled,
+      COUNT(*) AS "_COL_0"
+    FROM "UNSETTLED" AS "UNSETTLED"
+  ) AS "UNSETTLED",
   (
     SELECT
-      COUNT(*)
-    FROM "cc_edges"
-  ) AS edges;
+      COUNT(*) AS "_COL_0"
+    FROM "CC_EDGES" AS "CC_EDGES"
+  ) AS "EDGES";
 -- stitcher:end-loop
 
-DROP TABLE IF EXISTS "node_components";
+DROP TABLE IF EXISTS "NODE_COMPONENTS";
 
-CREATE TABLE "node_components" AS
+CREATE TABLE "NODE_COMPONENTS" AS
 /* Inputs: "nodes"(node_id, ...); "cc_edges"(src, dst), a star forest (cc_converged = 0). */
 /* Output: node_components(node_id, component), one row per node. */
 /* Invariants: component = the least node id of the node's component (a star's centre, or the */
 /*   node itself when no kept link touches it), so labels do not depend on the engine or on */
 /*   the number of rounds. */
 SELECT
-  n.node_id,
-  COALESCE(e.dst, n.node_id) AS component
-FROM "nodes" AS n
-LEFT JOIN "cc_edges" AS e
-  ON e.src = n.node_id;
+  "N"."NODE_ID" AS "NODE_ID",
+  COALESCE("E"."DST", "N"."NODE_ID") AS "COMPONENT"
+FROM "NODES" AS "N"
+LEFT JOIN "CC_EDGES" AS "E"
+  ON "E"."SRC" = "N"."NODE_ID";
 
-DROP TABLE IF EXISTS "cc_large";
+DROP TABLE IF EXISTS "CC_LARGE";
 
-DROP TABLE IF EXISTS "cc_edges";
+DROP TABLE IF EXISTS "CC_EDGES";
 
-DROP TABLE IF EXISTS "node_edges";
+DROP TABLE IF EXISTS "NODE_EDGES";
 
-DROP TABLE IF EXISTS "persons";
+DROP TABLE IF EXISTS "PERSONS";
 
-CREATE TABLE "persons" AS
+CREATE TABLE "PERSONS" AS
 /* Inputs: nodes, node_components(node_id, component), component = the least node id in it */
 /* Output: persons(component, person_id, anchor_type, anchor_id, identifier_count) */
 /* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
@@ -817,82 +901,82 @@ CREATE TABLE "persons" AS
 /*             no ordering aggregate over the identifiers is needed here. */
 /*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
 /*             events that do not touch a person never change its id. */
-WITH sizes AS (
+WITH "SIZES" AS (
   SELECT
-    component,
-    COUNT(*) AS identifier_count
-  FROM node_components
+    "NODE_COMPONENTS"."COMPONENT" AS "COMPONENT",
+    COUNT(*) AS "IDENTIFIER_COUNT"
+  FROM "NODE_COMPONENTS" AS "NODE_COMPONENTS"
   GROUP BY
-    component
+    "NODE_COMPONENTS"."COMPONENT"
 )
 SELECT
-  s.component,
-  MD5(n.identifier_type || ':' || n.identifier) AS person_id,
-  n.identifier_type AS anchor_type,
-  n.identifier AS anchor_id,
-  s.identifier_count
-FROM sizes AS s
-JOIN nodes AS n
-  ON n.node_id = s.component;
+  "S"."COMPONENT" AS "COMPONENT",
+  MD5("N"."IDENTIFIER_TYPE" || ':' || "N"."IDENTIFIER") AS "PERSON_ID",
+  "N"."IDENTIFIER_TYPE" AS "ANCHOR_TYPE",
+  "N"."IDENTIFIER" AS "ANCHOR_ID",
+  "S"."IDENTIFIER_COUNT" AS "IDENTIFIER_COUNT"
+FROM "SIZES" AS "S"
+JOIN "NODES" AS "N"
+  ON "N"."NODE_ID" = "S"."COMPONENT";
 
-DROP TABLE IF EXISTS "id_map";
+DROP TABLE IF EXISTS "ID_MAP";
 
-CREATE TABLE "id_map" AS
+CREATE TABLE "ID_MAP" AS
 /* Inputs: nodes, node_components, persons */
 /* Output: id_map(identifier_type, identifier, person_id, first_seen_at, last_seen_at, */
 /*         event_count, node_id, component); the last two are for the steps after this one */
 /*         and are not written to the output file. */
 /* Invariants: exactly one row per node, i.e. per non-junk identifier in the input. */
 SELECT
-  n.identifier_type,
-  n.identifier,
-  p.person_id,
-  n.first_seen AS first_seen_at,
-  n.last_seen AS last_seen_at,
-  n.event_count,
-  n.node_id,
-  c.component
-FROM nodes AS n
-JOIN node_components AS c
-  ON c.node_id = n.node_id
-JOIN persons AS p
-  ON p.component = c.component;
+  "N"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "N"."IDENTIFIER" AS "IDENTIFIER",
+  "P"."PERSON_ID" AS "PERSON_ID",
+  "N"."FIRST_SEEN" AS "FIRST_SEEN_AT",
+  "N"."LAST_SEEN" AS "LAST_SEEN_AT",
+  "N"."EVENT_COUNT" AS "EVENT_COUNT",
+  "N"."NODE_ID" AS "NODE_ID",
+  "C"."COMPONENT" AS "COMPONENT"
+FROM "NODES" AS "N"
+JOIN "NODE_COMPONENTS" AS "C"
+  ON "C"."NODE_ID" = "N"."NODE_ID"
+JOIN "PERSONS" AS "P"
+  ON "P"."COMPONENT" = "C"."COMPONENT";
 
-DROP TABLE IF EXISTS "nodes";
+DROP TABLE IF EXISTS "NODES";
 
-DROP TABLE IF EXISTS "node_components";
+DROP TABLE IF EXISTS "NODE_COMPONENTS";
 
-DROP TABLE IF EXISTS "identifiers_checked";
+DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
 
-DROP TABLE IF EXISTS "edges";
+DROP TABLE IF EXISTS "EDGES";
 
-CREATE TABLE "edges" AS
+CREATE TABLE "EDGES" AS
 /* Inputs: classified_edges (from_node), id_map (node_id) */
 /* Output: edges(person_id, from_type, from_id, to_type, to_id, rule, event_count, */
 /*         first_seen_at, last_seen_at, evidence_at, evidence_message_id, evidence_table) */
 /* Invariants: kept links only; both ends belong to person_id. */
 SELECT
-  f.person_id,
-  e.from_type,
-  e.from_id,
-  e.to_type,
-  e.to_id,
-  e.rule,
-  e.event_count,
-  e.first_ts AS first_seen_at,
-  e.last_ts AS last_seen_at,
-  e.evidence_ts AS evidence_at,
-  e.evidence_message_id,
-  e.evidence_table
-FROM classified_edges AS e
-JOIN id_map AS f
-  ON f.node_id = e.from_node
+  "F"."PERSON_ID" AS "PERSON_ID",
+  "E"."FROM_TYPE" AS "FROM_TYPE",
+  "E"."FROM_ID" AS "FROM_ID",
+  "E"."TO_TYPE" AS "TO_TYPE",
+  "E"."TO_ID" AS "TO_ID",
+  "E"."RULE" AS "RULE",
+  "E"."EVENT_COUNT" AS "EVENT_COUNT",
+  "E"."FIRST_TS" AS "FIRST_SEEN_AT",
+  "E"."LAST_TS" AS "LAST_SEEN_AT",
+  "E"."EVIDENCE_TS" AS "EVIDENCE_AT",
+  "E"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
+  "E"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE"
+FROM "CLASSIFIED_EDGES" AS "E"
+JOIN "ID_MAP" AS "F"
+  ON "F"."NODE_ID" = "E"."FROM_NODE"
 WHERE
-  e.kept;
+  "E"."KEPT";
 
-DROP TABLE IF EXISTS "rejected_edges";
+DROP TABLE IF EXISTS "REJECTED_EDGES";
 
-CREATE TABLE "rejected_edges" AS
+CREATE TABLE "REJECTED_EDGES" AS
 /*       `rejected_edges`). */
 /* Inputs: classified_edges (from_node, to_node), id_map (node_id) */
 /* Output: rejected_edges(from_type, from_id, to_type, to_id, rule, reason, from_person_id, */
@@ -900,45 +984,45 @@ CREATE TABLE "rejected_edges" AS
 /*         evidence_message_id, evidence_table) */
 /* Invariants: one row per refused link; a junk end has a NULL person_id (it is in quarantine). */
 SELECT
-  e.from_type,
-  e.from_id,
-  e.to_type,
-  e.to_id,
-  e.rule,
-  e.reason,
-  f.person_id AS from_person_id,
-  t.person_id AS to_person_id,
-  e.event_count,
-  e.first_ts AS first_seen_at,
-  e.last_ts AS last_seen_at,
-  e.evidence_ts AS evidence_at,
-  e.evidence_message_id,
-  e.evidence_table
-FROM classified_edges AS e
-LEFT JOIN id_map AS f
-  ON f.node_id = e.from_node
-LEFT JOIN id_map AS t
-  ON t.node_id = e.to_node
+  "E"."FROM_TYPE" AS "FROM_TYPE",
+  "E"."FROM_ID" AS "FROM_ID",
+  "E"."TO_TYPE" AS "TO_TYPE",
+  "E"."TO_ID" AS "TO_ID",
+  "E"."RULE" AS "RULE",
+  "E"."REASON" AS "REASON",
+  "F"."PERSON_ID" AS "FROM_PERSON_ID",
+  "T"."PERSON_ID" AS "TO_PERSON_ID",
+  "E"."EVENT_COUNT" AS "EVENT_COUNT",
+  "E"."FIRST_TS" AS "FIRST_SEEN_AT",
+  "E"."LAST_TS" AS "LAST_SEEN_AT",
+  "E"."EVIDENCE_TS" AS "EVIDENCE_AT",
+  "E"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
+  "E"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE"
+FROM "CLASSIFIED_EDGES" AS "E"
+LEFT JOIN "ID_MAP" AS "F"
+  ON "F"."NODE_ID" = "E"."FROM_NODE"
+LEFT JOIN "ID_MAP" AS "T"
+  ON "T"."NODE_ID" = "E"."TO_NODE"
 WHERE
-  NOT e.kept;
+  NOT "E"."KEPT";
 
-DROP TABLE IF EXISTS "edge_totals";
+DROP TABLE IF EXISTS "EDGE_TOTALS";
 
-CREATE TABLE "edge_totals" AS
+CREATE TABLE "EDGE_TOTALS" AS
 SELECT
-  kept,
-  reason,
-  COUNT(*) AS edges
-FROM classified_edges
+  "CLASSIFIED_EDGES"."KEPT" AS "KEPT",
+  "CLASSIFIED_EDGES"."REASON" AS "REASON",
+  COUNT(*) AS "EDGES"
+FROM "CLASSIFIED_EDGES" AS "CLASSIFIED_EDGES"
 GROUP BY
-  kept,
-  reason;
+  "CLASSIFIED_EDGES"."KEPT",
+  "CLASSIFIED_EDGES"."REASON";
 
-DROP TABLE IF EXISTS "classified_edges";
+DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
 
-DROP TABLE IF EXISTS "person_activity";
+DROP TABLE IF EXISTS "PERSON_ACTIVITY";
 
-CREATE TABLE "person_activity" AS
+CREATE TABLE "PERSON_ACTIVITY" AS
 /* Inputs: pairs, quarantine, id_map */
 /* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
 /*         NULL for the events whose every id is junk. */
@@ -948,169 +1032,204 @@ CREATE TABLE "person_activity" AS
 /*             Usable means not quarantined, and every usable identifier is in id_map: so the */
 /*             choice is made against the (small) quarantine table and each pair is then looked */
 /*             up in id_map once, not once per id column. */
-WITH attributed AS (
+WITH "ATTRIBUTED" AS (
   SELECT
-    pr.event_count,
-    pr.first_ts,
-    pr.last_ts,
+    "PR"."EVENT_COUNT" AS "EVENT_COUNT",
+    "PR"."FIRST_TS" AS "FIRST_TS",
+    "PR"."LAST_TS" AS "LAST_TS",
     CASE
-      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
+      WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
       THEN 'user_id'
-      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
+      WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
       THEN 'anonymous_id'
-      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
+      WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
       THEN 'user_id'
-    END AS identifier_type,
+    END AS "IDENTIFIER_TYPE",
     CASE
-      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
-      THEN pr.user_id
-      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
-      THEN pr.anonymous_id
-      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
-      THEN pr.previous_id
-    END AS identifier
-  FROM pairs AS pr
-  LEFT JOIN quarantine AS qu
-    ON qu.identifier_type = 'user_id' AND qu.identifier = pr.user_id
-  LEFT JOIN quarantine AS qa
-    ON qa.identifier_type = 'anonymous_id' AND qa.identifier = pr.anonymous_id
-  LEFT JOIN quarantine AS qp
-    ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
+      WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
+      THEN "PR"."USER_ID"
+      WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
+      THEN "PR"."ANONYMOUS_ID"
+      WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
+      THEN "PR"."PREVIOUS_ID"
+    END AS "IDENTIFIER"
+  FROM "PAIRS" AS "PR"
+  LEFT JOIN "QUARANTINE" AS "QU"
+    ON "QU"."IDENTIFIER_TYPE" = 'user_id' AND "QU"."IDENTIFIER" = "PR"."USER_ID"
+  LEFT JOIN "QUARANTINE" AS "QA"
+    ON "QA"."IDENTIFIER_TYPE" = 'anonymous_id'
+    AND "QA"."IDENTIFIER" = "PR"."ANONYMOUS_ID"
+  LEFT JOIN "QUARANTINE" AS "QP"
+    ON "QP"."IDENTIFIER_TYPE" = 'user_id' AND "QP"."IDENTIFIER" = "PR"."PREVIOUS_ID"
 )
 SELECT
-  m.component,
-  CAST(SUM(a.event_count) AS BIGINT) AS event_count,
-  MIN(a.first_ts) AS first_seen_at,
-  MAX(a.last_ts) AS last_seen_at
-FROM attributed AS a
-LEFT JOIN id_map AS m
-  ON m.identifier_type = a.identifier_type AND m.identifier = a.identifier
+  "M"."COMPONENT" AS "COMPONENT",
+  CAST(SUM("A"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
+  MIN("A"."FIRST_TS") AS "FIRST_SEEN_AT",
+  MAX("A"."LAST_TS") AS "LAST_SEEN_AT"
+FROM "ATTRIBUTED" AS "A"
+LEFT JOIN "ID_MAP" AS "M"
+  ON "M"."IDENTIFIER_TYPE" = "A"."IDENTIFIER_TYPE"
+  AND "M"."IDENTIFIER" = "A"."IDENTIFIER"
 GROUP BY
-  m.component;
+  "M"."COMPONENT";
 
-DROP TABLE IF EXISTS "pairs";
+DROP TABLE IF EXISTS "PAIRS";
 
-DROP TABLE IF EXISTS "pair_traits";
+DROP TABLE IF EXISTS "PAIR_TRAITS";
 
-CREATE TABLE "pair_traits" AS
+CREATE TABLE "PAIR_TRAITS" AS
 /* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>) */
 /* Output: pair_traits(anonymous_id, user_id, <trait>: STRUCT(ts, v)) per pair. */
 /* Invariants: "latest" is by ts, an unknown ts counting as oldest; equal times are broken by */
 /*             the greater value, so the choice never depends on row order. */
 SELECT
-  anonymous_id,
-  user_id,
-  MAX(
-    IFF(
-      NOT "plan" IS NULL,
-      OBJECT_CONSTRUCT('ts', COALESCE(ts, CAST('0001-01-01' AS TIMESTAMPNTZ)), 'v', "plan"),
-      NULL
-    )
-  ) AS "plan"
-FROM identify_traits
+  "IDENTIFY_TRAITS"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
+  "IDENTIFY_TRAITS"."USER_ID" AS "USER_ID",
+  GET(
+    ARRAY_AGG(
+      IFF(
+        NOT "IDENTIFY_TRAITS"."PLAN" IS NULL,
+        OBJECT_CONSTRUCT(
+          'ts',
+          COALESCE("IDENTIFY_TRAITS"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)),
+          'v',
+          "IDENTIFY_TRAITS"."PLAN"
+        ),
+        NULL
+      )
+    ) WITHIN GROUP (ORDER BY
+      COALESCE("IDENTIFY_TRAITS"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)) DESC,
+      "IDENTIFY_TRAITS"."PLAN" DESC),
+    0
+  ) AS "PLAN"
+FROM "IDENTIFY_TRAITS" AS "IDENTIFY_TRAITS"
 GROUP BY
-  anonymous_id,
-  user_id;
+  "IDENTIFY_TRAITS"."ANONYMOUS_ID",
+  "IDENTIFY_TRAITS"."USER_ID";
 
-DROP TABLE IF EXISTS "person_traits";
+DROP TABLE IF EXISTS "PERSON_TRAITS";
 
-CREATE TABLE "person_traits" AS
+CREATE TABLE "PERSON_TRAITS" AS
 /* Inputs: pair_traits, quarantine, id_map */
 /* Output: person_traits(component, <trait columns>) */
 /* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
 /*             attribution as person_activity, decided against the small quarantine table so */
 /*             each pair is looked up in id_map once); identifies whose ids are all junk are */
 /*             dropped. */
-WITH attributed AS (
+WITH "ATTRIBUTED" AS (
   SELECT
-    t.*,
+    "T"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
+    "T"."USER_ID" AS "USER_ID",
+    "T"."PLAN" AS "PLAN",
     CASE
-      WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
+      WHEN NOT "T"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
       THEN 'user_id'
-      WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
+      WHEN NOT "T"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
       THEN 'anonymous_id'
-    END AS _attributed_type,
+    END AS "_ATTRIBUTED_TYPE",
     CASE
-      WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
-      THEN t.user_id
-      WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
-      THEN t.anonymous_id
-    END AS _attributed_id
-  FROM pair_traits AS t
-  LEFT JOIN quarantine AS qu
-    ON qu.identifier_type = 'user_id' AND qu.identifier = t.user_id
-  LEFT JOIN quarantine AS qa
-    ON qa.identifier_type = 'anonymous_id' AND qa.identifier = t.anonymous_id
+      WHEN NOT "T"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
+      THEN "T"."USER_ID"
+      WHEN NOT "T"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
+      THEN "T"."ANONYMOUS_ID"
+    END AS "_ATTRIBUTED_ID"
+  FROM "PAIR_TRAITS" AS "T"
+  LEFT JOIN "QUARANTINE" AS "QU"
+    ON "QU"."IDENTIFIER_TYPE" = 'user_id' AND "QU"."IDENTIFIER" = "T"."USER_ID"
+  LEFT JOIN "QUARANTINE" AS "QA"
+    ON "QA"."IDENTIFIER_TYPE" = 'anonymous_id'
+    AND "QA"."IDENTIFIER" = "T"."ANONYMOUS_ID"
 )
 SELECT
-  m.component,
-  STRUCT_EXTRACT(MAX(t."plan"), 'v') AS "plan"
-FROM attributed AS t
-JOIN id_map AS m
-  ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
+  "M"."COMPONENT" AS "COMPONENT",
+  CAST(GET(
+    (
+      GET(
+        ARRAY_AGG("T"."PLAN") WITHIN GROUP (ORDER BY
+          CAST(GET("T"."PLAN", 'ts') AS TIMESTAMP_NTZ) DESC,
+          CAST(GET("T"."PLAN", 'v') AS VARCHAR) DESC),
+        0
+      )
+    ),
+    'v'
+  ) AS VARCHAR) AS "PLAN"
+FROM "ATTRIBUTED" AS "T"
+JOIN "ID_MAP" AS "M"
+  ON "M"."IDENTIFIER_TYPE" = "T"."_ATTRIBUTED_TYPE"
+  AND "M"."IDENTIFIER" = "T"."_ATTRIBUTED_ID"
 GROUP BY
-  m.component;
+  "M"."COMPONENT";
 
-DROP TABLE IF EXISTS "pair_traits";
+DROP TABLE IF EXISTS "PAIR_TRAITS";
 
-DROP TABLE IF EXISTS "users";
+DROP TABLE IF EXISTS "USERS";
 
-CREATE TABLE "users" AS
+CREATE TABLE "USERS" AS
 /* Inputs: persons, id_map, person_activity, person_traits */
 /* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
 /*         last_seen_at, event_count, <traits>) */
 /* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
 /*             for anonymous-only people; the id lists are sorted, never NULL. Every join and */
 /*             grouping is on the integer component. */
-WITH id_lists AS (
+WITH "ID_LISTS" AS (
   SELECT
-    component,
-    ARRAY_SORT(ARRAY_AGG(IFF(identifier_type = 'user_id', identifier, NULL))) AS user_ids,
-    ARRAY_SORT(ARRAY_AGG(IFF(identifier_type = 'anonymous_id', identifier, NULL))) AS anonymous_ids
-  FROM id_map
+    "ID_MAP"."COMPONENT" AS "COMPONENT",
+    ARRAY_AGG(IFF("ID_MAP"."IDENTIFIER_TYPE" = 'user_id', "ID_MAP"."IDENTIFIER", NULL)) WITHIN GROUP (ORDER BY
+      "ID_MAP"."IDENTIFIER" ASC) AS "USER_IDS",
+    ARRAY_AGG(IFF("ID_MAP"."IDENTIFIER_TYPE" = 'anonymous_id', "ID_MAP"."IDENTIFIER", NULL)) WITHIN GROUP (ORDER BY
+      "ID_MAP"."IDENTIFIER" ASC) AS "ANONYMOUS_IDS"
+  FROM "ID_MAP" AS "ID_MAP"
   GROUP BY
-    component
+    "ID_MAP"."COMPONENT"
 )
 SELECT
-  p.person_id,
-  CASE WHEN p.anchor_type = 'user_id' THEN p.anchor_id END AS user_id,
-  COALESCE(l.user_ids, CAST([] AS ARRAY(VARCHAR))) AS user_ids,
-  COALESCE(l.anonymous_ids, CAST([] AS ARRAY(VARCHAR))) AS anonymous_ids,
-  p.identifier_count,
-  a.first_seen_at,
-  a.last_seen_at,
-  COALESCE(a.event_count, 0) AS event_count,
-  t."plan" AS "plan"
-FROM persons AS p
-JOIN id_lists AS l
-  ON l.component = p.component
-LEFT JOIN person_activity AS a
-  ON a.component = p.component
-LEFT JOIN person_traits AS t
-  ON t.component = p.component;
+  "P"."PERSON_ID" AS "PERSON_ID",
+  CASE WHEN "P"."ANCHOR_TYPE" = 'user_id' THEN "P"."ANCHOR_ID" END AS "USER_ID",
+  COALESCE("L"."USER_IDS", ARRAY_CONSTRUCT()) AS "USER_IDS",
+  COALESCE("L"."ANONYMOUS_IDS", ARRAY_CONSTRUCT()) AS "ANONYMOUS_IDS",
+  "P"."IDENTIFIER_COUNT" AS "IDENTIFIER_COUNT",
+  "A"."FIRST_SEEN_AT" AS "FIRST_SEEN_AT",
+  "A"."LAST_SEEN_AT" AS "LAST_SEEN_AT",
+  COALESCE("A"."EVENT_COUNT", 0) AS "EVENT_COUNT",
+  "T"."PLAN" AS "PLAN"
+FROM "PERSONS" AS "P"
+JOIN "ID_LISTS" AS "L"
+  ON "L"."COMPONENT" = "P"."COMPONENT"
+LEFT JOIN "PERSON_ACTIVITY" AS "A"
+  ON "A"."COMPONENT" = "P"."COMPONENT"
+LEFT JOIN "PERSON_TRAITS" AS "T"
+  ON "T"."COMPONENT" = "P"."COMPONENT";
 
-DROP TABLE IF EXISTS "persons";
+DROP TABLE IF EXISTS "PERSONS";
 
-DROP TABLE IF EXISTS "person_traits";
+DROP TABLE IF EXISTS "PERSON_TRAITS";
 
-DROP TABLE IF EXISTS "id_map_with_keys";
+DROP TABLE IF EXISTS "ID_MAP_WITH_KEYS";
 
-CREATE TABLE "id_map_with_keys" AS
+CREATE TABLE "ID_MAP_WITH_KEYS" AS
 SELECT
-  *
-FROM id_map;
+  "ID_MAP"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "ID_MAP"."IDENTIFIER" AS "IDENTIFIER",
+  "ID_MAP"."PERSON_ID" AS "PERSON_ID",
+  "ID_MAP"."FIRST_SEEN_AT" AS "FIRST_SEEN_AT",
+  "ID_MAP"."LAST_SEEN_AT" AS "LAST_SEEN_AT",
+  "ID_MAP"."EVENT_COUNT" AS "EVENT_COUNT",
+  "ID_MAP"."NODE_ID" AS "NODE_ID",
+  "ID_MAP"."COMPONENT" AS "COMPONENT"
+FROM "ID_MAP" AS "ID_MAP";
 
-DROP TABLE IF EXISTS "id_map";
+DROP TABLE IF EXISTS "ID_MAP";
 
-CREATE TABLE "id_map" AS
+CREATE TABLE "ID_MAP" AS
 SELECT
-  identifier_type,
-  identifier,
-  person_id,
-  first_seen_at,
-  last_seen_at,
-  event_count
-FROM id_map_with_keys;
+  "ID_MAP_WITH_KEYS"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "ID_MAP_WITH_KEYS"."IDENTIFIER" AS "IDENTIFIER",
+  "ID_MAP_WITH_KEYS"."PERSON_ID" AS "PERSON_ID",
+  "ID_MAP_WITH_KEYS"."FIRST_SEEN_AT" AS "FIRST_SEEN_AT",
+  "ID_MAP_WITH_KEYS"."LAST_SEEN_AT" AS "LAST_SEEN_AT",
+  "ID_MAP_WITH_KEYS"."EVENT_COUNT" AS "EVENT_COUNT"
+FROM "ID_MAP_WITH_KEYS" AS "ID_MAP_WITH_KEYS";
 
-DROP TABLE IF EXISTS "id_map_with_keys";
+DROP TABLE IF EXISTS "ID_MAP_WITH_KEYS";
 
