@@ -196,10 +196,11 @@ def build_tables(
     with timer.step("edges"):
         engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
         engine.create_table_as("checked_edges", render("50_check_edges"))
+        _drop(engine, "candidate_edges")
         classify_edges(engine, options)
         # The policies were the last readers of the one scan's aggregate (replays read its
         # evidence): free it before persons are built (~0.5 GB at 10M events).
-        _drop(engine, "candidate_edges", "checked_edges", "policy_base", "pairs")
+        _drop(engine, "checked_edges", "policy_base", "pairs")
     with timer.step("components"):
         _components(engine, options.max_rounds)
     with timer.step("persons"):
