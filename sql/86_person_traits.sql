@@ -1,10 +1,12 @@
--- Step: each person's latest non-null trait values.
--- Inputs: pair_traits, quarantine, id_map
+-- Step: each person's latest non-null trait values, straight from the identify calls.
+-- Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map
 -- Output: person_traits(component, <trait columns>)
--- Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same
---             attribution as person_activity, decided against the small quarantine table so
---             each pair is looked up in id_map once); identifies whose ids are all junk are
---             dropped.
+-- Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id
+--             (the attribution of 35_attributed_events.sql, decided against the small
+--             quarantine table so each call is looked up in id_map once); calls whose ids are
+--             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as
+--             oldest; equal times are broken by the greater value, so the choice never depends
+--             on row order.
 WITH attributed AS (
     SELECT
         t.*,
@@ -16,7 +18,7 @@ WITH attributed AS (
             WHEN t.user_id IS NOT NULL AND qu.identifier IS NULL THEN t.user_id
             WHEN t.anonymous_id IS NOT NULL AND qa.identifier IS NULL THEN t.anonymous_id
         END AS _attributed_id
-    FROM pair_traits AS t
+    FROM identify_traits AS t
     LEFT JOIN quarantine AS qu ON qu.identifier_type = 'user_id' AND qu.identifier = t.user_id
     LEFT JOIN quarantine AS qa
       ON qa.identifier_type = 'anonymous_id' AND qa.identifier = t.anonymous_id

@@ -192,11 +192,15 @@ def build_tables(
         _drop(engine, "identifiers", "hub_degrees")
         engine.create_table_as("identifier_totals", _IDENTIFIER_TOTALS)
         engine.create_table_as("quarantine", render("93_quarantine"))
+        engine.create_table_as("attributed_events", render("35_attributed_events"))
     with timer.step("edges"):
         engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
         engine.create_table_as("checked_edges", render("50_check_edges"))
+        _drop(engine, "candidate_edges")
         classify_edges(engine, options)
-        _drop(engine, "candidate_edges", "checked_edges", "policy_base")
+        # The policies were the last readers of the one scan's aggregate (replays read its
+        # evidence): free it before persons are built (~0.5 GB at 10M events).
+        _drop(engine, "checked_edges", "policy_base", "pairs")
     with timer.step("components"):
         _components(engine, options.max_rounds)
     with timer.step("persons"):
@@ -234,27 +238,20 @@ def _persons(engine: Engine, traits: list[str]) -> None:
     engine.create_table_as("edge_totals", _EDGE_TOTALS)
     _drop(engine, "classified_edges")
     engine.create_table_as("person_activity", render("81_person_activity"))
-    _drop(engine, "pairs")
+    _drop(engine, "attributed_events")
     q = quote_identifier
-    engine.create_table_as(
-        "pair_traits",
-        render(
-            "85_identify_traits",
-            trait_aggregates="".join(
-                f", max(struct_pack(ts := coalesce(ts, TIMESTAMP '0001-01-01'), v := {q(t)})) "
-                f"FILTER (WHERE {q(t)} IS NOT NULL) AS {q(t)}"
-                for t in traits
-            ),
-        ),
-    )
     engine.create_table_as(
         "person_traits",
         render(
             "86_person_traits",
-            trait_latest="".join(f", struct_extract(max(t.{q(t)}), 'v') AS {q(t)}" for t in traits),
+            trait_latest="".join(
+                ", struct_extract(max(struct_pack("
+                f"ts := coalesce(t.ts, TIMESTAMP '0001-01-01'), v := t.{q(t)})) "
+                f"FILTER (WHERE t.{q(t)} IS NOT NULL), 'v') AS {q(t)}"
+                for t in traits
+            ),
         ),
     )
-    _drop(engine, "pair_traits")
     engine.create_table_as(
         "users",
         render(

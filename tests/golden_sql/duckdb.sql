@@ -429,6 +429,52 @@ FROM identifiers_checked
 WHERE
   NOT quarantine_reason IS NULL;
 
+DROP TABLE IF EXISTS "attributed_events";
+
+CREATE TABLE "attributed_events" AS
+/*       can be freed long before persons exist. */
+/* Inputs: pairs; quarantine (junk values and hubs) */
+/* Output: attributed_events(identifier_type, identifier, event_count, first_ts, last_ts), one */
+/*         row per identifier that events are attributed to, plus one row with NULL type and */
+/*         identifier for the events whose every id is quarantined. */
+/* Invariants: an event is attributed to its user_id when that is usable (not quarantined), */
+/*             else to its anonymous_id, else to its previous_id; so each event is counted */
+/*             exactly once (sum(event_count) = number of events), never once per identifier, */
+/*             and an event whose link is refused later still counts for its user. Every */
+/*             usable identifier is a node, so persons are found by one lookup per row here */
+/*             (81_person_activity.sql). The choice is made against the small quarantine */
+/*             table, not the whole identifier list. */
+SELECT
+  CASE
+    WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
+    THEN 'user_id'
+    WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
+    THEN 'anonymous_id'
+    WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
+    THEN 'user_id'
+  END AS identifier_type,
+  CASE
+    WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
+    THEN pr.user_id
+    WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
+    THEN pr.anonymous_id
+    WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
+    THEN pr.previous_id
+  END AS identifier,
+  CAST(SUM(pr.event_count) AS BIGINT) AS event_count,
+  MIN(pr.first_ts) AS first_ts,
+  MAX(pr.last_ts) AS last_ts
+FROM pairs AS pr
+LEFT JOIN quarantine AS qu
+  ON qu.identifier_type = 'user_id' AND qu.identifier = pr.user_id
+LEFT JOIN quarantine AS qa
+  ON qa.identifier_type = 'anonymous_id' AND qa.identifier = pr.anonymous_id
+LEFT JOIN quarantine AS qp
+  ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
+GROUP BY
+  1,
+  2;
+
 DROP TABLE IF EXISTS "candidate_edges";
 
 CREATE TABLE "candidate_edges" AS
@@ -592,6 +638,8 @@ DROP TABLE IF EXISTS "candidate_edges";
 DROP TABLE IF EXISTS "checked_edges";
 
 DROP TABLE IF EXISTS "policy_base";
+
+DROP TABLE IF EXISTS "pairs";
 
 DROP TABLE IF EXISTS "nodes";
 
@@ -916,83 +964,36 @@ DROP TABLE IF EXISTS "classified_edges";
 DROP TABLE IF EXISTS "person_activity";
 
 CREATE TABLE "person_activity" AS
-/* Inputs: pairs, quarantine, id_map */
+/* Inputs: attributed_events, id_map */
 /* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
 /*         NULL for the events whose every id is junk. */
-/* Invariants: an event belongs to the person of its user_id when that is usable, else of its */
-/*             anonymous_id, else of its previous_id; so events are counted once, never once per */
-/*             identifier, and an event whose link was refused still counts for its user. */
-/*             Usable means not quarantined, and every usable identifier is in id_map: so the */
-/*             choice is made against the (small) quarantine table and each pair is then looked */
-/*             up in id_map once, not once per id column. */
-WITH attributed AS (
-  SELECT
-    pr.event_count,
-    pr.first_ts,
-    pr.last_ts,
-    CASE
-      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
-      THEN 'user_id'
-      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
-      THEN 'anonymous_id'
-      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
-      THEN 'user_id'
-    END AS identifier_type,
-    CASE
-      WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
-      THEN pr.user_id
-      WHEN NOT pr.anonymous_id IS NULL AND qa.identifier IS NULL
-      THEN pr.anonymous_id
-      WHEN NOT pr.previous_id IS NULL AND qp.identifier IS NULL
-      THEN pr.previous_id
-    END AS identifier
-  FROM pairs AS pr
-  LEFT JOIN quarantine AS qu
-    ON qu.identifier_type = 'user_id' AND qu.identifier = pr.user_id
-  LEFT JOIN quarantine AS qa
-    ON qa.identifier_type = 'anonymous_id' AND qa.identifier = pr.anonymous_id
-  LEFT JOIN quarantine AS qp
-    ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
-)
+/* Invariants: each event counts once, for the person of the identifier it is attributed to */
+/*             (35_attributed_events.sql); grouped by the integer component, not the */
+/*             32-character person id. */
 SELECT
   m.component,
   CAST(SUM(a.event_count) AS BIGINT) AS event_count,
   MIN(a.first_ts) AS first_seen_at,
   MAX(a.last_ts) AS last_seen_at
-FROM attributed AS a
+FROM attributed_events AS a
 LEFT JOIN id_map AS m
   ON m.identifier_type = a.identifier_type AND m.identifier = a.identifier
 GROUP BY
   m.component;
 
-DROP TABLE IF EXISTS "pairs";
-
-DROP TABLE IF EXISTS "pair_traits";
-
-CREATE TABLE "pair_traits" AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>) */
-/* Output: pair_traits(anonymous_id, user_id, <trait>: STRUCT(ts, v)) per pair. */
-/* Invariants: "latest" is by ts, an unknown ts counting as oldest; equal times are broken by */
-/*             the greater value, so the choice never depends on row order. */
-SELECT
-  anonymous_id,
-  user_id,
-  MAX({'ts': COALESCE(ts, CAST('0001-01-01' AS TIMESTAMP)), 'v': "plan"}) FILTER(WHERE
-    NOT "plan" IS NULL) AS "plan"
-FROM identify_traits
-GROUP BY
-  anonymous_id,
-  user_id;
+DROP TABLE IF EXISTS "attributed_events";
 
 DROP TABLE IF EXISTS "person_traits";
 
 CREATE TABLE "person_traits" AS
-/* Inputs: pair_traits, quarantine, id_map */
+/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map */
 /* Output: person_traits(component, <trait columns>) */
-/* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
-/*             attribution as person_activity, decided against the small quarantine table so */
-/*             each pair is looked up in id_map once); identifies whose ids are all junk are */
-/*             dropped. */
+/* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
+/*             (the attribution of 35_attributed_events.sql, decided against the small */
+/*             quarantine table so each call is looked up in id_map once); calls whose ids are */
+/*             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as */
+/*             oldest; equal times are broken by the greater value, so the choice never depends */
+/*             on row order. */
 WITH attributed AS (
   SELECT
     t.*,
@@ -1008,7 +1009,7 @@ WITH attributed AS (
       WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
       THEN t.anonymous_id
     END AS _attributed_id
-  FROM pair_traits AS t
+  FROM identify_traits AS t
   LEFT JOIN quarantine AS qu
     ON qu.identifier_type = 'user_id' AND qu.identifier = t.user_id
   LEFT JOIN quarantine AS qa
@@ -1016,14 +1017,16 @@ WITH attributed AS (
 )
 SELECT
   m.component,
-  STRUCT_EXTRACT(MAX(t."plan"), 'v') AS "plan"
+  STRUCT_EXTRACT(
+    MAX({'ts': COALESCE(t.ts, CAST('0001-01-01' AS TIMESTAMP)), 'v': t."plan"}) FILTER(WHERE
+      NOT t."plan" IS NULL),
+    'v'
+  ) AS "plan"
 FROM attributed AS t
 JOIN id_map AS m
   ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
 GROUP BY
   m.component;
-
-DROP TABLE IF EXISTS "pair_traits";
 
 DROP TABLE IF EXISTS "users";
 

@@ -476,6 +476,67 @@ FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 WHERE
   NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL;
 
+DROP TABLE IF EXISTS "ATTRIBUTED_EVENTS";
+
+CREATE TABLE "ATTRIBUTED_EVENTS" AS
+/*       can be freed long before persons exist. */
+/* Inputs: pairs; quarantine (junk values and hubs) */
+/* Output: attributed_events(identifier_type, identifier, event_count, first_ts, last_ts), one */
+/*         row per identifier that events are attributed to, plus one row with NULL type and */
+/*         identifier for the events whose every id is quarantined. */
+/* Invariants: an event is attributed to its user_id when that is usable (not quarantined), */
+/*             else to its anonymous_id, else to its previous_id; so each event is counted */
+/*             exactly once (sum(event_count) = number of events), never once per identifier, */
+/*             and an event whose link is refused later still counts for its user. Every */
+/*             usable identifier is a node, so persons are found by one lookup per row here */
+/*             (81_person_activity.sql). The choice is made against the small quarantine */
+/*             table, not the whole identifier list. */
+SELECT
+  CASE
+    WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
+    THEN 'user_id'
+    WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
+    THEN 'anonymous_id'
+    WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
+    THEN 'user_id'
+  END AS "IDENTIFIER_TYPE",
+  CASE
+    WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
+    THEN "PR"."USER_ID"
+    WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
+    THEN "PR"."ANONYMOUS_ID"
+    WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
+    THEN "PR"."PREVIOUS_ID"
+  END AS "IDENTIFIER",
+  CAST(SUM("PR"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
+  MIN("PR"."FIRST_TS") AS "FIRST_TS",
+  MAX("PR"."LAST_TS") AS "LAST_TS"
+FROM "PAIRS" AS "PR"
+LEFT JOIN "QUARANTINE" AS "QU"
+  ON "QU"."IDENTIFIER_TYPE" = 'user_id' AND "QU"."IDENTIFIER" = "PR"."USER_ID"
+LEFT JOIN "QUARANTINE" AS "QA"
+  ON "QA"."IDENTIFIER_TYPE" = 'anonymous_id'
+  AND "QA"."IDENTIFIER" = "PR"."ANONYMOUS_ID"
+LEFT JOIN "QUARANTINE" AS "QP"
+  ON "QP"."IDENTIFIER_TYPE" = 'user_id' AND "QP"."IDENTIFIER" = "PR"."PREVIOUS_ID"
+GROUP BY
+  CASE
+    WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
+    THEN 'user_id'
+    WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
+    THEN 'anonymous_id'
+    WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
+    THEN 'user_id'
+  END,
+  CASE
+    WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
+    THEN "PR"."USER_ID"
+    WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
+    THEN "PR"."ANONYMOUS_ID"
+    WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
+    THEN "PR"."PREVIOUS_ID"
+  END;
+
 DROP TABLE IF EXISTS "CANDIDATE_EDGES";
 
 CREATE TABLE "CANDIDATE_EDGES" AS
@@ -613,6 +674,8 @@ JOIN "IDENTIFIERS_CHECKED" AS "F"
 JOIN "IDENTIFIERS_CHECKED" AS "T"
   ON "T"."IDENTIFIER_TYPE" = "E"."TO_TYPE" AND "T"."IDENTIFIER" = "E"."TO_ID";
 
+DROP TABLE IF EXISTS "CANDIDATE_EDGES";
+
 DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
 
 CREATE TABLE "CLASSIFIED_EDGES" AS
@@ -694,11 +757,11 @@ SELECT
   COALESCE("DECIDED"."REFUSAL", "DECIDED"."RULE") AS "REASON"
 FROM "DECIDED" AS "DECIDED";
 
-DROP TABLE IF EXISTS "CANDIDATE_EDGES";
-
 DROP TABLE IF EXISTS "CHECKED_EDGES";
 
 DROP TABLE IF EXISTS "POLICY_BASE";
+
+DROP TABLE IF EXISTS "PAIRS";
 
 DROP TABLE IF EXISTS "NODES";
 
@@ -1023,104 +1086,42 @@ DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
 DROP TABLE IF EXISTS "PERSON_ACTIVITY";
 
 CREATE TABLE "PERSON_ACTIVITY" AS
-/* Inputs: pairs, quarantine, id_map */
+/* Inputs: attributed_events, id_map */
 /* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
 /*         NULL for the events whose every id is junk. */
-/* Invariants: an event belongs to the person of its user_id when that is usable, else of its */
-/*             anonymous_id, else of its previous_id; so events are counted once, never once per */
-/*             identifier, and an event whose link was refused still counts for its user. */
-/*             Usable means not quarantined, and every usable identifier is in id_map: so the */
-/*             choice is made against the (small) quarantine table and each pair is then looked */
-/*             up in id_map once, not once per id column. */
-WITH "ATTRIBUTED" AS (
-  SELECT
-    "PR"."EVENT_COUNT" AS "EVENT_COUNT",
-    "PR"."FIRST_TS" AS "FIRST_TS",
-    "PR"."LAST_TS" AS "LAST_TS",
-    CASE
-      WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
-      THEN 'user_id'
-      WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
-      THEN 'anonymous_id'
-      WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
-      THEN 'user_id'
-    END AS "IDENTIFIER_TYPE",
-    CASE
-      WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
-      THEN "PR"."USER_ID"
-      WHEN NOT "PR"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
-      THEN "PR"."ANONYMOUS_ID"
-      WHEN NOT "PR"."PREVIOUS_ID" IS NULL AND "QP"."IDENTIFIER" IS NULL
-      THEN "PR"."PREVIOUS_ID"
-    END AS "IDENTIFIER"
-  FROM "PAIRS" AS "PR"
-  LEFT JOIN "QUARANTINE" AS "QU"
-    ON "QU"."IDENTIFIER_TYPE" = 'user_id' AND "QU"."IDENTIFIER" = "PR"."USER_ID"
-  LEFT JOIN "QUARANTINE" AS "QA"
-    ON "QA"."IDENTIFIER_TYPE" = 'anonymous_id'
-    AND "QA"."IDENTIFIER" = "PR"."ANONYMOUS_ID"
-  LEFT JOIN "QUARANTINE" AS "QP"
-    ON "QP"."IDENTIFIER_TYPE" = 'user_id' AND "QP"."IDENTIFIER" = "PR"."PREVIOUS_ID"
-)
+/* Invariants: each event counts once, for the person of the identifier it is attributed to */
+/*             (35_attributed_events.sql); grouped by the integer component, not the */
+/*             32-character person id. */
 SELECT
   "M"."COMPONENT" AS "COMPONENT",
   CAST(SUM("A"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
   MIN("A"."FIRST_TS") AS "FIRST_SEEN_AT",
   MAX("A"."LAST_TS") AS "LAST_SEEN_AT"
-FROM "ATTRIBUTED" AS "A"
+FROM "ATTRIBUTED_EVENTS" AS "A"
 LEFT JOIN "ID_MAP" AS "M"
   ON "M"."IDENTIFIER_TYPE" = "A"."IDENTIFIER_TYPE"
   AND "M"."IDENTIFIER" = "A"."IDENTIFIER"
 GROUP BY
   "M"."COMPONENT";
 
-DROP TABLE IF EXISTS "PAIRS";
-
-DROP TABLE IF EXISTS "PAIR_TRAITS";
-
-CREATE TABLE "PAIR_TRAITS" AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>) */
-/* Output: pair_traits(anonymous_id, user_id, <trait>: STRUCT(ts, v)) per pair. */
-/* Invariants: "latest" is by ts, an unknown ts counting as oldest; equal times are broken by */
-/*             the greater value, so the choice never depends on row order. */
-SELECT
-  "IDENTIFY_TRAITS"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
-  "IDENTIFY_TRAITS"."USER_ID" AS "USER_ID",
-  GET(
-    ARRAY_AGG(
-      IFF(
-        NOT "IDENTIFY_TRAITS"."PLAN" IS NULL,
-        OBJECT_CONSTRUCT(
-          'ts',
-          COALESCE("IDENTIFY_TRAITS"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)),
-          'v',
-          "IDENTIFY_TRAITS"."PLAN"
-        ),
-        NULL
-      )
-    ) WITHIN GROUP (ORDER BY
-      COALESCE("IDENTIFY_TRAITS"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)) DESC,
-      "IDENTIFY_TRAITS"."PLAN" DESC),
-    0
-  ) AS "PLAN"
-FROM "IDENTIFY_TRAITS" AS "IDENTIFY_TRAITS"
-GROUP BY
-  "IDENTIFY_TRAITS"."ANONYMOUS_ID",
-  "IDENTIFY_TRAITS"."USER_ID";
+DROP TABLE IF EXISTS "ATTRIBUTED_EVENTS";
 
 DROP TABLE IF EXISTS "PERSON_TRAITS";
 
 CREATE TABLE "PERSON_TRAITS" AS
-/* Inputs: pair_traits, quarantine, id_map */
+/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map */
 /* Output: person_traits(component, <trait columns>) */
-/* Invariants: a pair belongs to the person of its user_id, else of its anonymous_id (the same */
-/*             attribution as person_activity, decided against the small quarantine table so */
-/*             each pair is looked up in id_map once); identifies whose ids are all junk are */
-/*             dropped. */
+/* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
+/*             (the attribution of 35_attributed_events.sql, decided against the small */
+/*             quarantine table so each call is looked up in id_map once); calls whose ids are */
+/*             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as */
+/*             oldest; equal times are broken by the greater value, so the choice never depends */
+/*             on row order. */
 WITH "ATTRIBUTED" AS (
   SELECT
     "T"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
     "T"."USER_ID" AS "USER_ID",
+    "T"."TS" AS "TS",
     "T"."PLAN" AS "PLAN",
     CASE
       WHEN NOT "T"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
@@ -1134,7 +1135,7 @@ WITH "ATTRIBUTED" AS (
       WHEN NOT "T"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
       THEN "T"."ANONYMOUS_ID"
     END AS "_ATTRIBUTED_ID"
-  FROM "PAIR_TRAITS" AS "T"
+  FROM "IDENTIFY_TRAITS" AS "T"
   LEFT JOIN "QUARANTINE" AS "QU"
     ON "QU"."IDENTIFIER_TYPE" = 'user_id' AND "QU"."IDENTIFIER" = "T"."USER_ID"
   LEFT JOIN "QUARANTINE" AS "QA"
@@ -1146,9 +1147,15 @@ SELECT
   CAST(GET(
     (
       GET(
-        ARRAY_AGG("T"."PLAN") WITHIN GROUP (ORDER BY
-          CAST(GET("T"."PLAN", 'ts') AS TIMESTAMP_NTZ) DESC,
-          CAST(GET("T"."PLAN", 'v') AS VARCHAR) DESC),
+        ARRAY_AGG(
+          IFF(
+            NOT "T"."PLAN" IS NULL,
+            OBJECT_CONSTRUCT('ts', COALESCE("T"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)), 'v', "T"."PLAN"),
+            NULL
+          )
+        ) WITHIN GROUP (ORDER BY
+          COALESCE("T"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)) DESC,
+          "T"."PLAN" DESC),
         0
       )
     ),
@@ -1160,8 +1167,6 @@ JOIN "ID_MAP" AS "M"
   AND "M"."IDENTIFIER" = "T"."_ATTRIBUTED_ID"
 GROUP BY
   "M"."COMPONENT";
-
-DROP TABLE IF EXISTS "PAIR_TRAITS";
 
 DROP TABLE IF EXISTS "USERS";
 
