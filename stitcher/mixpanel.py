@@ -188,15 +188,17 @@ def _json_path(key: str) -> str:
 
 def _json_fragments(engine: Engine, raw: str) -> dict[str, str]:
     # A record without `properties` is already flat: its own keys are the properties.
-    props = 'coalesce("json" -> \'properties\', "json")'
+    # (json_extract, not DuckDB's `->`: sqlglot translates it for Spark, as get_json_object.)
+    props = 'coalesce(json_extract("json", \'$.properties\'), "json")'
 
     def key(name: str) -> str:
         return f"json_extract_string({props}, {_json_path(name)})"
 
     fragments = {name: key(json_key) for name, (json_key, _) in _FIELDS.items()}
     fragments["event"] = f'json_extract_string("json", {_json_path("event")})'
-    all_ids = quote_literal('$."$distinct_ids"[*]')
-    fragments["distinct_ids"] = f"json_extract_string({props}, {all_ids})"
+    fragments["distinct_ids"] = engine.json_string_list(
+        f"json_extract({props}, {_json_path('$distinct_ids')})"
+    )
     # Epoch seconds (or milliseconds) as Mixpanel writes them; ISO-8601 text is read too.
     fragments["ts"] = engine.timestamp_expression(key("time"), STRING)
     fragments["raw"] = quote_identifier(raw)
@@ -240,18 +242,18 @@ def _flat_fragments(engine: Engine, raw: str, files: Sequence[Path]) -> tuple[di
     fragments = {name: text(find(names)) for name, (_, names) in _FIELDS.items()}
     fragments["event"] = text(find(_EVENT_COLUMNS))
     fragments["ts"] = engine.timestamp_expression(quote_identifier(time.name), time.kind)
-    fragments["distinct_ids"] = _id_list(find(_DISTINCT_IDS_COLUMNS))
+    fragments["distinct_ids"] = _id_list(engine, find(_DISTINCT_IDS_COLUMNS))
     fragments["raw"] = quote_identifier(raw)
     return fragments, find(_FIELDS["message_id"][1]) is not None
 
 
-def _id_list(column: Column | None) -> str:
+def _id_list(engine: Engine, column: Column | None) -> str:
     """`$distinct_ids` as VARCHAR[]: a list column as is, text holding a JSON array parsed."""
     if column is None:
         return "CAST(NULL AS VARCHAR[])"
     c = quote_identifier(column.name)
     if column.kind == STRING:
-        return f"CASE WHEN json_valid({c}) THEN json_extract_string({c}, '$[*]') END"
+        return engine.json_string_list(c)
     return f"TRY_CAST({c} AS VARCHAR[])"
 
 

@@ -131,10 +131,8 @@ def _simplified_event_ids(row: dict[str, str], ns: Names) -> tuple[str | None, s
     return device, user
 
 
-@pytest.fixture(scope="module", params=SHAPES)
-def simplified_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    rows = _rows("simplified_events.csv")
-    ns = Names(uuid_like=False)
+def _simplified_records(rows: list[dict[str, str]], ns: Names) -> list[dict]:
+    """The peer folder's Simplified events as Mixpanel export records."""
     records = []
     for row in rows:
         case, seq = row["case_id"], row["seq"]
@@ -155,6 +153,14 @@ def simplified_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                 **{"$device_id": device, "$user_id": user},
             )
         )
+    return records
+
+
+@pytest.fixture(scope="module", params=SHAPES)
+def simplified_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    rows = _rows("simplified_events.csv")
+    ns = Names(uuid_like=False)
+    records = _simplified_records(rows, ns)
     root = tmp_path_factory.mktemp(f"simplified-{request.param}")
     export = _write_export(root / "export", records, request.param)
     out = stitch(export, root / "out", "--policy", "mixpanel-simplified")

@@ -143,19 +143,166 @@ def test_bad_spark_conf_is_a_usage_error(tmp_path: Path) -> None:
     assert "KEY=VALUE" in result.output
 
 
-def test_json_input_is_refused_with_a_way_out(tmp_path: Path) -> None:
-    result = run_cli(
-        "run",
-        "--input",
-        str(FIXTURES / "mixpanel_export"),
-        "--output",
-        str(tmp_path / "out"),
-        "--engine",
-        "spark",
-        expect=1,
+# -- Mixpanel exports ----------------------------------------------------------------------
+
+MIXPANEL_POLICIES = ("mixpanel-simplified", "mixpanel-original")
+
+
+def _both_engines(export: Path, out: Path, *args: str) -> None:
+    """Stitch `export` on both engines and require the same files."""
+    common = ["--output-format", "csv", "--no-report", *args]
+    duck = stitch(export, out / "duckdb", *common)
+    spark = stitch(export, out / "spark", "--engine", "spark", *common)
+    _same_files(duck, spark, "csv")
+    assert (spark / "id_map.csv").read_text().count("\n") > 1
+
+
+@pytest.mark.parametrize("policy", MIXPANEL_POLICIES)
+def test_mixpanel_fixture_gives_the_same_files(policy: str, tmp_path: Path) -> None:
+    _both_engines(FIXTURES / "mixpanel_export", tmp_path, "--policy", policy)
+
+
+@pytest.mark.parametrize("shape", ["json", "csv"])
+@pytest.mark.parametrize("policy", MIXPANEL_POLICIES)
+def test_mixpanel_peer_cases_give_the_same_files(policy: str, shape: str, tmp_path: Path) -> None:
+    """Mixpanel's documented examples (../shared/peers/mixpanel-docs) as the conformance
+    tests build them: JSON lines (a plain and a gzipped file) or a flattened events.csv."""
+    from test_conformance_mixpanel import (
+        Names,
+        _original_records,
+        _rows,
+        _simplified_records,
+        _write_export,
     )
-    assert "--engine duckdb" in result.output
-    assert not (tmp_path / "out").exists()
+
+    if policy == "mixpanel-simplified":
+        records = _simplified_records(_rows("simplified_events.csv"), Names(uuid_like=False))
+    else:
+        records, _ = _original_records(Names(uuid_like=True))
+    export = _write_export(tmp_path / "export", records, shape)
+    _both_engines(export, tmp_path / "out", "--policy", policy)
+
+
+def _mixpanel_records(seed: int, people: int = 40) -> list[dict]:
+    """Mixpanel-shaped events: devices shared between people, logins, distinct_id-only events,
+    $identify / $create_alias / $merge (some naming one or three ids), junk ids, numbers as
+    ids, times as seconds, milliseconds and ISO text (and missing), records without
+    `properties`, keys in any order."""
+    import random
+    import uuid
+
+    rng = random.Random(seed)
+    t0 = 1_767_225_600  # 2026-01-01
+    devices = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(people * 2)]
+    records: list[dict] = []
+
+    def event(name: str, **props: object) -> None:
+        n = len(records)
+        seconds = t0 + rng.randrange(86_400 * 30)
+        time: object = [seconds, seconds * 1000, f"2026-01-{1 + n % 28:02d}T10:00:{n % 60:02d}Z"][
+            n % 3
+        ]
+        properties = {"time": time, "$insert_id": f"i{seed}-{n:05d}", **props}
+        if n % 37 == 0:
+            del properties["time"]
+        items = list(properties.items())
+        rng.shuffle(items)
+        if n % 29 == 0:
+            records.append({"event": name, **dict(items)})  # already flat
+        else:
+            records.append({"event": name, "properties": dict(items)})
+
+    for p in range(people):
+        user: object = 900_000 + p if p % 7 == 0 else f"user-{p}"
+        mine = rng.sample(devices, 2)
+        for device in mine:
+            event("Page View", distinct_id=f"$device:{device}", **{"$device_id": device})
+            event("Signed In", distinct_id=user, **{"$device_id": device, "$user_id": user})
+            event("$identify", distinct_id=user, **{"$anon_id": device, "$identified_id": user})
+        if rng.random() < 0.3:
+            event("Old Event", distinct_id=f"legacy-{p}")
+            event("$create_alias", distinct_id=user, alias=f"legacy-{p}")
+        if rng.random() < 0.2:
+            other = f"user-{rng.randrange(people)}"
+            ids = [user, other] if rng.random() < 0.8 else [user, other, "user-0"]
+            event("$merge", distinct_id=user, **{"$distinct_ids": ids})
+        if rng.random() < 0.1:
+            event("Tapped", distinct_id="undefined", **{"$device_id": "undefined"})
+            event(
+                "$identify", distinct_id=user, **{"$anon_id": "not-a-uuid", "$identified_id": user}
+            )
+    return records
+
+
+def _flat(record: dict) -> dict:
+    props = record.get("properties", record)
+    return {**props, "event": record["event"]}
+
+
+@pytest.mark.parametrize("policy", MIXPANEL_POLICIES)
+def test_generated_mixpanel_exports_give_the_same_files(policy: str, tmp_path: Path) -> None:
+    """One export in every raw shape at once (JSON lines, gzipped JSON lines, a JSON array
+    file, and a flattened events/ folder of Parquet with $distinct_ids as a list column), and
+    one flattened events.csv with $distinct_ids as JSON text."""
+    import csv
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    records = _mixpanel_records(seed=7)
+    parts = [records[i::4] for i in range(4)]
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "part-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in parts[0]))
+    (raw / "2026-01").mkdir()
+    with gzip.open(raw / "2026-01" / "part-2.json.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n\n" for r in parts[1])
+    (raw / "part-3.json").write_text(json.dumps(parts[2], indent=1))
+    columns = ["event", "time", "distinct_id", "$device_id", "$user_id", "$anon_id"]
+    columns += ["$identified_id", "alias", "$distinct_ids", "$insert_id"]
+    flat = [_flat(r) for r in parts[3]]
+
+    def text(value: object) -> str | None:
+        return None if value is None else str(value)
+
+    table = pa.table(
+        {
+            c: pa.array(
+                [f.get(c) for f in flat]
+                if c == "$distinct_ids"
+                else [text(f.get(c)) for f in flat],
+                pa.list_(pa.string()) if c == "$distinct_ids" else pa.string(),
+            )
+            for c in columns
+            if c != "time"
+        }
+        | {"time": pa.array([_seconds(f.get("time")) for f in flat], pa.int64())}
+    )
+    (raw / "events").mkdir()
+    pq.write_table(table, raw / "events" / "part-0.parquet")
+    _both_engines(raw, tmp_path / "raw-out", "--policy", policy)
+
+    csv_export = tmp_path / "csv"
+    csv_export.mkdir()
+    with (csv_export / "events.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for r in map(_flat, records):
+            ids = r.get("$distinct_ids")
+            r = {**r, "$distinct_ids": json.dumps(ids) if ids else None}
+            writer.writerow(["" if r.get(c) is None else r[c] for c in columns])
+    _both_engines(csv_export, tmp_path / "csv-out", "--policy", policy)
+
+
+def _seconds(time: object) -> int | None:
+    """A generated time as epoch seconds (the Parquet column is one integer type)."""
+    from datetime import datetime
+
+    if time is None:
+        return None
+    if isinstance(time, str):
+        return int(datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp())
+    return int(time) // 1000 if int(time) > 100_000_000_000 else int(time)
 
 
 def test_sql_components_on_spark_match_duckdb() -> None:
@@ -442,7 +589,7 @@ def _merge_requests(seed: int, people: int = 60) -> tuple[pa.Table, pa.Table]:
 def test_mixpanel_original_replays_each_group_on_the_executors() -> None:
     """The Original ID Merge policy on Spark (grouped map over the request graph's
     components) decides every request as the embedded engine does, and as one replay of all
-    requests in order does. (Mixpanel exports themselves do not load on Spark yet.)"""
+    requests in order does."""
     from stitcher.config import RunOptions
     from stitcher.mixpanel_original import MergeRequest, replay_original
 

@@ -94,6 +94,12 @@ class Engine(ABC):
         are epoch seconds, or milliseconds when too large to be seconds.
         """
 
+    def json_string_list(self, json_sql: str) -> str:
+        """SQL turning JSON text that holds an array into a list of its elements as text (a
+        JSON number as its digits); NULL when the text is not JSON. Written in the pipeline's
+        (DuckDB) dialect; this default is DuckDB's."""
+        return f"CASE WHEN json_valid({json_sql}) THEN json_extract_string({json_sql}, '$[*]') END"
+
     @abstractmethod
     def version(self) -> str:
         """Name and version of the engine, for run.json."""

@@ -209,10 +209,12 @@ class SparkEngine(Engine):
                 df = reader.option("mergeSchema", "true").parquet(*paths)
             elif file_format == "csv":
                 df = self._read_csv(reader, files)
+            elif file_format == "json":
+                df = self._read_json_records(files)
             else:
                 raise InputError(
-                    f"the spark engine reads Parquet and CSV, not {file_format} "
-                    f"({_describe_files(files)}); run Mixpanel JSON exports with --engine duckdb"
+                    f"the spark engine reads Parquet, CSV and JSON, not {file_format} "
+                    f"({_describe_files(files)})"
                 )
             # Read the schema now, so an unreadable file is named here, not in a later step.
             df.schema  # noqa: B018
@@ -242,6 +244,40 @@ class SparkEngine(Engine):
         for other in frames[1:]:
             df = df.unionByName(other, allowMissingColumns=True)
         return df
+
+    def _read_json_records(self, files: Sequence[Path | Url]) -> DataFrame:
+        # One row per JSON record, whole, as text in a column `json` (as the DuckDB engine
+        # reads them): Mixpanel's keys vary from event to event, so no schema is inferred and
+        # the loader extracts the keys it needs with get_json_object. A file whose first
+        # character is `[` holds one JSON array of records; any other file is JSON lines.
+        # Hadoop decompresses .gz (and its other codecs) by suffix.
+        arrays, lines = [], []
+        for f in files:
+            first = (
+                _first_json_line(f)
+                if isinstance(f, Path)
+                else self._url_first_line(f, skip_blank=True)
+            )
+            (arrays if first.lstrip().startswith("[") else lines).append(str(f))
+        frames = []
+        if lines:
+            text = self._spark.read.text(lines)
+            frames.append(text.where("trim(value) <> ''").selectExpr("value AS json"))
+        if arrays:
+            # (text()'s own wholetext argument, not .option: text() would override the option.)
+            whole = self._spark.read.text(arrays, wholetext=True)
+            # from_json to array<string> keeps each element's JSON text (objects included).
+            frames.append(whole.selectExpr("explode(from_json(value, 'array<string>')) AS json"))
+        df = frames[0]
+        for other in frames[1:]:
+            df = df.unionByName(other)
+        return df
+
+    def json_string_list(self, json_sql: str) -> str:
+        # Spark's from_json gives NULL for text that is not JSON, and each element's text (a
+        # number as its digits); DuckDB's from_json has another signature, and sqlglot passes
+        # this call through unchanged.
+        return f"from_json({json_sql}, 'array<string>')"
 
     # -- inputs given as URLs: listed and opened through Hadoop's FileSystem API ---------------
     def url_tree(self, url: Url) -> Tree:
@@ -280,7 +316,12 @@ class SparkEngine(Engine):
             raise _url_error(exc, url) from exc
 
     def _url_csv_header(self, url: Url) -> tuple[str, ...]:
-        """The first line of a CSV file at a URL (gzip and other Hadoop codecs by suffix)."""
+        """The header of a CSV file at a URL."""
+        return tuple(next(csv.reader(io.StringIO(self._url_first_line(url))), []))
+
+    def _url_first_line(self, url: Url, skip_blank: bool = False) -> str:
+        """The first line of a file at a URL (gzip and other Hadoop codecs by suffix), without
+        a byte order mark; with skip_blank, the first line that is not blank."""
         fs, path = self._hadoop(str(url))
         jvm = self._spark._jvm
         try:
@@ -292,12 +333,13 @@ class SparkEngine(Engine):
             reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
             try:
                 line = reader.readLine()
+                while skip_blank and line is not None and not line.strip("\ufeff \t\r"):
+                    line = reader.readLine()
             finally:
                 reader.close()
         except _SPARK_ERRORS as exc:
             raise InputError(f"cannot read {url}: {_first_line(exc)}") from exc
-        text = (line or "").lstrip("\ufeff")
-        return tuple(next(csv.reader(io.StringIO(text)), []))
+        return (line or "").lstrip("\ufeff")
 
     def columns(self, relation: str) -> list[Column]:
         try:
@@ -467,6 +509,20 @@ def _csv_header(path: Path) -> tuple[str, ...]:
         raise InputError(f"cannot read {path}: {exc}") from exc
     text = line.decode("utf-8", errors="replace").lstrip("\ufeff")
     return tuple(next(csv.reader(io.StringIO(text)), []))
+
+
+def _first_json_line(path: Path) -> str:
+    """The first line of a local file that is not blank (gzip by suffix), decoded."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:  # type: ignore[operator]
+            for raw in f:
+                line = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+                if line.strip():
+                    return line
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    return ""
 
 
 def _backquote(name: str) -> str:
