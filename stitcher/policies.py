@@ -14,10 +14,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 
-from stitcher.components import component_labels, components_table, solve_in_sql
+from stitcher.components import components_table, solve_in_sql
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import quote_identifier, quote_literal
@@ -111,10 +110,11 @@ _REPLAYED_SCHEMA = pa.schema(
 )
 
 
-def _replay_input(columns: list[tuple[str, str]]) -> str:
+def _replay_input(columns: list[tuple[str, str]], units: bool = False) -> str:
     """The identifier sets to replay (sql/54_replay_events.sql), each tagged with its
     component; per column i: the value v{i}, the component c{i} and node n{i} of that value
-    when it belongs to a replayed component (NULL otherwise: junk, hubs, other components)."""
+    when it belongs to a replayed component (NULL otherwise: junk, hubs, other components),
+    and with `units` its unit u{i} (violating_ids.unit)."""
     q, lit = quote_identifier, quote_literal
     touches = " OR ".join(
         f"p.{q(col)} IN (SELECT identifier FROM violating_ids WHERE identifier_type = {lit(t)})"
@@ -129,6 +129,7 @@ def _replay_input(columns: list[tuple[str, str]]) -> str:
     )
     tagged = ", ".join(
         f"r.{q(col)} AS v{i}, v{i}.component AS c{i}, v{i}.node_id AS n{i}"
+        + (f", v{i}.unit AS u{i}" if units else "")
         for i, (_, col) in enumerate(columns)
     )
     component = ", ".join(f"v{i}.component" for i in range(len(columns)))
@@ -174,37 +175,22 @@ class SegmentReplay:
             )
             events.append(ReplayEvent(order=order, identifiers=tuple(ids)))
         result = replay(events, self.limit_for, self.priority)
-        least: dict[int, int] = {}
-        for identifier, profile in result.profile_of.items():
-            least[profile] = min(least.get(profile, node_of[identifier]), node_of[identifier])
-        ids = sorted(set(result.profile_of) | set(result.dropped_for))
-        profiles = [result.profile_of.get(i) for i in ids]
-        return pa.table(
-            {
-                "identifier_type": pa.array([i[0] for i in ids], pa.string()),
-                "identifier": pa.array([i[1] for i in ids], pa.string()),
-                "profile": pa.array(
-                    [None if p is None else least[p] for p in profiles], pa.int64()
-                ),
-                "dropped_for": pa.array([result.dropped_for.get(i) for i in ids], pa.string()),
-            }
-        )
+        return _profiles_table(result, node_of)
 
 
-def _policy_components(engine: Engine, options: RunOptions, edges_sql: str) -> None:
-    """`policy_components`(node_id, component) of `nodes` over the (src, dst) links of
-    `edges_sql`: scipy in this process for embedded engines, SQL rounds inside the others
-    (the graph may not fit this process)."""
+def _policy_components(
+    engine: Engine, options: RunOptions, edges_sql: str, output: str = "policy_components"
+) -> None:
+    """`output`(node_id, component) of `nodes` over the (src, dst) links of `edges_sql`,
+    component = the least node id in it: scipy in this process for embedded engines, SQL
+    rounds inside the others (the graph may not fit this process)."""
     if engine.components_in_memory:
         engine.register_arrow(
-            "policy_components",
-            components_table(engine.count("nodes"), engine.fetch_arrow(edges_sql)),
+            output, components_table(engine.count("nodes"), engine.fetch_arrow(edges_sql))
         )
         return
     engine.create_table_as("policy_edges", edges_sql)
-    solve_in_sql(
-        engine, edges="policy_edges", output="policy_components", max_rounds=options.max_rounds
-    )
+    solve_in_sql(engine, edges="policy_edges", output=output, max_rounds=options.max_rounds)
     engine.drop("policy_edges")
 
 
@@ -216,40 +202,40 @@ def _drop(engine: Engine, *tables: str) -> None:
 def _guarded_policy(engine: Engine, options: RunOptions) -> None:
     """The per-identifier rule in SQL; then, only where extra identifier types let a chain of
     non-user ids join two user ids (a1-u1, a1-email, email-u2), a time-ordered replay of those
-    components that allows one user id per person, alias-joined user ids counting as one."""
+    components that allows one user id per person, alias-joined user ids counting as one.
+
+    The components are found by the engine's own solver (scipy here, SQL rounds on Spark) and
+    the replay runs per group (engine.map_groups: in this process, or in parallel on Spark's
+    executors). A group is a component over every usable link, so every event's ids fall in
+    one group and each group's replay is exactly the global replay restricted to it."""
     _sql_policy(engine, options)
     if not options.identifier_types:
         return  # anonymous -> one user id, user ids joined by aliases only: nothing to check
     engine.create_table_as("nodes", render("60_nodes"))
-    labels = _labels(engine, render("61_node_edges"))
-    alias_groups = _labels(engine, render("55_alias_node_edges"))
-    types = engine.fetch_arrow("SELECT identifier_type FROM nodes ORDER BY node_id")
-    is_user = np.array(types.column("identifier_type").to_pylist()) == "user_id"
-    # Components holding more than one alias group of user ids.
-    pairs = np.unique(np.stack([labels[is_user], alias_groups[is_user]]), axis=1)
-    groups_per_component = np.bincount(pairs[0], minlength=labels.max(initial=-1) + 1)
-    bad = np.flatnonzero(groups_per_component > 1)
-    if len(bad) == 0:
+    _policy_components(engine, options, render("61_node_edges"), "kept_components")
+    _policy_components(engine, options, render("55_alias_node_edges"), "alias_components")
+    engine.create_table_as("violating_kept", _VIOLATING_KEPT)
+    # Read as Arrow on purpose: `stitcher sql`'s script engine cannot know this count and
+    # refuses (a replay cannot be a script), where fetch_rows would answer 0.
+    if engine.fetch_arrow("SELECT count(*) AS n FROM violating_kept").column(0)[0].as_py() == 0:
+        _drop(engine, "kept_components", "alias_components", "violating_kept")
         return
-    violating = _nodes_where(engine, labels, bad)
-    group_of = dict(
-        zip(
-            zip(
-                violating.column("identifier_type").to_pylist(),
-                violating.column("identifier").to_pylist(),
-                strict=True,
-            ),
-            alias_groups[violating.column("node_id").to_numpy()].tolist(),
-            strict=True,
-        )
+    _policy_components(engine, options, render("53_usable_node_edges"))
+    engine.create_table_as("violating_ids", _GUARDED_VIOLATING_IDS)
+    _drop(engine, "kept_components", "violating_kept")
+    violating = engine.fetch_rows("SELECT count(DISTINCT component), count(*) FROM violating_ids")[
+        0
+    ]
+    log.info("replaying %d identifiers in %d groups", violating[1], violating[0])
+    columns = [*event_columns(options), ("user_id", "previous_id")]
+    engine.map_groups(
+        "replayed_groups",
+        _replay_input(columns, units=True),
+        "component",
+        GuardedReplay(types=tuple(t for t, _ in columns), priority=options.priority_order()),
+        _REPLAYED_SCHEMA,
     )
-    result = replay(
-        _replay_events(engine, options, violating),
-        lambda t: 1 if t == "user_id" else 2**62,
-        options.priority_order(),
-        unit_of=lambda i: group_of[i] if i[0] == "user_id" else i,
-        keep_event_user=True,
-    )
+    engine.create_table_as("replayed", _REPLAYED)
     engine.create_table_as(
         "policy_base",
         "SELECT e.*, CASE WHEN NOT s.kept AND e.junk_refusal IS NULL THEN s.reason END "
@@ -257,89 +243,100 @@ def _guarded_policy(engine: Engine, options: RunOptions) -> None:
         "ON s.from_type = e.from_type AND s.from_id = e.from_id AND s.to_type = e.to_type "
         "AND s.to_id = e.to_id AND s.rule = e.rule",
     )
-    _classify_replayed(engine, violating, result)
-
-
-def _labels(engine: Engine, edges_sql: str) -> np.ndarray:
-    """Component label of every node (node_id order) over the given (src, dst) edges."""
-    n_nodes = engine.count("nodes")
-    edges = engine.fetch_arrow(edges_sql)
-    return component_labels(
-        n_nodes,
-        edges.column("src").to_numpy().astype(np.int64, copy=False),
-        edges.column("dst").to_numpy().astype(np.int64, copy=False),
-    )
-
-
-def _nodes_where(engine: Engine, labels: np.ndarray, components: np.ndarray) -> pa.Table:
-    """(node_id, identifier_type, identifier) of every node in the given components."""
-    bad_nodes = np.flatnonzero(np.isin(labels, components))
-    log.info("replaying %d identifiers", len(bad_nodes))
-    engine.register_arrow("violating_nodes", pa.table({"node_id": pa.array(bad_nodes)}))
-    return engine.fetch_arrow(
-        "SELECT n.node_id, n.identifier_type, n.identifier FROM nodes AS n "
-        "JOIN violating_nodes AS v ON v.node_id = n.node_id ORDER BY n.node_id"
-    )
-
-
-def _classify_replayed(engine: Engine, violating: pa.Table, result: ReplayResult) -> None:
-    # Identifiers every event had to drop belong to no profile yet: each is its own.
-    profile_of = dict(result.profile_of)
-    for identifier in zip(
-        violating.column("identifier_type").to_pylist(),
-        violating.column("identifier").to_pylist(),
-        strict=True,
-    ):
-        profile_of.setdefault(identifier, len(profile_of))
-    ids = sorted(profile_of)
-    engine.register_arrow(
-        "replayed",
-        pa.table(
-            {
-                "identifier_type": pa.array([i[0] for i in ids], pa.string()),
-                "identifier": pa.array([i[1] for i in ids], pa.string()),
-                "profile": pa.array([profile_of[i] for i in ids], pa.int64()),
-                "dropped_for": pa.array([result.dropped_for.get(i) for i in ids], pa.string()),
-            }
-        ),
-    )
     engine.create_table_as("classified_edges", render("52_policy_replayed"))
+    _drop(
+        engine,
+        "policy_components",
+        "alias_components",
+        "violating_ids",
+        "replayed_groups",
+        "replayed",
+    )
 
 
-def _replay_events(engine: Engine, options: RunOptions, violating: pa.Table) -> list[ReplayEvent]:
-    engine.register_arrow("violating_ids", violating)
-    keep = set(
-        zip(
-            violating.column("identifier_type").to_pylist(),
-            violating.column("identifier").to_pylist(),
-            strict=True,
+# The components over kept links that hold user ids of two or more alias groups: the ones a
+# chain of non-user ids joins to two users. Invariant: one row per such component.
+_VIOLATING_KEPT = """
+SELECT k.component
+FROM nodes AS n
+JOIN kept_components AS k ON k.node_id = n.node_id
+JOIN alias_components AS a ON a.node_id = n.node_id
+WHERE n.identifier_type = 'user_id'
+GROUP BY k.component
+HAVING count(DISTINCT a.component) > 1
+"""
+
+# Every identifier of those components: (node_id, identifier_type, identifier, component =
+# its component over every usable link, unit = its alias group). Invariant: the usable
+# component contains the kept one, so all ids of an event that are replayed share it.
+_GUARDED_VIOLATING_IDS = """
+SELECT n.node_id, n.identifier_type, n.identifier, u.component, a.component AS unit
+FROM nodes AS n
+JOIN kept_components AS k ON k.node_id = n.node_id
+JOIN violating_kept AS v ON v.component = k.component
+JOIN policy_components AS u ON u.node_id = n.node_id
+JOIN alias_components AS a ON a.node_id = n.node_id
+"""
+
+
+@dataclass(frozen=True)
+class GuardedReplay:
+    """The `guarded` replay of one group of _replay_input's rows (units=True): a user id per
+    person, alias-joined user ids counting as one; an event carrying a user id first drops the
+    ids another user's profile already owns. Picklable, a function of its group alone."""
+
+    types: tuple[str, ...]  # identifier type of each column v0, v1, ...
+    priority: tuple[str, ...]
+
+    def __call__(self, group: pa.Table) -> pa.Table:
+        events = []
+        node_of: dict[tuple[str, str], int] = {}
+        unit_of: dict[tuple[str, str], int] = {}
+        for row in group.to_pylist():
+            ids = []
+            for i, t in enumerate(self.types):
+                value = row[f"v{i}"]
+                if value is not None and row[f"c{i}"] == row["component"]:
+                    ids.append((t, value))
+                    node_of[(t, value)] = row[f"n{i}"]
+                    unit_of[(t, value)] = row[f"u{i}"]
+            if len(set(ids)) < 2:
+                continue
+            ts = row["ts"]
+            order = (
+                _NO_TIME if ts is None else (0, ts),
+                row["message_id"] or "",
+                row["source_table"],
+                tuple(ids),
+            )
+            events.append(ReplayEvent(order=order, identifiers=tuple(ids)))
+        result = replay(
+            events,
+            lambda t: 1 if t == "user_id" else 2**62,
+            self.priority,
+            unit_of=lambda i: unit_of[i] if i[0] == "user_id" else i,
+            keep_event_user=True,
         )
+        return _profiles_table(result, node_of)
+
+
+def _profiles_table(result: ReplayResult, node_of: dict[tuple[str, str], int]) -> pa.Table:
+    """One row per identifier the replay placed or dropped: its profile, named by the least
+    node id of the profile (profiles are disjoint sets of nodes, so names never collide
+    across groups), and the type whose limit made some event drop it."""
+    least: dict[int, int] = {}
+    for identifier, profile in result.profile_of.items():
+        least[profile] = min(least.get(profile, node_of[identifier]), node_of[identifier])
+    ids = sorted(set(result.profile_of) | set(result.dropped_for))
+    profiles = [result.profile_of.get(i) for i in ids]
+    return pa.table(
+        {
+            "identifier_type": pa.array([i[0] for i in ids], pa.string()),
+            "identifier": pa.array([i[1] for i in ids], pa.string()),
+            "profile": pa.array([None if p is None else least[p] for p in profiles], pa.int64()),
+            "dropped_for": pa.array([result.dropped_for.get(i) for i in ids], pa.string()),
+        }
     )
-    if not keep:
-        return []
-    q, lit = quote_identifier, quote_literal
-    columns = [*event_columns(options), ("user_id", "previous_id")]
-    touches = " OR ".join(
-        f"p.{q(col)} IN (SELECT identifier FROM violating_ids WHERE identifier_type = {lit(t)})"
-        for t, col in columns
-    )
-    selected = ", ".join(f"p.{q(col)}" for _, col in columns)
-    rows = engine.fetch_rows(
-        render("54_replay_events", columns=selected, touches_violating=touches)
-    )
-    events = []
-    for row in rows:
-        *values, ts, message_id, source_table = row
-        ids = tuple(
-            (t, v)
-            for (t, _), v in zip(columns, values, strict=True)
-            if v is not None and (t, v) in keep
-        )
-        if len(set(ids)) < 2:
-            continue
-        order = (_NO_TIME if ts is None else (0, ts), message_id or "", source_table, ids)
-        events.append(ReplayEvent(order=order, identifiers=ids))
-    return events
 
 
 POLICIES: dict[str, Callable[[Engine, RunOptions], None]] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,36 @@ def test_generated_data_gives_the_same_files(
     _same_files(duck, spark, "parquet")
     record = json.loads((spark / "run.json").read_text())
     assert record["versions"]["engine"].startswith("spark ")
+
+
+def test_guarded_replay_with_extra_types_runs_per_group_on_spark(tmp_path: Path) -> None:
+    """`guarded` with an extra identifier type (email): the components where a chain of
+    non-user ids reaches two user ids are replayed per group (map_groups on the executors),
+    and the files are the embedded engine's."""
+    events = tmp_path / "events"
+    run_cli(
+        "generate", str(events), "--events", "6000", "--seed", "17", "--guest-login-people", "2"
+    )
+    config = tmp_path / "stitcher.toml"
+    config.write_text('[identifiers.email]\ncolumns = ["email"]\nnormalize = "lower_trim"\n')
+    args = ["--config", str(config), "--no-report"]
+    duck = stitch(events, tmp_path / "duckdb", *args)
+    result = run_cli(
+        "run",
+        "--input",
+        str(events),
+        "--output",
+        str(tmp_path / "spark"),
+        "--engine",
+        "spark",
+        "-v",
+        *args,
+    )
+    groups = re.search(r"replaying (\d+) identifiers in (\d+) groups", result.stderr)
+    assert groups is not None and int(groups.group(2)) > 1, result.stderr[-2000:]
+    _same_files(duck, tmp_path / "spark", "parquet")
+    reasons = read_output(duck, "rejected_edges")["reason"].to_list()
+    assert reasons.count("limit_user_id") > 1
 
 
 def test_spark_settings_reach_the_run_but_not_their_values(tmp_path: Path) -> None:

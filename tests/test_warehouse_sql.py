@@ -141,6 +141,15 @@ def test_a_policy_that_replays_in_python_cannot_be_a_script() -> None:
     assert "--policy segment" in result.output
 
 
+def test_guarded_with_extra_types_replays_so_cannot_be_a_script(tmp_path: Path) -> None:
+    config = tmp_path / "stitcher.toml"
+    config.write_text('[identifiers.email]\ncolumns = ["email"]\n')
+    args = ["sql", "--table", "identifies=a.identifies", "--trait", "email", "--config"]
+    result = run_cli(*args, str(config), expect=1)
+    assert "--policy guarded needs the data in Python" in result.output
+    run_cli(*args, str(config), "--policy", "connected")
+
+
 def test_unknown_table_name_is_refused() -> None:
     result = run_cli("sql", "--table", "events=analytics.events", expect=1)
     assert "tracks, pages, screens, identifies, aliases" in result.output
