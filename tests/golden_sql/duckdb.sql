@@ -581,6 +581,8 @@ JOIN identifiers_checked AS f
 JOIN identifiers_checked AS t
   ON t.identifier_type = e.to_type AND t.identifier = e.to_id;
 
+DROP TABLE IF EXISTS "candidate_edges";
+
 DROP TABLE IF EXISTS "classified_edges";
 
 CREATE TABLE "classified_edges" AS
@@ -632,8 +634,6 @@ SELECT
   refusal IS NULL AS kept,
   COALESCE(refusal, rule) AS reason
 FROM decided;
-
-DROP TABLE IF EXISTS "candidate_edges";
 
 DROP TABLE IF EXISTS "checked_edges";
 
