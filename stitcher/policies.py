@@ -154,26 +154,7 @@ class SegmentReplay:
         return dict(self.limits).get(identifier_type, self.default_limit)
 
     def __call__(self, group: pa.Table) -> pa.Table:
-        events = []
-        node_of: dict[tuple[str, str], int] = {}
-        for row in group.to_pylist():
-            ids = []
-            for i, t in enumerate(self.types):
-                value = row[f"v{i}"]
-                # Only the ids of this component (an event's usable ids are always in one).
-                if value is not None and row[f"c{i}"] == row["component"]:
-                    ids.append((t, value))
-                    node_of[(t, value)] = row[f"n{i}"]
-            if len(set(ids)) < 2:
-                continue
-            ts = row["ts"]
-            order = (
-                _NO_TIME if ts is None else (0, ts),
-                row["message_id"] or "",
-                row["source_table"],
-                tuple(ids),
-            )
-            events.append(ReplayEvent(order=order, identifiers=tuple(ids)))
+        events, node_of, _ = _group_events(group, self.types)
         result = replay(events, self.limit_for, self.priority)
         return _profiles_table(result, node_of)
 
@@ -289,27 +270,7 @@ class GuardedReplay:
     priority: tuple[str, ...]
 
     def __call__(self, group: pa.Table) -> pa.Table:
-        events = []
-        node_of: dict[tuple[str, str], int] = {}
-        unit_of: dict[tuple[str, str], int] = {}
-        for row in group.to_pylist():
-            ids = []
-            for i, t in enumerate(self.types):
-                value = row[f"v{i}"]
-                if value is not None and row[f"c{i}"] == row["component"]:
-                    ids.append((t, value))
-                    node_of[(t, value)] = row[f"n{i}"]
-                    unit_of[(t, value)] = row[f"u{i}"]
-            if len(set(ids)) < 2:
-                continue
-            ts = row["ts"]
-            order = (
-                _NO_TIME if ts is None else (0, ts),
-                row["message_id"] or "",
-                row["source_table"],
-                tuple(ids),
-            )
-            events.append(ReplayEvent(order=order, identifiers=tuple(ids)))
+        events, node_of, unit_of = _group_events(group, self.types, with_units=True)
         result = replay(
             events,
             lambda t: 1 if t == "user_id" else 2**62,
@@ -350,3 +311,34 @@ POLICIES: dict[str, Callable[[Engine, RunOptions], None]] = {
 
 def classify_edges(engine: Engine, options: RunOptions) -> None:
     POLICIES[options.policy](engine, options)
+
+
+def _group_events(
+    group: pa.Table, types: tuple[str, ...], with_units: bool = False
+) -> tuple[list[ReplayEvent], dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """One component's replay events (columns v<i>/c<i>/n<i>[/u<i>] per identifier type), in
+    no particular order (replay sorts them), with each id's node (and alias unit)."""
+    events = []
+    node_of: dict[tuple[str, str], int] = {}
+    unit_of: dict[tuple[str, str], int] = {}
+    for row in group.to_pylist():
+        ids = []
+        for i, t in enumerate(types):
+            value = row[f"v{i}"]
+            # Only the ids of this component (an event's usable ids are always in one).
+            if value is not None and row[f"c{i}"] == row["component"]:
+                ids.append((t, value))
+                node_of[(t, value)] = row[f"n{i}"]
+                if with_units:
+                    unit_of[(t, value)] = row[f"u{i}"]
+        if len(set(ids)) < 2:
+            continue
+        ts = row["ts"]
+        order = (
+            _NO_TIME if ts is None else (0, ts),
+            row["message_id"] or "",
+            row["source_table"],
+            tuple(ids),
+        )
+        events.append(ReplayEvent(order=order, identifiers=tuple(ids)))
+    return events, node_of, unit_of

@@ -245,7 +245,7 @@ def test_full_disk_keeps_previous_output(
 def test_temp_dir_filling_up_during_the_run(
     small_input: Path, big_input: Path, tmp_path: Path
 ) -> None:
-    """The engine must spill (60MB for 300k events, one thread) into a 1 MB --temp-dir."""
+    """The engine must spill (40MB for 300k events, one thread) into a 1 MB --temp-dir."""
     out = tmp_path / "out"
     stitch(small_input, out)
     before = hashes(out)
@@ -263,7 +263,7 @@ def test_temp_dir_filling_up_during_the_run(
             script,
             "sh",
             str(spill),
-            *command(big_input, out, "--threads", "1", "--memory-limit", "60MB"),
+            *command(big_input, out, "--threads", "1", "--memory-limit", "40MB"),
             "--temp-dir",
             str(spill),
         ],
@@ -324,7 +324,7 @@ def test_memory_limit_forces_a_spill_with_identical_output(big_input: Path, tmp_
     spill.mkdir()
     process = subprocess.Popen(
         [
-            *command(big_input, tmp_path / "tight", "--threads", "1", "--memory-limit", "60MB"),
+            *command(big_input, tmp_path / "tight", "--threads", "1", "--memory-limit", "40MB"),
             "--temp-dir",
             str(spill),
         ],
@@ -337,7 +337,7 @@ def test_memory_limit_forces_a_spill_with_identical_output(big_input: Path, tmp_
         spilled = max(spilled, _bytes_in(spill))
         time.sleep(0.005)
     assert process.returncode == 0, process.stderr.read()
-    assert spilled > 0, "60MB did not force DuckDB to spill; lower the limit or add events"
+    assert spilled > 0, "40MB did not force DuckDB to spill; lower the limit or add events"
     assert data_hashes(tmp_path / "tight") == data_hashes(tmp_path / "free")
 
 
@@ -349,7 +349,7 @@ def test_spill_files_of_a_killed_run_are_removed_by_the_next(
     out = tmp_path / "out"
     spill = tmp_path / "spill"
     spill.mkdir()
-    tight = ("--threads", "1", "--memory-limit", "60MB", "--temp-dir", str(spill))
+    tight = ("--threads", "1", "--memory-limit", "40MB", "--temp-dir", str(spill))
     process = subprocess.Popen(command(big_input, out, *tight), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while process.poll() is None and _bytes_in(spill) == 0 and time.monotonic() < deadline:
