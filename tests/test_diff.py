@@ -248,3 +248,73 @@ def test_random_id_maps_match_the_oracle(seed: int) -> None:
     assert {k: counts[k] for k in want} == want
     persons = len(set(old.values()))
     assert counts["persons_changed"] == pytest.approx(changed / persons if persons else 0.0)
+
+
+def sample_oracle(
+    old: dict[str, str], new: dict[str, str], types: dict[str, str], n: int
+) -> dict[str, list[dict]]:
+    """The samples diff_id_maps should list, from plain dictionaries."""
+    common = sorted(old.keys() & new.keys(), key=lambda i: (types[i], i))
+    old_of: dict[str, list[str]] = {}
+    new_of: dict[str, list[str]] = {}
+    ids_of: dict[tuple[str, str], list[str]] = {}
+    for ident in common:
+        o, p = old[ident], new[ident]
+        old_of.setdefault(p, []).append(o)
+        new_of.setdefault(o, []).append(p)
+        ids_of.setdefault((o, p), []).append(f"{types[ident]}:{ident}")
+    merged = sorted(p for p, olds in old_of.items() if len(set(olds)) > 1)[:n]
+    split = sorted(o for o, news in new_of.items() if len(set(news)) > 1)[:n]
+    rekeyed = sorted(
+        (o, next(iter(set(news))))
+        for o, news in new_of.items()
+        if len(set(news)) == 1 and len(set(old_of[news[0]])) == 1 and news[0] != o
+    )[:n]
+    added = sorted(new.keys() - old.keys(), key=lambda i: (types[i], i))[:n]
+    removed = sorted(old.keys() - new.keys(), key=lambda i: (types[i], i))[:n]
+    return {
+        "merged": [
+            {
+                "person_id": p,
+                "previous_person_ids": sorted(set(old_of[p])),
+                "identifiers": [ids_of[(o, p)][0] for o in sorted(set(old_of[p]))][:5],
+            }
+            for p in merged
+        ],
+        "split": [{"previous_person_id": o, "person_ids": sorted(set(new_of[o]))} for o in split],
+        "rekeyed": [
+            {"previous_person_id": o, "person_id": p, "identifiers": ids_of[(o, p)][:5]}
+            for o, p in rekeyed
+        ],
+        "identifiers_added": [
+            {"identifier": f"{types[i]}:{i}", "person_id": new[i]} for i in added
+        ],
+        "identifiers_removed": [
+            {"identifier": f"{types[i]}:{i}", "previous_person_id": old[i]} for i in removed
+        ],
+    }
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_id_maps_samples_match_the_oracle(seed: int) -> None:
+    rng = random.Random(seed)
+    ids = [f"id{i}" for i in range(rng.randrange(0, 80))]
+    types = {i: rng.choice(["user_id", "anonymous_id"]) for i in ids}
+    old = {i: f"p{rng.randrange(15)}" for i in ids if rng.random() < 0.8}
+    new = {i: f"p{rng.randrange(15)}" for i in ids if rng.random() < 0.8}
+    if rng.random() < 0.5:
+        new = {i: old.get(i, p) for i, p in new.items() if rng.random() < 0.9}
+    n = rng.choice([1, 3, 5, 50])
+
+    def typed_frame(mapping: dict[str, str]) -> pl.LazyFrame:
+        return pl.DataFrame(
+            {
+                "identifier_type": [types[i] for i in mapping],
+                "identifier": list(mapping),
+                "person_id": list(mapping.values()),
+            },
+            schema={"identifier_type": pl.String, "identifier": pl.String, "person_id": pl.String},
+        ).lazy()
+
+    samples = diff_id_maps(typed_frame(old), typed_frame(new), sample=n).samples
+    assert samples == sample_oracle(old, new, types, n)
