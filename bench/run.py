@@ -13,7 +13,9 @@ run. Absolute seconds drift on shared machines; ratios within one run are what c
 Steps:
   floor      bench/floor.py: one DuckDB pass grouping (anonymous_id, user_id) with min/max
              timestamp and count, the unavoidable cost of reading the identity columns
-  default    stitcher run (guarded policy, every output written)
+  default    stitcher run (guarded policy, every output written) into a new folder
+  nightly    the same command into a folder that holds the previous night's output, as cron
+             runs it: the run also compares with that output (changes_since_previous)
   dedupe     stitcher run --dedupe
   connected  stitcher run --policy connected (no merge rules beyond junk)
   splink     the same graph as `connected` through Splink's connected components on DuckDB
@@ -40,7 +42,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-STEPS = ("floor", "default", "dedupe", "connected", "splink", "networkx")
+STEPS = ("floor", "default", "nightly", "dedupe", "connected", "splink", "networkx")
 OPTIONAL_STEPS = ("baseline",)
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
@@ -67,6 +69,8 @@ class Measurement:
     returncode: int
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    # The run found a previous output and compared with it (run.json changes_since_previous).
+    compared: bool = False
 
 
 def measure(cmd: list[str], log_path: Path, timeout: float | None, cwd: Path = REPO) -> Measurement:
@@ -130,6 +134,7 @@ def step_command(step: str, data: Path, out: Path, args: argparse.Namespace) -> 
         cmd += ["--temp-dir", str(args.temp_dir)]
     extra = {
         "default": [],
+        "nightly": [],
         "baseline": [],
         "dedupe": ["--dedupe"],
         "connected": ["--policy", "connected"],
@@ -184,6 +189,7 @@ def summarize(events: int, step: str, runs: list[Measurement]) -> dict:
         "wall_seconds": [round(m.wall_seconds, 3) for m in runs],
         "max_rss_bytes": [m.max_rss_bytes for m in runs],
         "errors": [m.error for m in runs if m.error],
+        "compared_with_previous": [m.compared for m in runs],
     }
     if ok:
         row["median_wall_seconds"] = round(statistics.median(m.wall_seconds for m in ok), 3)
@@ -280,17 +286,26 @@ def main(argv: list[str] | None = None) -> int:
         work = args.data_dir / "runs" / size_label(events)
         work.mkdir(parents=True, exist_ok=True)
         runs: dict[str, list[Measurement]] = {s: [] for s in steps}
+        previous = work / "previous_output"
+        if "nightly" in steps:
+            # The output a nightly run finds in place: one unmeasured default run of this tree.
+            shutil.rmtree(previous, ignore_errors=True)
+            subprocess.run(step_command("default", data, previous, args), check=True, cwd=REPO)
         for rep in range(args.reps):
             for step in steps:
                 out = work / f"out_{step}"
                 shutil.rmtree(out, ignore_errors=True)
+                if step == "nightly":
+                    shutil.copytree(previous, out)
                 cmd = step_command(step, data, out, args)
                 record["commands"][f"{size_label(events)} {step}"] = " ".join(cmd)
                 cwd = args.baseline_tree.resolve() if step == "baseline" else REPO
                 m = measure(cmd, work / f"{step}.log", args.timeout, cwd)
                 run_json = out / "run.json"
                 if m.returncode == 0 and run_json.exists():
-                    m.timings = json.loads(run_json.read_text()).get("timings_seconds", {})
+                    run_record = json.loads(run_json.read_text())
+                    m.timings = run_record.get("timings_seconds", {})
+                    m.compared = "changes_since_previous" in run_record
                 runs[step].append(m)
                 shutil.rmtree(out, ignore_errors=True)
                 status = "ok" if m.returncode == 0 else f"FAILED: {m.error}"

@@ -16,7 +16,7 @@ BENCH = REPO / "bench"
 
 @pytest.mark.slow
 def test_bench_harness_measures_every_step(tmp_path) -> None:
-    steps = ["floor", "default", "networkx"]
+    steps = ["floor", "default", "nightly", "networkx"]
     if importlib.util.find_spec("splink") is not None:
         steps.append("splink")
     results = tmp_path / "results.json"
@@ -49,6 +49,9 @@ def test_bench_harness_measures_every_step(tmp_path) -> None:
     assert rows["floor"]["ratio_to_floor"] == 1.0
     # stitcher steps report the pipeline's own per-step timings from run.json
     assert "scan" in rows["default"]["median_timings_seconds"]
+    # the nightly step found a previous output in place and compared with it
+    assert rows["nightly"]["compared_with_previous"] == [True]
+    assert rows["default"]["compared_with_previous"] == [False]
     assert "| 20k | default |" in done.stdout
 
 
