@@ -6,26 +6,38 @@
 --         compiled once per row on DuckDB (~15 us x 1.6M identifiers at 10M events), a bound
 --         one once per query.
 -- Output: identifiers(identifier_type, identifier, first_seen, last_seen, event_count,
---         quarantine_reason), one row per (identifier_type, identifier); quarantine_reason is
---         'junk_value', 'junk_pattern' or NULL here (hubs are added by the next step).
+--         attributed_event_count, attributed_first_ts, attributed_last_ts, quarantine_reason),
+--         one row per (identifier_type, identifier); quarantine_reason is 'junk_value',
+--         'junk_pattern' or NULL here (hubs are added by the next step).
 -- Invariants: ('anonymous_id', X) and ('user_id', X) are different identifiers; an alias's
---             previous_id is a user_id; an event counts once per identifier it carries.
+--             previous_id is a user_id; an event counts once per identifier it carries
+--             (event_count), and once in all for the identifier it is attributed to
+--             (attributed_*: its user_id, else its anonymous_id, else its previous_id). That
+--             attribution assumes no id is quarantined; the events of a quarantined one are
+--             attributed again in 35_reattributed_events.sql.
 WITH occurrences AS (
     SELECT 'anonymous_id' AS identifier_type, anonymous_id AS identifier,
-           first_ts, last_ts, event_count
+           first_ts, last_ts, event_count, user_id IS NULL AS attributed
     FROM pairs WHERE anonymous_id IS NOT NULL
     UNION ALL
-    SELECT 'user_id', user_id, first_ts, last_ts, event_count
+    SELECT 'user_id', user_id, first_ts, last_ts, event_count, true
     FROM pairs WHERE user_id IS NOT NULL
     UNION ALL
-    SELECT 'user_id', previous_id, first_ts, last_ts, event_count
+    SELECT 'user_id', previous_id, first_ts, last_ts, event_count,
+           user_id IS NULL AND anonymous_id IS NULL
     FROM pairs WHERE previous_id IS NOT NULL AND (user_id IS NULL OR previous_id <> user_id)
     {{extra_occurrences}}
 ),
 grouped AS (
     SELECT identifier_type, identifier,
            min(first_ts) AS first_seen, max(last_ts) AS last_seen,
-           CAST(sum(event_count) AS BIGINT) AS event_count
+           CAST(sum(event_count) AS BIGINT) AS event_count,
+           -- The attribution rides on this grouping instead of grouping the pairs again by
+           -- their attributed id (a second 1.3M-group aggregate over strings at 10M events).
+           CAST(coalesce(sum(event_count) FILTER (WHERE attributed), 0) AS BIGINT)
+               AS attributed_event_count,
+           min(first_ts) FILTER (WHERE attributed) AS attributed_first_ts,
+           max(last_ts) FILTER (WHERE attributed) AS attributed_last_ts
     FROM occurrences
     GROUP BY identifier_type, identifier
 ),
@@ -50,6 +62,9 @@ SELECT
     n.first_seen,
     n.last_seen,
     n.event_count,
+    n.attributed_event_count,
+    n.attributed_first_ts,
+    n.attributed_last_ts,
     CASE
         WHEN a.value IS NOT NULL OR t.value IS NOT NULL THEN 'junk_value'
         WHEN {{junk_pattern_match}} THEN 'junk_pattern'

@@ -16,6 +16,7 @@ WITH hub AS (
 checked AS (
     SELECT
         i.identifier_type, i.identifier, i.first_seen, i.last_seen, i.event_count,
+        i.attributed_event_count, i.attributed_first_ts, i.attributed_last_ts,
         CASE
             WHEN i.quarantine_reason IS NOT NULL THEN i.quarantine_reason
             WHEN h.identifier IS NOT NULL THEN 'hub'

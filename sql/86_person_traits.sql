@@ -2,7 +2,7 @@
 -- Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map
 -- Output: person_traits(component, <trait columns>)
 -- Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id
---             (the attribution of 35_attributed_events.sql, decided against the small
+--             (the attribution of 35_reattributed_events.sql, decided against the small
 --             quarantine table so each call is looked up in id_map once); calls whose ids are
 --             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as
 --             oldest; equal times are broken by the greater value, so the choice never depends

@@ -59,8 +59,8 @@ def sql_fragments(options: RunOptions) -> dict[str, str]:
             "OR (previous_id IS NOT NULL AND user_id IS NOT NULL)"
         )
     fragments["extra_occurrences"] = "".join(
-        f"\n    UNION ALL\n    SELECT {lit(types[c])}, {q(c)}, first_ts, last_ts, event_count "
-        f"FROM pairs WHERE {q(c)} IS NOT NULL"
+        f"\n    UNION ALL\n    SELECT {lit(types[c])}, {q(c)}, first_ts, last_ts, event_count, "
+        f"false FROM pairs WHERE {q(c)} IS NOT NULL"
         for c in extras
     )
     links = []

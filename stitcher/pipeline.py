@@ -196,7 +196,7 @@ def build_tables(
         _drop(engine, "identifiers", "hub_degrees")
         engine.create_table_as("identifier_totals", _IDENTIFIER_TOTALS)
         engine.create_table_as("quarantine", render("93_quarantine"))
-        engine.create_table_as("attributed_events", render("35_attributed_events"))
+        engine.create_table_as("reattributed_events", render("35_reattributed_events"))
     with timer.step("edges"):
         engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
         engine.create_table_as("checked_edges", render("50_check_edges"))
@@ -236,13 +236,12 @@ def _persons(engine: Engine, traits: list[str]) -> None:
         # md5 is 128 bits: this would take ~1e19 persons by chance; fail loudly rather than merge.
         raise EngineError("two persons received the same person_id (md5 collision)")
     engine.create_table_as("id_map", render("80_id_map"))
-    _drop(engine, "nodes", "node_components", "identifiers_checked")
+    engine.create_table_as("person_activity", render("81_person_activity"))
+    _drop(engine, "nodes", "node_components", "identifiers_checked", "reattributed_events")
     engine.create_table_as("edges", render("91_edges"))
     engine.create_table_as("rejected_edges", render("92_rejected_edges"))
     engine.create_table_as("edge_totals", _EDGE_TOTALS)
     _drop(engine, "classified_edges")
-    engine.create_table_as("person_activity", render("81_person_activity"))
-    _drop(engine, "attributed_events")
     q = quote_identifier
     engine.create_table_as(
         "person_traits",

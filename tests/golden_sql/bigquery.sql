@@ -232,7 +232,8 @@ WITH occurrences AS (
     pairs.anonymous_id AS identifier,
     pairs.first_ts AS first_ts,
     pairs.last_ts AS last_ts,
-    pairs.event_count AS event_count
+    pairs.event_count AS event_count,
+    pairs.user_id IS NULL AS attributed
   FROM pairs AS pairs
   WHERE
     NOT pairs.anonymous_id IS NULL
@@ -242,7 +243,8 @@ WITH occurrences AS (
     pairs.user_id AS user_id,
     pairs.first_ts AS first_ts,
     pairs.last_ts AS last_ts,
-    pairs.event_count AS event_count
+    pairs.event_count AS event_count,
+    TRUE AS _col_5
   FROM pairs AS pairs
   WHERE
     NOT pairs.user_id IS NULL
@@ -252,7 +254,8 @@ WITH occurrences AS (
     pairs.previous_id AS previous_id,
     pairs.first_ts AS first_ts,
     pairs.last_ts AS last_ts,
-    pairs.event_count AS event_count
+    pairs.event_count AS event_count,
+    pairs.user_id IS NULL AND pairs.anonymous_id IS NULL AS _col_5
   FROM pairs AS pairs
   WHERE
     NOT pairs.previous_id IS NULL
@@ -265,7 +268,10 @@ WITH occurrences AS (
     occurrences.identifier AS identifier,
     MIN(occurrences.first_ts) AS first_seen,
     MAX(occurrences.last_ts) AS last_seen,
-    CAST(SUM(occurrences.event_count) AS INT64) AS event_count
+    CAST(SUM(occurrences.event_count) AS INT64) AS event_count,
+    CAST(COALESCE(SUM(IF(occurrences.attributed, occurrences.event_count, NULL)), 0) AS INT64) AS attributed_event_count, /* The attribution rides on this grouping instead of grouping the pairs again by */ /* their attributed id (a second 1.3M-group aggregate over strings at 10M events). */
+    MIN(IF(occurrences.attributed, occurrences.first_ts, NULL)) AS attributed_first_ts,
+    MAX(IF(occurrences.attributed, occurrences.last_ts, NULL)) AS attributed_last_ts
   FROM occurrences AS occurrences
   GROUP BY
     occurrences.identifier_type,
@@ -277,6 +283,9 @@ WITH occurrences AS (
     grouped.first_seen AS first_seen,
     grouped.last_seen AS last_seen,
     grouped.event_count AS event_count,
+    grouped.attributed_event_count AS attributed_event_count,
+    grouped.attributed_first_ts AS attributed_first_ts,
+    grouped.attributed_last_ts AS attributed_last_ts,
     LOWER(
       REGEXP_REPLACE(grouped.identifier, '^[\\t\\n\\f\\r "\']+|[\\t\\n\\f\\r "\']+$', '')
     ) AS junk_key
@@ -301,6 +310,9 @@ SELECT
   n.first_seen AS first_seen,
   n.last_seen AS last_seen,
   n.event_count AS event_count,
+  n.attributed_event_count AS attributed_event_count,
+  n.attributed_first_ts AS attributed_first_ts,
+  n.attributed_last_ts AS attributed_last_ts,
   CASE
     WHEN NOT a.value IS NULL OR NOT t.value IS NULL
     THEN 'junk_value'
@@ -392,6 +404,9 @@ WITH hub AS (
     i.first_seen AS first_seen,
     i.last_seen AS last_seen,
     i.event_count AS event_count,
+    i.attributed_event_count AS attributed_event_count,
+    i.attributed_first_ts AS attributed_first_ts,
+    i.attributed_last_ts AS attributed_last_ts,
     CASE
       WHEN NOT i.quarantine_reason IS NULL
       THEN i.quarantine_reason
@@ -410,6 +425,9 @@ SELECT
   checked.first_seen AS first_seen,
   checked.last_seen AS last_seen,
   checked.event_count AS event_count,
+  checked.attributed_event_count AS attributed_event_count,
+  checked.attributed_first_ts AS attributed_first_ts,
+  checked.attributed_last_ts AS attributed_last_ts,
   checked.quarantine_reason AS quarantine_reason,
   checked.hub_linked_type AS hub_linked_type,
   checked.hub_degree AS hub_degree,
@@ -460,21 +478,23 @@ FROM identifiers_checked AS identifiers_checked
 WHERE
   NOT identifiers_checked.quarantine_reason IS NULL;
 
-DROP TABLE IF EXISTS `attributed_events`;
+DROP TABLE IF EXISTS `reattributed_events`;
 
-CREATE TABLE `attributed_events` AS
-/*       can be freed long before persons exist. */
+CREATE TABLE `reattributed_events` AS
+/*       quarantined, attributed again to the next usable id they carry, so that `pairs` can be */
+/*       freed long before persons exist. */
 /* Inputs: pairs; quarantine (junk values and hubs) */
-/* Output: attributed_events(identifier_type, identifier, event_count, first_ts, last_ts), one */
-/*         row per identifier that events are attributed to, plus one row with NULL type and */
-/*         identifier for the events whose every id is quarantined. */
+/* Output: reattributed_events(identifier_type, identifier, event_count, first_ts, last_ts), */
+/*         one row per identifier that such events go to, plus one row with NULL type and */
+/*         identifier for the events whose every id is quarantined (or that carry none). */
 /* Invariants: an event is attributed to its user_id when that is usable (not quarantined), */
-/*             else to its anonymous_id, else to its previous_id; so each event is counted */
-/*             exactly once (sum(event_count) = number of events), never once per identifier, */
-/*             and an event whose link is refused later still counts for its user. Every */
-/*             usable identifier is a node, so persons are found by one lookup per row here */
-/*             (81_person_activity.sql). The choice is made against the small quarantine */
-/*             table, not the whole identifier list. */
+/*             else to its anonymous_id, else to its previous_id. 30_identifiers.sql counted */
+/*             every event for its user_id, else anonymous_id, else previous_id; this step */
+/*             takes exactly the events whose id so chosen is quarantined or absent, so with */
+/*             the usable identifiers' attributed_* columns each event counts exactly once */
+/*             (sum = number of events), and an event whose link is refused later still */
+/*             counts for its user. Only the few quarantined ids are looked up: the pairs are */
+/*             filtered against the small quarantine table before anything is grouped. */
 SELECT
   CASE
     WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
@@ -502,6 +522,20 @@ LEFT JOIN quarantine AS qa
   ON qa.identifier_type = 'anonymous_id' AND qa.identifier = pr.anonymous_id
 LEFT JOIN quarantine AS qp
   ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
+WHERE
+  (
+    NOT pr.user_id IS NULL AND NOT qu.identifier IS NULL
+  )
+  OR (
+    pr.user_id IS NULL AND NOT pr.anonymous_id IS NULL AND NOT qa.identifier IS NULL
+  )
+  OR (
+    pr.user_id IS NULL
+    AND pr.anonymous_id IS NULL
+    AND (
+      pr.previous_id IS NULL OR NOT qp.identifier IS NULL
+    )
+  )
 GROUP BY
   CASE
     WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
@@ -736,8 +770,8 @@ DROP TABLE IF EXISTS `nodes`;
 
 CREATE TABLE `nodes` AS
 /* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
-/* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count), */
-/*         node_id = 0 .. n-1. */
+/* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
+/*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
 /*             ids are in anchor order (see 32_quarantine.sql). */
 SELECT
@@ -746,7 +780,10 @@ SELECT
   identifiers_checked.identifier AS identifier,
   identifiers_checked.first_seen AS first_seen,
   identifiers_checked.last_seen AS last_seen,
-  identifiers_checked.event_count AS event_count
+  identifiers_checked.event_count AS event_count,
+  identifiers_checked.attributed_event_count AS attributed_event_count,
+  identifiers_checked.attributed_first_ts AS attributed_first_ts,
+  identifiers_checked.attributed_last_ts AS attributed_last_ts
 FROM identifiers_checked AS identifiers_checked
 WHERE
   NOT identifiers_checked.node_id IS NULL;
@@ -974,11 +1011,54 @@ JOIN node_components AS c
 JOIN persons AS p
   ON p.component = c.component;
 
+DROP TABLE IF EXISTS `person_activity`;
+
+CREATE TABLE `person_activity` AS
+/* Inputs: nodes (attributed_* from 30_identifiers.sql), node_components, reattributed_events, */
+/*         id_map */
+/* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
+/*         NULL for the events whose every id is quarantined. */
+/* Invariants: each event counts once, for the person of the identifier it is attributed to: */
+/*             a usable identifier's attributed_* columns, plus the events moved to it from a */
+/*             quarantined id (35_reattributed_events.sql, a handful of rows looked up by */
+/*             string). Grouped by the integer component, not the 32-character person id. */
+WITH attributed AS (
+  SELECT
+    c.component AS component,
+    n.attributed_event_count AS event_count,
+    n.attributed_first_ts AS first_ts,
+    n.attributed_last_ts AS last_ts
+  FROM nodes AS n
+  JOIN node_components AS c
+    ON c.node_id = n.node_id
+  WHERE
+    n.attributed_event_count > 0
+  UNION ALL
+  SELECT
+    m.component AS component,
+    r.event_count AS event_count,
+    r.first_ts AS first_ts,
+    r.last_ts AS last_ts
+  FROM reattributed_events AS r
+  LEFT JOIN id_map AS m
+    ON m.identifier_type = r.identifier_type AND m.identifier = r.identifier
+)
+SELECT
+  attributed.component AS component,
+  CAST(SUM(attributed.event_count) AS INT64) AS event_count,
+  MIN(attributed.first_ts) AS first_seen_at,
+  MAX(attributed.last_ts) AS last_seen_at
+FROM attributed AS attributed
+GROUP BY
+  attributed.component;
+
 DROP TABLE IF EXISTS `nodes`;
 
 DROP TABLE IF EXISTS `node_components`;
 
 DROP TABLE IF EXISTS `identifiers_checked`;
+
+DROP TABLE IF EXISTS `reattributed_events`;
 
 DROP TABLE IF EXISTS `edges`;
 
@@ -1052,35 +1132,13 @@ GROUP BY
 
 DROP TABLE IF EXISTS `classified_edges`;
 
-DROP TABLE IF EXISTS `person_activity`;
-
-CREATE TABLE `person_activity` AS
-/* Inputs: attributed_events, id_map */
-/* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
-/*         NULL for the events whose every id is junk. */
-/* Invariants: each event counts once, for the person of the identifier it is attributed to */
-/*             (35_attributed_events.sql); grouped by the integer component, not the */
-/*             32-character person id. */
-SELECT
-  m.component AS component,
-  CAST(SUM(a.event_count) AS INT64) AS event_count,
-  MIN(a.first_ts) AS first_seen_at,
-  MAX(a.last_ts) AS last_seen_at
-FROM attributed_events AS a
-LEFT JOIN id_map AS m
-  ON m.identifier_type = a.identifier_type AND m.identifier = a.identifier
-GROUP BY
-  m.component;
-
-DROP TABLE IF EXISTS `attributed_events`;
-
 DROP TABLE IF EXISTS `person_traits`;
 
 CREATE TABLE `person_traits` AS
 /* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map */
 /* Output: person_traits(component, <trait columns>) */
 /* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
-/*             (the attribution of 35_attributed_events.sql, decided against the small */
+/*             (the attribution of 35_reattributed_events.sql, decided against the small */
 /*             quarantine table so each call is looked up in id_map once); calls whose ids are */
 /*             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as */
 /*             oldest; equal times are broken by the greater value, so the choice never depends */

@@ -243,7 +243,8 @@ WITH "OCCURRENCES" AS (
     "PAIRS"."ANONYMOUS_ID" AS "IDENTIFIER",
     "PAIRS"."FIRST_TS" AS "FIRST_TS",
     "PAIRS"."LAST_TS" AS "LAST_TS",
-    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT"
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT",
+    "PAIRS"."USER_ID" IS NULL AS "ATTRIBUTED"
   FROM "PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."ANONYMOUS_ID" IS NULL
@@ -253,7 +254,8 @@ WITH "OCCURRENCES" AS (
     "PAIRS"."USER_ID" AS "USER_ID",
     "PAIRS"."FIRST_TS" AS "FIRST_TS",
     "PAIRS"."LAST_TS" AS "LAST_TS",
-    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT"
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT",
+    TRUE AS "_COL_5"
   FROM "PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."USER_ID" IS NULL
@@ -263,7 +265,8 @@ WITH "OCCURRENCES" AS (
     "PAIRS"."PREVIOUS_ID" AS "PREVIOUS_ID",
     "PAIRS"."FIRST_TS" AS "FIRST_TS",
     "PAIRS"."LAST_TS" AS "LAST_TS",
-    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT"
+    "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT",
+    "PAIRS"."USER_ID" IS NULL AND "PAIRS"."ANONYMOUS_ID" IS NULL AS "_COL_5"
   FROM "PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."PREVIOUS_ID" IS NULL
@@ -276,7 +279,10 @@ WITH "OCCURRENCES" AS (
     "OCCURRENCES"."IDENTIFIER" AS "IDENTIFIER",
     MIN("OCCURRENCES"."FIRST_TS") AS "FIRST_SEEN",
     MAX("OCCURRENCES"."LAST_TS") AS "LAST_SEEN",
-    CAST(SUM("OCCURRENCES"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT"
+    CAST(SUM("OCCURRENCES"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
+    CAST(COALESCE(SUM(IFF("OCCURRENCES"."ATTRIBUTED", "OCCURRENCES"."EVENT_COUNT", NULL)), 0) AS BIGINT) AS "ATTRIBUTED_EVENT_COUNT", /* The attribution rides on this grouping instead of grouping the pairs again by */ /* their attributed id (a second 1.3M-group aggregate over strings at 10M events). */
+    MIN(IFF("OCCURRENCES"."ATTRIBUTED", "OCCURRENCES"."FIRST_TS", NULL)) AS "ATTRIBUTED_FIRST_TS",
+    MAX(IFF("OCCURRENCES"."ATTRIBUTED", "OCCURRENCES"."LAST_TS", NULL)) AS "ATTRIBUTED_LAST_TS"
   FROM "OCCURRENCES" AS "OCCURRENCES"
   GROUP BY
     "OCCURRENCES"."IDENTIFIER_TYPE",
@@ -288,6 +294,9 @@ WITH "OCCURRENCES" AS (
     "GROUPED"."FIRST_SEEN" AS "FIRST_SEEN",
     "GROUPED"."LAST_SEEN" AS "LAST_SEEN",
     "GROUPED"."EVENT_COUNT" AS "EVENT_COUNT",
+    "GROUPED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+    "GROUPED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+    "GROUPED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
     LOWER(REGEXP_REPLACE("GROUPED"."IDENTIFIER", '^[\t\n\f\r "\']+|[\t\n\f\r "\']+$', '')) AS "JUNK_KEY"
   FROM "GROUPED" AS "GROUPED"
 ), "JUNK_ANY_TYPE" /* junk_key is computed once and every identifier is looked up in the two small lists by hash */ /* join: no DISTINCT or self-join over the 1.6M identifiers. */ AS (
@@ -310,6 +319,9 @@ SELECT
   "N"."FIRST_SEEN" AS "FIRST_SEEN",
   "N"."LAST_SEEN" AS "LAST_SEEN",
   "N"."EVENT_COUNT" AS "EVENT_COUNT",
+  "N"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "N"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "N"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
   CASE
     WHEN NOT "A"."VALUE" IS NULL OR NOT "T"."VALUE" IS NULL
     THEN 'junk_value'
@@ -409,6 +421,9 @@ WITH "HUB" AS (
     "I"."FIRST_SEEN" AS "FIRST_SEEN",
     "I"."LAST_SEEN" AS "LAST_SEEN",
     "I"."EVENT_COUNT" AS "EVENT_COUNT",
+    "I"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+    "I"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+    "I"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
     CASE
       WHEN NOT "I"."QUARANTINE_REASON" IS NULL
       THEN "I"."QUARANTINE_REASON"
@@ -428,6 +443,9 @@ SELECT
   "CHECKED"."FIRST_SEEN" AS "FIRST_SEEN",
   "CHECKED"."LAST_SEEN" AS "LAST_SEEN",
   "CHECKED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "CHECKED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "CHECKED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "CHECKED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
   "CHECKED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
   "CHECKED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
   "CHECKED"."HUB_DEGREE" AS "HUB_DEGREE",
@@ -476,21 +494,23 @@ FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 WHERE
   NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL;
 
-DROP TABLE IF EXISTS "ATTRIBUTED_EVENTS";
+DROP TABLE IF EXISTS "REATTRIBUTED_EVENTS";
 
-CREATE TABLE "ATTRIBUTED_EVENTS" AS
-/*       can be freed long before persons exist. */
+CREATE TABLE "REATTRIBUTED_EVENTS" AS
+/*       quarantined, attributed again to the next usable id they carry, so that `pairs` can be */
+/*       freed long before persons exist. */
 /* Inputs: pairs; quarantine (junk values and hubs) */
-/* Output: attributed_events(identifier_type, identifier, event_count, first_ts, last_ts), one */
-/*         row per identifier that events are attributed to, plus one row with NULL type and */
-/*         identifier for the events whose every id is quarantined. */
+/* Output: reattributed_events(identifier_type, identifier, event_count, first_ts, last_ts), */
+/*         one row per identifier that such events go to, plus one row with NULL type and */
+/*         identifier for the events whose every id is quarantined (or that carry none). */
 /* Invariants: an event is attributed to its user_id when that is usable (not quarantined), */
-/*             else to its anonymous_id, else to its previous_id; so each event is counted */
-/*             exactly once (sum(event_count) = number of events), never once per identifier, */
-/*             and an event whose link is refused later still counts for its user. Every */
-/*             usable identifier is a node, so persons are found by one lookup per row here */
-/*             (81_person_activity.sql). The choice is made against the small quarantine */
-/*             table, not the whole identifier list. */
+/*             else to its anonymous_id, else to its previous_id. 30_identifiers.sql counted */
+/*             every event for its user_id, else anonymous_id, else previous_id; this step */
+/*             takes exactly the events whose id so chosen is quarantined or absent, so with */
+/*             the usable identifiers' attributed_* columns each event counts exactly once */
+/*             (sum = number of events), and an event whose link is refused later still */
+/*             counts for its user. Only the few quarantined ids are looked up: the pairs are */
+/*             filtered against the small quarantine table before anything is grouped. */
 SELECT
   CASE
     WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
@@ -519,6 +539,22 @@ LEFT JOIN "QUARANTINE" AS "QA"
   AND "QA"."IDENTIFIER" = "PR"."ANONYMOUS_ID"
 LEFT JOIN "QUARANTINE" AS "QP"
   ON "QP"."IDENTIFIER_TYPE" = 'user_id' AND "QP"."IDENTIFIER" = "PR"."PREVIOUS_ID"
+WHERE
+  (
+    NOT "PR"."USER_ID" IS NULL AND NOT "QU"."IDENTIFIER" IS NULL
+  )
+  OR (
+    "PR"."USER_ID" IS NULL
+    AND NOT "PR"."ANONYMOUS_ID" IS NULL
+    AND NOT "QA"."IDENTIFIER" IS NULL
+  )
+  OR (
+    "PR"."USER_ID" IS NULL
+    AND "PR"."ANONYMOUS_ID" IS NULL
+    AND (
+      "PR"."PREVIOUS_ID" IS NULL OR NOT "QP"."IDENTIFIER" IS NULL
+    )
+  )
 GROUP BY
   CASE
     WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
@@ -767,8 +803,8 @@ DROP TABLE IF EXISTS "NODES";
 
 CREATE TABLE "NODES" AS
 /* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
-/* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count), */
-/*         node_id = 0 .. n-1. */
+/* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
+/*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
 /*             ids are in anchor order (see 32_quarantine.sql). */
 SELECT
@@ -777,7 +813,10 @@ SELECT
   "IDENTIFIERS_CHECKED"."IDENTIFIER" AS "IDENTIFIER",
   "IDENTIFIERS_CHECKED"."FIRST_SEEN" AS "FIRST_SEEN",
   "IDENTIFIERS_CHECKED"."LAST_SEEN" AS "LAST_SEEN",
-  "IDENTIFIERS_CHECKED"."EVENT_COUNT" AS "EVENT_COUNT"
+  "IDENTIFIERS_CHECKED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "IDENTIFIERS_CHECKED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "IDENTIFIERS_CHECKED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "IDENTIFIERS_CHECKED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS"
 FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 WHERE
   NOT "IDENTIFIERS_CHECKED"."NODE_ID" IS NULL;
@@ -1005,11 +1044,55 @@ JOIN "NODE_COMPONENTS" AS "C"
 JOIN "PERSONS" AS "P"
   ON "P"."COMPONENT" = "C"."COMPONENT";
 
+DROP TABLE IF EXISTS "PERSON_ACTIVITY";
+
+CREATE TABLE "PERSON_ACTIVITY" AS
+/* Inputs: nodes (attributed_* from 30_identifiers.sql), node_components, reattributed_events, */
+/*         id_map */
+/* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
+/*         NULL for the events whose every id is quarantined. */
+/* Invariants: each event counts once, for the person of the identifier it is attributed to: */
+/*             a usable identifier's attributed_* columns, plus the events moved to it from a */
+/*             quarantined id (35_reattributed_events.sql, a handful of rows looked up by */
+/*             string). Grouped by the integer component, not the 32-character person id. */
+WITH "ATTRIBUTED" AS (
+  SELECT
+    "C"."COMPONENT" AS "COMPONENT",
+    "N"."ATTRIBUTED_EVENT_COUNT" AS "EVENT_COUNT",
+    "N"."ATTRIBUTED_FIRST_TS" AS "FIRST_TS",
+    "N"."ATTRIBUTED_LAST_TS" AS "LAST_TS"
+  FROM "NODES" AS "N"
+  JOIN "NODE_COMPONENTS" AS "C"
+    ON "C"."NODE_ID" = "N"."NODE_ID"
+  WHERE
+    "N"."ATTRIBUTED_EVENT_COUNT" > 0
+  UNION ALL
+  SELECT
+    "M"."COMPONENT" AS "COMPONENT",
+    "R"."EVENT_COUNT" AS "EVENT_COUNT",
+    "R"."FIRST_TS" AS "FIRST_TS",
+    "R"."LAST_TS" AS "LAST_TS"
+  FROM "REATTRIBUTED_EVENTS" AS "R"
+  LEFT JOIN "ID_MAP" AS "M"
+    ON "M"."IDENTIFIER_TYPE" = "R"."IDENTIFIER_TYPE"
+    AND "M"."IDENTIFIER" = "R"."IDENTIFIER"
+)
+SELECT
+  "ATTRIBUTED"."COMPONENT" AS "COMPONENT",
+  CAST(SUM("ATTRIBUTED"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
+  MIN("ATTRIBUTED"."FIRST_TS") AS "FIRST_SEEN_AT",
+  MAX("ATTRIBUTED"."LAST_TS") AS "LAST_SEEN_AT"
+FROM "ATTRIBUTED" AS "ATTRIBUTED"
+GROUP BY
+  "ATTRIBUTED"."COMPONENT";
+
 DROP TABLE IF EXISTS "NODES";
 
 DROP TABLE IF EXISTS "NODE_COMPONENTS";
 
 DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
+
+DROP TABLE IF EXISTS "REATTRIBUTED_EVENTS";
 
 DROP TABLE IF EXISTS "EDGES";
 
@@ -1083,36 +1166,13 @@ GROUP BY
 
 DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
 
-DROP TABLE IF EXISTS "PERSON_ACTIVITY";
-
-CREATE TABLE "PERSON_ACTIVITY" AS
-/* Inputs: attributed_events, id_map */
-/* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
-/*         NULL for the events whose every id is junk. */
-/* Invariants: each event counts once, for the person of the identifier it is attributed to */
-/*             (35_attributed_events.sql); grouped by the integer component, not the */
-/*             32-character person id. */
-SELECT
-  "M"."COMPONENT" AS "COMPONENT",
-  CAST(SUM("A"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
-  MIN("A"."FIRST_TS") AS "FIRST_SEEN_AT",
-  MAX("A"."LAST_TS") AS "LAST_SEEN_AT"
-FROM "ATTRIBUTED_EVENTS" AS "A"
-LEFT JOIN "ID_MAP" AS "M"
-  ON "M"."IDENTIFIER_TYPE" = "A"."IDENTIFIER_TYPE"
-  AND "M"."IDENTIFIER" = "A"."IDENTIFIER"
-GROUP BY
-  "M"."COMPONENT";
-
-DROP TABLE IF EXISTS "ATTRIBUTED_EVENTS";
-
 DROP TABLE IF EXISTS "PERSON_TRAITS";
 
 CREATE TABLE "PERSON_TRAITS" AS
 /* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map */
 /* Output: person_traits(component, <trait columns>) */
 /* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
-/*             (the attribution of 35_attributed_events.sql, decided against the small */
+/*             (the attribution of 35_reattributed_events.sql, decided against the small */
 /*             quarantine table so each call is looked up in id_map once); calls whose ids are */
 /*             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as */
 /*             oldest; equal times are broken by the greater value, so the choice never depends */
