@@ -47,7 +47,8 @@ log = logging.getLogger("stitcher")
 
 # Columns later steps join on (integers instead of id strings) that are not part of any output.
 INTERNAL_COLUMNS = frozenset({"node_id", "component"})
-# name in the output folder -> (relation, ORDER BY that makes the file deterministic)
+# name in the output folder -> (relation, ORDER BY that makes the file deterministic); type
+# columns in it are sorted by a rank instead (see _order_by)
 OUTPUT_TABLES: dict[str, tuple[str, str]] = {
     "id_map": ("id_map", "identifier_type, identifier"),
     "users": ("users", "person_id"),
@@ -55,6 +56,7 @@ OUTPUT_TABLES: dict[str, tuple[str, str]] = {
     "rejected_edges": ("rejected_edges", "from_type, from_id, to_type, to_id, rule"),
     "quarantine": ("quarantine", "identifier_type, identifier"),
 }
+_TYPE_COLUMNS = frozenset({"identifier_type", "from_type", "to_type"})
 USERS_COLUMNS = {
     "person_id",
     "user_id",
@@ -144,7 +146,11 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
                 # Under a memory limit, one file at a time: two sorts in flight cost ~0.2 GB
                 # more at 10M events for ~1 s less.
                 files = _write_outputs(
-                    engine, tmp, options.output_format, side_by_side=not options.memory_limit
+                    engine,
+                    tmp,
+                    options.output_format,
+                    side_by_side=not options.memory_limit,
+                    type_names=options.type_names,
                 )
             record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             record["outputs"] = files
@@ -273,8 +279,38 @@ def _drop(engine: Engine, *tables: str) -> None:
         engine.drop(table)
 
 
+def _order_by(order: str, type_names: tuple[str, ...]) -> str:
+    """`order` with each identifier type column sorted by its rank among the type names.
+
+    The same order as the type strings, for a fraction of the cost: a type such as
+    'anonymous_id' fills the engine's fixed-size string key prefix, so every comparison went on
+    to the full id strings (sorting id_map at 10M events took ~1.5 CPU-s, ~1.1 with ranks).
+    The type columns come last as well, so an unexpected type still sorts deterministically.
+    """
+    columns = [c.strip() for c in order.split(",")]
+    typed = [c for c in columns if c in _TYPE_COLUMNS]
+    if not typed:
+        return order
+    ranks = " ".join(
+        f"WHEN {_literal(name)} THEN {rank}" for rank, name in enumerate(sorted(set(type_names)))
+    )
+    keys = [
+        f"CASE {quote_identifier(c)} {ranks} ELSE {len(type_names)} END" if c in typed else c
+        for c in columns
+    ]
+    return ", ".join(keys + typed)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _write_outputs(
-    engine: Engine, folder: Path, file_format: str, side_by_side: bool = True
+    engine: Engine,
+    folder: Path,
+    file_format: str,
+    side_by_side: bool = True,
+    type_names: tuple[str, ...] = (),
 ) -> list[str]:
     """Write every output table, sorted, into `folder`; returns the file names in order.
 
@@ -294,7 +330,10 @@ def _write_outputs(
         log.info("wrote %s (%d rows)", path.name, rows)
         return path.name
 
-    jobs = [(name, relation, order) for name, (relation, order) in OUTPUT_TABLES.items()]
+    jobs = [
+        (name, relation, _order_by(order, type_names))
+        for name, (relation, order) in OUTPUT_TABLES.items()
+    ]
     columns = {relation: public_columns(engine, relation) for _, relation, _ in jobs}
     if not (side_by_side and engine.concurrent_streams):
         files = []

@@ -224,3 +224,37 @@ def test_second_run_changes_nothing(events: dict[str, pl.DataFrame], tmp_path: P
     moved = {k: v for k, v in changes.items() if k.endswith(("_added", "_removed", "_moved"))}
     assert moved and not any(moved.values()), changes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_output_sort_by_type_rank_is_the_type_string_order(seed: int) -> None:
+    """Output files sort type columns by a rank (cheaper than the strings); the order must be
+    exactly the strings' order for the configured type names (the only ones a run produces),
+    and still total for any other type: after them, by type and identifier."""
+    from stitcher.engines.duckdb import DuckDBEngine
+    from stitcher.pipeline import _order_by
+
+    rng = random.Random(seed)
+    names = ("anonymous_id", "user_id", "email", "Device-ID", "zz_ü")
+    rows = [
+        (rng.choice((*names, "unlisted")), f"{rng.choice('aAbB0_é')}{rng.randrange(50)}")
+        for _ in range(400)
+    ]
+    engine = DuckDBEngine()
+    try:
+        import pyarrow as pa
+
+        table = pa.table(
+            {"identifier_type": [t for t, _ in rows], "identifier": [i for _, i in rows]}
+        )
+        engine.register_arrow("ids", table)
+        by_rank = engine.fetch_rows(
+            "SELECT * FROM ids ORDER BY " + _order_by("identifier_type, identifier", names)
+        )
+        by_string = engine.fetch_rows("SELECT * FROM ids ORDER BY identifier_type, identifier")
+    finally:
+        engine.close()
+    assert by_string == sorted(rows)
+    listed = sorted(r for r in rows if r[0] in names)
+    unlisted = sorted((r for r in rows if r[0] not in names), key=lambda r: (r[1], r[0]))
+    assert by_rank == listed + unlisted
