@@ -1,5 +1,5 @@
 -- Step: policy 'mixpanel-simplified': Mixpanel's Simplified ID Merge.
--- Inputs: checked_edges
+-- Inputs: checked_edges (from_node: the from end's node id, NULL when quarantined)
 -- Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN,
 --         reason VARCHAR).
 -- Invariants:
@@ -19,7 +19,10 @@ WITH ranked AS (
         rule = 'same_event' AND from_type = 'anonymous_id' AND to_type = 'user_id'
             AS device_to_user,
         row_number() OVER (
-            PARTITION BY from_type, from_id, rule, to_type, junk_refusal IS NULL
+            -- from_node stands for (from_type, from_id): integers partition faster than
+            -- strings. It is NULL only for a quarantined from end, whose links are refused
+            -- whatever their rank.
+            PARTITION BY from_node, rule, to_type, junk_refusal IS NULL
             ORDER BY evidence_ts NULLS LAST, evidence_message_id NULLS LAST, to_id
         ) AS user_rank
     FROM checked_edges

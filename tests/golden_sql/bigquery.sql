@@ -684,7 +684,7 @@ DROP TABLE IF EXISTS `candidate_edges`;
 DROP TABLE IF EXISTS `classified_edges`;
 
 CREATE TABLE `classified_edges` AS
-/* Inputs: checked_edges */
+/* Inputs: checked_edges (from_node: the from end's node id, NULL when quarantined) */
 /* Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN, */
 /*         reason VARCHAR). */
 /* Invariants: */
@@ -713,7 +713,7 @@ WITH ranked AS (
     checked_edges.from_node AS from_node,
     checked_edges.to_node AS to_node,
     ROW_NUMBER() OVER (
-      PARTITION BY checked_edges.from_type, checked_edges.from_id, checked_edges.rule, checked_edges.to_type, checked_edges.junk_refusal IS NULL
+      PARTITION BY checked_edges.from_node, checked_edges.rule, checked_edges.to_type, checked_edges.junk_refusal IS NULL
       ORDER BY checked_edges.evidence_ts IS NULL ASC, checked_edges.evidence_ts ASC, checked_edges.evidence_message_id IS NULL ASC, checked_edges.evidence_message_id ASC, checked_edges.to_id IS NULL ASC, checked_edges.to_id ASC
     ) AS user_rank
   FROM checked_edges AS checked_edges

@@ -617,7 +617,7 @@ DROP TABLE IF EXISTS "candidate_edges";
 DROP TABLE IF EXISTS "classified_edges";
 
 CREATE TABLE "classified_edges" AS
-/* Inputs: checked_edges */
+/* Inputs: checked_edges (from_node: the from end's node id, NULL when quarantined) */
 /* Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN, */
 /*         reason VARCHAR). */
 /* Invariants: */
@@ -633,7 +633,7 @@ WITH ranked AS (
   SELECT
     *,
     ROW_NUMBER() OVER (
-      PARTITION BY from_type, from_id, rule, to_type, junk_refusal IS NULL
+      PARTITION BY from_node, rule, to_type, junk_refusal IS NULL
       ORDER BY evidence_ts, evidence_message_id, to_id
     ) AS user_rank
   FROM checked_edges
