@@ -267,12 +267,15 @@ def check_policy_input(policy: str) -> None:
         )
 
 
-def add_distinct_ids(engine: Engine, policy: str) -> None:
+def add_distinct_ids(
+    engine: Engine, policy: str, create_id_map: Callable[[str], None] | None = None
+) -> None:
     """Give id_map the `distinct_id` Mixpanel would report for each identifier's person.
 
     Simplified: the person's $user_id, else `$device:<its device id>`. Original: the person's
     earliest-seen `$identified_id` of a kept `$identify` (the policy registers them as
     `mixpanel_identified`), else its earliest-seen id; Mixpanel itself picks one at random.
+    `create_id_map` creates the new id_map from its query (the pipeline's output table maker).
     """
     if policy == ORIGINAL:
         preferred = "mixpanel_identified"
@@ -282,5 +285,9 @@ def add_distinct_ids(engine: Engine, policy: str) -> None:
             "WHERE identifier_type = 'user_id')"
         )
     engine.create_table_as("id_map_base", "SELECT * FROM id_map")
-    engine.create_table_as("id_map", render("82_mixpanel_distinct_id", preferred=preferred))
+    sql = render("82_mixpanel_distinct_id", preferred=preferred)
+    if create_id_map is None:
+        engine.create_table_as("id_map", sql)
+    else:
+        create_id_map(sql)
     engine.drop("id_map_base")

@@ -56,6 +56,9 @@ class Engine(ABC):
     # True: stream_arrow may be called from several threads at once, each stream running on
     # its own connection (the output files are then written side by side).
     concurrent_streams: bool = False
+    # True: a table created by a query with ORDER BY is read back in that order by a plain
+    # SELECT, so output tables can be created sorted and written without sorting again.
+    ordered_tables: bool = False
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[object] | None = None) -> None:

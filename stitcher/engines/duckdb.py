@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import re
+import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -81,6 +83,39 @@ _NOT_FILE_ERRORS = (
 )
 
 
+def _allocator_purge() -> Callable[[], None] | None:
+    """A function that hands the pages DuckDB has freed back to the operating system, or None.
+
+    DuckDB's Linux builds allocate through a bundled jemalloc that keeps freed pages mapped
+    ("dirty") for reuse. Tables dropped mid-run therefore stayed in the process's resident
+    set: at 10M events ~0.65 GB of the 1.5 GB held before the outputs were written belonged to
+    tables already gone. Purging after each drop costs ~15 ms and gives that back, so the
+    peak is the working set rather than everything ever allocated. Setting the decay to zero
+    instead (DUCKDB_JE_MALLOC_CONF) gave the same memory for ~25% more time.
+    """
+    module = sys.modules.get("_duckdb") or sys.modules.get("duckdb.duckdb")
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    try:
+        mallctl = ctypes.CDLL(path).duckdb_je_mallctl
+    except (OSError, AttributeError):
+        return None  # another allocator (macOS, Windows, a custom build): nothing to do
+    pointer = ctypes.c_void_p
+    mallctl.argtypes = [ctypes.c_char_p, pointer, pointer, pointer, ctypes.c_size_t]
+    mallctl.restype = ctypes.c_int
+    # MALLCTL_ARENAS_ALL (4096): every arena, whichever thread freed the pages.
+    command = b"arena.4096.purge"
+
+    def purge() -> None:
+        mallctl(command, None, None, None, 0)
+
+    return purge
+
+
+_PURGE = _allocator_purge()
+
+
 def _kind(engine_type: str) -> str:
     t = engine_type.upper()
     if t in ("VARCHAR", "STRING", "TEXT") or t.startswith("VARCHAR"):
@@ -103,6 +138,8 @@ def _kind(engine_type: str) -> str:
 class DuckDBEngine(Engine):
     name = "duckdb"
     concurrent_streams = True
+    # preserve_insertion_order (set below): a table scan returns rows in insertion order.
+    ordered_tables = True
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         settings = settings or EngineSettings()
@@ -221,6 +258,11 @@ class DuckDBEngine(Engine):
             self._parquet_files.extend(files)
         if file_format == "json":
             self._json_files.extend(files)
+
+    def drop(self, name: str) -> None:
+        super().drop(name)
+        if _PURGE is not None:
+            _PURGE()
 
     def columns(self, relation: str) -> list[Column]:
         rows = self.fetch_rows(f"DESCRIBE {quote_identifier(relation)}")
