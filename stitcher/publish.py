@@ -224,6 +224,7 @@ class UrlStage:
                     log.info("removing the previous output an interrupted run left: %s", location)
                     fs.delete(str(location))
             elif entry.name.startswith(f".{name}{_TMP_MARK}"):
+                # HOST-PID-X; a host name may hold dashes, so split from the right.
                 host, _, pid = (
                     entry.name[len(f".{name}{_TMP_MARK}") :].rpartition("-")[0].rpartition("-")
                 )

@@ -745,7 +745,13 @@ def test_second_run_into_the_same_url_replaces_the_first(tmp_path: Path) -> None
     second = FIXTURES / "several_devices_several_logins"
     stitch(first, _url(out), "--engine", "spark", "--output-format", "csv", "--no-report")
     finished = json.loads((out / "run.json").read_text())["finished_at"]
-    stitch(second, _url(out), "--engine", "spark", "--no-report")
+    # --fail-if reads the changes measured against the URL's previous output; breached, the
+    # run still publishes, then exits 3.
+    breached = run_cli(
+        "run", "--input", str(second), "--output", _url(out), "--engine", "spark",
+        "--no-report", "-q", "--fail-if", "identifiers_added>0", expect=3,
+    )  # fmt: skip
+    assert breached.stderr.startswith("Threshold breached: identifiers_added=")
     # The same two runs into a local folder: the oracle for the files and for `compare`.
     local = stitch(first, tmp_path / "local", "--output-format", "csv", "--no-report")
     stitch(second, local, "--no-report")
