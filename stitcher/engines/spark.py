@@ -475,7 +475,7 @@ class HadoopFiles:
         except _SPARK_ERRORS as exc:
             raise self._error(exc, url) from exc
         if not ok:
-            raise OutputError(f"{failed or 'cannot write'} {url}: the file system refused")
+            raise OutputError(f"{failed or 'cannot write to'} {url}: the file system refused")
 
     def _error(self, exc: BaseException, url: str) -> StitcherError:
         if self._writing:
