@@ -173,7 +173,9 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--temp-dir",
             type=click.Path(path_type=Path, file_okay=False),
             default=None,
-            help="Where the engine spills (default: inside the temporary output folder).",
+            help="Where the engine spills, and where a URL --output is written before it is "
+            "copied up (default: inside the temporary output folder; for a URL --output, the "
+            "system's temporary folder).",
         ),
         click.option(
             "--engine",
@@ -209,7 +211,9 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _build_options(input_dir: Path | Url, output_dir: Path, flags: dict[str, Any]) -> RunOptions:
+def _build_options(
+    input_dir: Path | Url, output_dir: Path | Url, flags: dict[str, Any]
+) -> RunOptions:
     """Config file, then flags on top: the options a run will use."""
     config, source = find_config(flags.pop("config_file"))
     junk_files = flags.pop("junk_files")
@@ -269,9 +273,10 @@ def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, 
     "output_dir",
     required=True,
     type=click.Path(),
-    help="Folder to write id_map, users, edges, rejected_edges, quarantine and run.json into "
-    "(a local or mounted path, not a URL). Replaced atomically: a failed run leaves the "
-    "previous output untouched.",
+    help="Folder to write id_map, users, edges, rejected_edges, quarantine and run.json into. "
+    "Replaced as a whole: a failed run leaves the previous output untouched. With --engine "
+    "spark also a URL Spark writes (s3a://, abfss://, gs://, hdfs://, file://): written "
+    "locally (under --temp-dir), copied up beside it, then swapped in by renames.",
 )
 @click.option(
     "--fail-if",

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stitcher.engines import ENGINES, READS_URLS
+from stitcher.engines import ENGINES, READS_URLS, WRITES_URLS
 from stitcher.errors import ConfigError
 from stitcher.location import Url
 
@@ -147,7 +147,7 @@ MIXPANEL_MAX_CLUSTER_IDS = 500
 @dataclass(frozen=True)
 class RunOptions:
     input_dir: Path | Url  # a Url (s3a://, hdfs://, file://...) is listed and read by the engine
-    output_dir: Path
+    output_dir: Path | Url  # a Url is written locally, then published through the engine
     policy: str = "guarded"
     output_format: str = "parquet"
     dedupe: bool = False
@@ -195,6 +195,12 @@ class RunOptions:
                 f"--input {self.input_dir} is a URL, which only --engine "
                 f"{' or '.join(sorted(READS_URLS))} reads; add --engine spark, or copy the "
                 "files to a local (or mounted) folder"
+            )
+        if isinstance(self.output_dir, Url) and self.engine not in WRITES_URLS:
+            raise ConfigError(
+                f"--output {self.output_dir} is a URL, which only --engine "
+                f"{' or '.join(sorted(WRITES_URLS))} writes; add --engine spark, or give a "
+                "local (or mounted) folder"
             )
         if self.spark_master is not None and not self.spark_master.strip():
             raise ConfigError("spark_master must not be empty; e.g. local[*] or spark://host:7077")
@@ -259,6 +265,7 @@ class RunOptions:
             if isinstance(value, Path):
                 record[key] = str(value)
         record["input_dir"] = str(self.input_dir)
+        record["output_dir"] = str(self.output_dir)
         # Spark settings may carry credentials (s3a keys): run.json keeps their names only.
         record["spark_conf"] = {key: "***" for key, _ in self.spark_conf}
         record["junk"] = {

@@ -1,9 +1,10 @@
-"""Where the input lives: a local path, or a URL (s3a://, abfss://, gs://, hdfs://, file://)
-that only an engine can list and read.
+"""Where the input and the output live: a local path, or a URL (s3a://, abfss://, gs://,
+hdfs://, file://) that only an engine can list, read and write.
 
 The loader finds tables by walking a `Tree`: `LocalTree` walks local paths with the operating
 system; `UrlTree` walks URLs through an engine that can list them (Spark's Hadoop FileSystem).
 Both answer the same questions, so the table discovery rules are written once (stitcher/load.py).
+An output URL is written through the same engine's `UrlFileSystem` (stitcher/publish.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote
 
-from stitcher.errors import InputError, OutputError
+from stitcher.errors import InputError
 
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://(.*)", re.DOTALL)
 
@@ -81,6 +82,11 @@ class Url:
     def __truediv__(self, name: str) -> Url:
         return Url(self.text.rstrip("/") + "/" + name)
 
+    def is_relative_to(self, other: Url) -> bool:
+        """True when this URL is `other` or lies below it (same store, same bucket or host)."""
+        mine, theirs = self._split()[0], other._split()[0]
+        return _store(mine) == _store(theirs) and self.parts[: len(other.parts)] == other.parts
+
     def relative_to(self, other: Url) -> PurePosixPath:
         prefix = other.text.rstrip("/") + "/"
         if not self.text.startswith(prefix):
@@ -98,21 +104,26 @@ class Url:
         return self.text
 
 
+# Schemes that name the same store through different connectors (s3a:// and s3:// reach the
+# same bucket), so that an output inside the input is recognized whichever spelling is used.
+_SAME_STORE = {"s3": "s3a", "s3n": "s3a", "wasbs": "wasb", "abfs": "abfss"}
+
+
+def _store(root: str) -> str:
+    """`scheme://authority` of a URL, compared case-insensitively, one spelling per store."""
+    scheme, authority = root.lower().split("://", 1)
+    return f"{_SAME_STORE.get(scheme, scheme)}://{authority}"
+
+
 def input_location(text: str) -> Path | Url:
     """--input as given: a Url when it has a scheme, else a local path."""
     return Url.parse(text) or Path(text)
 
 
-def output_location(text: str) -> Path:
-    """--output as given: a local (or mounted) folder; a URL is refused before any work."""
-    url = Url.parse(text)
-    if url is not None:
-        raise OutputError(
-            f"--output {url} is a URL, but outputs are written by this process and swapped in "
-            "atomically by renaming folders: give a local or mounted folder (e.g. a FUSE mount "
-            "of the bucket), or write locally and copy the folder up"
-        )
-    return Path(text)
+def output_location(text: str) -> Path | Url:
+    """--output as given: a Url when it has a scheme (written through an engine that can, see
+    RunOptions), else a local path. Never Path("s3a://b/out"), the local folder `s3a:/b/out`."""
+    return Url.parse(text) or Path(text)
 
 
 class Tree(Protocol):
@@ -232,3 +243,32 @@ class UrlTree:
 
     def problem(self, location: Url) -> str | None:
         return None  # object stores and HDFS hold files only; the engine reports unreadable ones
+
+
+class UrlFileSystem(Protocol):
+    """What an engine offers to read and write files named by URLs (Spark: the session's
+    Hadoop FileSystem). `status` and `listing` are what a UrlTree lists with; the rest is what
+    publishing an output needs. Every method raises a StitcherError naming the URL when the
+    store refuses."""
+
+    def status(self, url: str) -> ListedEntry | None:
+        """What is at `url` (None: nothing)."""
+
+    def listing(self, url: str) -> list[ListedEntry]:
+        """The entries of the folder at `url`, in no particular order."""
+
+    def make_dirs(self, url: str) -> None:
+        """Create the folder at `url` and any missing parents."""
+
+    def upload(self, local: Path, url: str) -> None:
+        """Copy the local file `local` to `url` (replacing a file there)."""
+
+    def download(self, url: str, local: Path) -> None:
+        """Copy the file at `url` to the local path `local`."""
+
+    def rename(self, source: str, target: str) -> None:
+        """Rename `source` to `target`, which must not exist (atomic on HDFS, ABFS with a
+        hierarchical namespace and local disks; a copy and a delete on S3 and GCS)."""
+
+    def delete(self, url: str) -> None:
+        """Delete the file or folder (recursively) at `url`; nothing there is not an error."""

@@ -17,6 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stitcher.errors import OutputError
+from stitcher.location import Url
 
 log = logging.getLogger("stitcher")
 
@@ -33,8 +34,11 @@ _OLD_MARK = ".stitcher-old-"
 _SPILL_MARK = ".stitcher-spill-"
 
 
-def check_output_location(output_dir: Path, input_dir: Path) -> None:
+def check_output_location(output_dir: Path | Url, input_dir: Path | Url) -> None:
     """Refuse outputs that would clobber a file or the input itself, before any work."""
+    if isinstance(output_dir, Url):
+        _check_output_url(output_dir, input_dir)
+        return
     if output_dir.is_symlink():
         # The swap renames folders: it would replace the link itself and leave its target stale.
         raise OutputError(
@@ -70,6 +74,36 @@ def check_output_location(output_dir: Path, input_dir: Path) -> None:
         raise OutputError(
             f"cannot write to {parent} (permission denied or a read-only file system); choose "
             "another --output"
+        )
+
+
+def _check_output_url(output_url: Url, input_dir: Path | Url) -> None:
+    """The input checks for a URL output (what is at the URL is checked through the engine,
+    stitcher/publish.py). A file:// URL is compared with a local input as the folder it names."""
+    if not output_url.parts:
+        # The swap renames the output folder: a bucket or file system root cannot be renamed.
+        raise OutputError(
+            f"--output {output_url} is the root of its store; give a folder below it, e.g. "
+            f"{output_url / 'stitched'}"
+        )
+    output, source = output_url.resolve(), input_dir.resolve()
+    if isinstance(output, Path) and isinstance(source, Path):
+        inside = output == source or source in output.parents
+        contains = output in source.parents
+    elif isinstance(output, Url) and isinstance(source, Url):
+        inside = output.is_relative_to(source)
+        contains = source.is_relative_to(output)
+    else:
+        return  # a local folder and a remote URL never overlap
+    if inside:
+        raise OutputError(
+            f"--output {output_url} is inside --input {input_dir}; the next run would read its "
+            "own output as events. Choose a location outside the input"
+        )
+    if contains:
+        raise OutputError(
+            f"--output {output_url} contains --input {input_dir}; replacing it would delete the "
+            "input. Choose another location"
         )
 
 

@@ -29,9 +29,9 @@ from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph import junk_pattern_match, junk_tables, sql_fragments
 from stitcher.load import LoadedInput, find_tables, register_inputs
+from stitcher.location import Url
 from stitcher.mixpanel import add_distinct_ids
 from stitcher.outputs import (
-    atomic_output_dir,
     check_output_location,
     check_temp_dir,
     spill_folder,
@@ -39,6 +39,7 @@ from stitcher.outputs import (
     write_json,
 )
 from stitcher.policies import classify_edges
+from stitcher.publish import OutputStage, staged_output
 from stitcher.report import REPORT_FILE, write_report
 from stitcher.sql import render
 from stitcher.thresholds import run_metrics
@@ -98,7 +99,7 @@ _WRITERS = 2
 
 @dataclass
 class RunResult:
-    output_dir: Path
+    output_dir: Path | Url
     record: dict
     files: list[str] = field(default_factory=list)
 
@@ -126,7 +127,11 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
     sources = find_tables(options.input_dir, options.input_format)
     timer = _Timer(progress)
     started = time.perf_counter()
-    with atomic_output_dir(options.output_dir) as tmp, spill_folder(options.temp_dir, tmp) as spill:
+    with (
+        staged_output(options.output_dir, options.temp_dir) as output,
+        spill_folder(options.temp_dir, output.folder) as spill,
+    ):
+        tmp = output.folder
         settings = EngineSettings(
             threads=options.threads,
             memory_limit=options.memory_limit,
@@ -135,6 +140,7 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
             spark_conf=options.spark_conf,
         )
         with open_engine(options.engine, settings) as engine:
+            output.connect(engine)
             with timer.step("load"):
                 loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
             build_tables(engine, options, loaded, timer)
@@ -154,12 +160,28 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
                 )
             record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             record["outputs"] = files
-        if spill.is_relative_to(tmp):
-            shutil.rmtree(spill, ignore_errors=True)
-        _compare_and_report(options, tmp, record, timer, started)
-        write_json(tmp / "run.json", record)
-        files.append("run.json")
+            if output.publishes_through_engine:
+                # A URL output is compared and published through the engine's file system.
+                _finish(options, output, record, files, timer, started)
+        if not output.publishes_through_engine:
+            if spill.is_relative_to(tmp):
+                shutil.rmtree(spill, ignore_errors=True)
+            _finish(options, output, record, files, timer, started)
     return RunResult(output_dir=options.output_dir, record=record, files=files)
+
+
+def _finish(
+    options: RunOptions,
+    output: OutputStage,
+    record: dict,
+    files: list[str],
+    timer: _Timer,
+    started: float,
+) -> None:
+    _compare_and_report(options, output, record, timer, started)
+    write_json(output.folder / "run.json", record)
+    files.append("run.json")
+    output.publish(files)
 
 
 def build_tables(
@@ -504,14 +526,17 @@ def _run_record(
 
 
 def _compare_and_report(
-    options: RunOptions, tmp: Path, record: dict, timer: _Timer, started: float
+    options: RunOptions, output: OutputStage, record: dict, timer: _Timer, started: float
 ) -> None:
-    """The steps that read the tables just written in `tmp`, before they replace the output.
+    """The steps that read the tables just written in `output.folder`, before they replace the
+    output.
 
     The previous output is still in place here, so this is where a run can compare with it.
     """
+    tmp = output.folder
     with timer.step("compare"):
-        changes = compare_with_previous(options.output_dir, tmp)
+        previous = output.previous()
+        changes = None if previous is None else compare_with_previous(previous, tmp)
     if changes is not None:
         record["changes_since_previous"] = changes
     record["metrics"] = run_metrics(record)

@@ -22,7 +22,7 @@ import pytest
 from stitcher.components import solve_in_sql
 from stitcher.engines.base import INTEGER, STRING
 from stitcher.engines.duckdb import DuckDBEngine
-from stitcher.errors import EngineError
+from stitcher.errors import EngineError, OutputError
 from stitcher.mixpanel_original import original_policy
 
 from conftest import FIXTURES, read_output, run_cli, stitch
@@ -699,3 +699,225 @@ def test_engine_and_spark_settings_from_the_config_file(tmp_path: Path) -> None:
     plain = stitch(fixture, tmp_path / "duckdb", "--no-report")
     for table in ("id_map", "users"):
         assert (out / f"{table}.parquet").read_bytes() == (plain / f"{table}.parquet").read_bytes()
+
+
+# -- --output given as a URL: written locally, published through Hadoop's FileSystem --------
+# file:// URLs go through the real Hadoop local file system (the same code path as s3a://,
+# hdfs://...); the folder they name is then checked with plain file reads.
+
+TABLES = tuple(f"{t}.parquet" for t in OUTPUTS)
+
+
+def _url(folder: Path) -> str:
+    return f"file://{folder}"
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_url_output_gives_the_same_files_as_a_local_output(tmp_path: Path) -> None:
+    fixture = FIXTURES / "several_devices_several_logins"
+    local = stitch(fixture, tmp_path / "local")
+    stage = tmp_path / "stage"
+    out = tmp_path / "published" / "out"
+    result = run_cli(
+        "run", "--input", str(fixture), "--output", _url(out), "--engine", "spark",
+        "--temp-dir", str(stage),
+    )  # fmt: skip
+    assert f"Wrote {_url(out)}/: " in result.stdout
+    # The same files (no Hadoop `.crc` beside them), the tables byte for byte.
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in local.iterdir())
+    for name in TABLES:
+        assert (out / name).read_bytes() == (local / name).read_bytes(), name
+    record = json.loads((out / "run.json").read_text())
+    assert record["options"]["output_dir"] == _url(out)
+    assert record["outputs"] == [*TABLES, "report.html"]
+    assert "changes_since_previous" not in record  # a first run
+    # Nothing beside the output, nothing left in the staging folder.
+    assert [p.name for p in out.parent.iterdir()] == ["out"]
+    assert list(stage.iterdir()) == []
+
+
+def test_second_run_into_the_same_url_replaces_the_first(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = FIXTURES / "anonymous_then_signup"
+    second = FIXTURES / "several_devices_several_logins"
+    stitch(first, _url(out), "--engine", "spark", "--output-format", "csv", "--no-report")
+    finished = json.loads((out / "run.json").read_text())["finished_at"]
+    # --fail-if reads the changes measured against the URL's previous output; breached, the
+    # run still publishes, then exits 3.
+    breached = run_cli(
+        "run", "--input", str(second), "--output", _url(out), "--engine", "spark",
+        "--no-report", "-q", "--fail-if", "identifiers_added>0", expect=3,
+    )  # fmt: skip
+    assert breached.stderr.startswith("Threshold breached: identifiers_added=")
+    # The same two runs into a local folder: the oracle for the files and for `compare`.
+    local = stitch(first, tmp_path / "local", "--output-format", "csv", "--no-report")
+    stitch(second, local, "--no-report")
+    # Replaced as a whole: the first run's CSV files are gone, not overwritten one by one.
+    assert sorted(p.name for p in out.iterdir()) == sorted([*TABLES, "run.json"])
+    for name in TABLES:
+        assert (out / name).read_bytes() == (local / name).read_bytes(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "out"]
+    # compare read the previous output (the first run's id_map.csv) through the file system.
+    changes = json.loads((out / "run.json").read_text())["changes_since_previous"]
+    assert changes["previous_finished_at"] == finished
+    local_changes = json.loads((local / "run.json").read_text())["changes_since_previous"]
+    assert changes["counts"] == local_changes["counts"]
+    assert changes["samples"] == local_changes["samples"]
+    assert changes["counts"]["identifiers_added"] > 0
+
+
+def _previous_output(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """An output already at the URL (written by a local run: any finished output will do),
+    and its files' bytes."""
+    out = stitch(FIXTURES / "shared_family_computer", tmp_path / "out", "--no-report")
+    return out, _contents(out)
+
+
+def _bad_input(tmp_path: Path) -> Path:
+    from conftest import write_csv
+
+    bad = tmp_path / "bad"
+    write_csv(bad / "tracks.csv", ["id", "nothing_useful", "timestamp"], [("m1", "x", "2026")])
+    return bad
+
+
+def test_failed_run_leaves_the_previous_url_output(tmp_path: Path) -> None:
+    out, before = _previous_output(tmp_path)
+    stage = tmp_path / "stage"
+    result = run_cli(
+        "run", "--input", str(_bad_input(tmp_path)), "--output", _url(out), "--engine", "spark",
+        "--temp-dir", str(stage), expect=1,
+    )  # fmt: skip
+    assert result.stderr.startswith("Error: tracks.csv has no anonymous_id or user_id column")
+    assert len(result.stderr.splitlines()) == 1
+    assert _contents(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "out", "stage"]
+    assert list(stage.iterdir()) == []
+
+
+class _FailingFiles:
+    """The engine's real file system, with one call failing as a store's can (a dropped
+    connection mid-copy, a refused rename): a fault injected below the publishing code."""
+
+    def __init__(self, real: object, fails: object) -> None:
+        self._real = real
+        self._fails = fails
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._real, name)
+
+        def call(*args: object) -> object:
+            self.calls.append((name, *args))
+            if self._fails(name, args, self.calls):  # type: ignore[operator]
+                raise OutputError(f"cannot write to {args[-1]}: injected failure")
+            return method(*args)
+
+        return call
+
+
+@pytest.mark.parametrize("fault", ["second upload", "rename into place"])
+def test_publishing_failure_leaves_the_previous_url_output(
+    fault: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, before = _previous_output(tmp_path)
+    url = _url(out)
+
+    def fails(name: str, args: tuple, calls: list[tuple]) -> bool:
+        if fault == "second upload":
+            return name == "upload" and sum(c[0] == "upload" for c in calls) == 2
+        # The previous output has been renamed aside: the new one cannot take its place.
+        return name == "rename" and args[1] == url and ".out.stitcher-tmp-" in args[0]
+
+    files: list[_FailingFiles] = []
+    real_url_files = SparkEngine.url_files
+
+    def failing_url_files(engine: SparkEngine, location: object) -> _FailingFiles:
+        files.append(_FailingFiles(real_url_files(engine, location), fails))
+        return files[-1]
+
+    monkeypatch.setattr(SparkEngine, "url_files", failing_url_files)
+    result = run_cli(
+        "run", "--input", str(FIXTURES / "several_devices_several_logins"), "--output", url,
+        "--engine", "spark", expect=1,
+    )  # fmt: skip
+    assert result.stderr.endswith(": injected failure\n"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert _contents(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no tmp or old folder left
+    renames = [c for c in files[0].calls if c[0] == "rename"]
+    if fault == "rename into place":
+        # old output aside, new one refused, old one back
+        assert [c[2] == url for c in renames] == [False, True, True]
+    else:
+        assert renames == []
+
+
+def test_a_swap_interrupted_by_a_kill_is_recovered(tmp_path: Path) -> None:
+    """What a run killed mid-swap leaves beside a URL output: the previous output renamed
+    aside, and its temporary folder. The next run (here one that fails on bad input) puts the
+    previous output back and removes the dead run's folder."""
+    import subprocess
+    import sys
+
+    from stitcher.publish import _HOST
+
+    out, before = _previous_output(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    leftover = tmp_path / f".out.stitcher-tmp-{_HOST}-{dead}-0123abcd"
+    leftover.mkdir()
+    (leftover / "id_map.parquet").write_bytes(b"half a file")
+    other_host = tmp_path / ".out.stitcher-tmp-elsewhere-1-0123abcd"
+    other_host.mkdir()
+    out.rename(tmp_path / ".out.stitcher-old-89abcdef")
+    result = run_cli(
+        "run", "--input", str(_bad_input(tmp_path)), "--output", _url(out), "--engine", "spark",
+        "-v", expect=1,
+    )  # fmt: skip
+    assert f"restoring {_url(out)} from an interrupted run" in result.stderr
+    assert _contents(out) == before
+    # A live run on another host may own its folder: left, and named.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other_host.name, "bad", "out"]
+    assert f"leaving {_url(other_host)}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("input_url", "output_url", "problem"),
+    [
+        ("file://{tmp}/events", "file://{tmp}/events/out", "is inside --input"),
+        ("{tmp}/events", "file://{tmp}/events", "is inside --input"),
+        ("file://{tmp}/events/", "file://{tmp}/", "contains --input"),
+        ("s3a://bucket/events", "s3://bucket/events/stitched", "is inside --input"),
+        ("s3a://bucket/events", "s3a://bucket", "is the root of its store"),
+    ],
+)
+def test_an_output_url_that_overlaps_the_input_is_refused(
+    input_url: str, output_url: str, problem: str, tmp_path: Path
+) -> None:
+    (tmp_path / "events").mkdir()
+    shutil.copy(FIXTURES / "shared_family_computer" / "tracks.csv", tmp_path / "events")
+    before = sorted(tmp_path.rglob("*"))
+    result = run_cli(
+        "run", "--input", input_url.format(tmp=tmp_path), "--output",
+        output_url.format(tmp=tmp_path), "--engine", "spark", expect=1,
+    )  # fmt: skip
+    assert result.stderr.startswith("Error: --output "), result.stderr
+    assert problem in result.stderr and len(result.stderr.splitlines()) == 1
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_an_output_url_without_a_connector_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(
+        "run", "--input", str(FIXTURES / "shared_family_computer"), "--output",
+        "s3a://bucket/out", "--engine", "spark", expect=1,
+    )  # fmt: skip
+    assert result.stderr.startswith(
+        "Error: cannot write to s3a://bucket/out: Spark has no file system for s3a://"
+    )
+    assert "spark.jars" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -24,6 +24,8 @@ def _spark(settings: EngineSettings) -> Engine:
 ENGINES: dict[str, Callable[[EngineSettings], Engine]] = {"duckdb": _duckdb, "spark": _spark}
 # Engines whose url_tree lists an --input given as a URL (s3a://, hdfs://, file://...).
 READS_URLS = frozenset({"spark"})
+# Engines whose url_files publishes an --output given as a URL.
+WRITES_URLS = frozenset({"spark"})
 
 
 def open_engine(name: str, settings: EngineSettings) -> Engine:
@@ -36,4 +38,4 @@ def open_engine(name: str, settings: EngineSettings) -> Engine:
     return factory(settings)
 
 
-__all__ = ["ENGINES", "READS_URLS", "Engine", "EngineSettings", "open_engine"]
+__all__ = ["ENGINES", "READS_URLS", "WRITES_URLS", "Engine", "EngineSettings", "open_engine"]

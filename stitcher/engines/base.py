@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stitcher.errors import InputError
-from stitcher.location import Tree, Url
+from stitcher.errors import InputError, OutputError
+from stitcher.location import Tree, Url, UrlFileSystem
 
 # The coarse column kinds the loader needs to decide how to normalize a column.
 STRING, INTEGER, FLOAT, TIMESTAMP, TIMESTAMP_TZ, DATE, OTHER = (
@@ -136,6 +136,14 @@ class Engine(ABC):
         raise InputError(
             f"--input {url} is a URL, which the {self.name} engine cannot read; run with "
             "--engine spark, or copy the files to a local (or mounted) folder"
+        )
+
+    def url_files(self, url: Url) -> UrlFileSystem:
+        """The files of the store `url` lives in (s3a://, hdfs://, file://...), to publish an
+        --output given as a URL. Engines that write only local paths refuse."""
+        raise OutputError(
+            f"--output {url} is a URL, which the {self.name} engine cannot write; run with "
+            "--engine spark, or give a local (or mounted) folder"
         )
 
     def create_table_as(self, name: str, sql: str) -> None:

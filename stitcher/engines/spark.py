@@ -35,8 +35,8 @@ from stitcher.engines.base import (
     Engine,
     EngineSettings,
 )
-from stitcher.errors import ConfigError, EngineError, InputError
-from stitcher.location import ListedEntry, Tree, Url, UrlTree
+from stitcher.errors import ConfigError, EngineError, InputError, OutputError, StitcherError
+from stitcher.location import ListedEntry, Tree, Url, UrlFileSystem, UrlTree
 
 try:
     import pyspark
@@ -279,41 +279,16 @@ class SparkEngine(Engine):
         # this call through unchanged.
         return f"from_json({json_sql}, 'array<string>')"
 
-    # -- inputs given as URLs: listed and opened through Hadoop's FileSystem API ---------------
+    # -- URLs: inputs listed and opened, outputs published, through Hadoop's FileSystem API -----
     def url_tree(self, url: Url) -> Tree:
-        return UrlTree(self._url_status, self._url_listing)
+        files = HadoopFiles(self._spark)
+        return UrlTree(files.status, files.listing)
+
+    def url_files(self, url: Url) -> UrlFileSystem:
+        return HadoopFiles(self._spark, writing=True)
 
     def _hadoop(self, url: str) -> tuple[object, object]:
-        """(FileSystem, Path) for a URL, with the session's Hadoop settings (spark.hadoop.*,
-        e.g. s3a credentials given with --spark-conf), as Spark's own file reads use them."""
-        jvm = self._spark._jvm
-        try:
-            conf = self._spark._jsparkSession.sessionState().newHadoopConf()
-            path = jvm.org.apache.hadoop.fs.Path(url)
-            return path.getFileSystem(conf), path
-        except _SPARK_ERRORS as exc:
-            raise _url_error(exc, url) from exc
-
-    def _url_status(self, url: str) -> ListedEntry | None:
-        fs, path = self._hadoop(url)
-        try:
-            status = fs.getFileStatus(path)
-        except _SPARK_ERRORS as exc:
-            if _java_class(exc) == "java.io.FileNotFoundException":
-                return None
-            raise _url_error(exc, url) from exc
-        return ListedEntry(path.getName(), bool(status.isDirectory()), int(status.getLen()))
-
-    def _url_listing(self, url: str) -> list[ListedEntry]:
-        fs, path = self._hadoop(url)
-        try:
-            statuses = fs.listStatus(path)
-            return [
-                ListedEntry(s.getPath().getName(), bool(s.isDirectory()), int(s.getLen()))
-                for s in statuses
-            ]
-        except _SPARK_ERRORS as exc:
-            raise _url_error(exc, url) from exc
+        return HadoopFiles(self._spark).locate(url)
 
     def _url_csv_header(self, url: Url) -> tuple[str, ...]:
         """The header of a CSV file at a URL."""
@@ -404,6 +379,108 @@ class SparkEngine(Engine):
             return action()  # type: ignore[operator]
         except _SPARK_ERRORS as exc:
             raise _engine_error(exc, sql) from exc
+
+
+class HadoopFiles:
+    """Files named by URLs, through the session's Hadoop FileSystem (with its spark.hadoop.*
+    settings, e.g. s3a credentials given with --spark-conf, as Spark's own reads use them): a
+    UrlFileSystem. On the driver; no Spark job runs.
+
+    `writing`: the files of an --output. Errors then say "cannot write", and a local file
+    system is used raw: Hadoop's checksummed local file system would leave a hidden `.crc`
+    file beside every output file, which a local --output does not have.
+    """
+
+    def __init__(self, spark: SparkSession, writing: bool = False) -> None:
+        self._jvm = spark._jvm
+        self._writing = writing
+        try:
+            self._conf = spark._jsparkSession.sessionState().newHadoopConf()
+        except _SPARK_ERRORS as exc:
+            raise EngineError(f"cannot read Spark's Hadoop settings: {_first_line(exc)}") from exc
+
+    def locate(self, url: str) -> tuple[object, object]:
+        """(FileSystem, Path) for a URL."""
+        try:
+            path = self._jvm.org.apache.hadoop.fs.Path(url)
+            fs = path.getFileSystem(self._conf)
+            checksummed = self._jvm.org.apache.hadoop.fs.ChecksumFileSystem._java_lang_class
+            if self._writing and checksummed.isInstance(fs):
+                fs = fs.getRawFileSystem()
+            return fs, path
+        except _SPARK_ERRORS as exc:
+            raise self._error(exc, url) from exc
+
+    def status(self, url: str) -> ListedEntry | None:
+        fs, path = self.locate(url)
+        try:
+            status = fs.getFileStatus(path)
+        except _SPARK_ERRORS as exc:
+            if _java_class(exc) == "java.io.FileNotFoundException":
+                return None
+            raise self._error(exc, url) from exc
+        return ListedEntry(path.getName(), bool(status.isDirectory()), int(status.getLen()))
+
+    def listing(self, url: str) -> list[ListedEntry]:
+        fs, path = self.locate(url)
+        try:
+            return [
+                ListedEntry(s.getPath().getName(), bool(s.isDirectory()), int(s.getLen()))
+                for s in fs.listStatus(path)
+            ]
+        except _SPARK_ERRORS as exc:
+            raise self._error(exc, url) from exc
+
+    def make_dirs(self, url: str) -> None:
+        fs, path = self.locate(url)
+        self._check(lambda: fs.mkdirs(path), url, "cannot create the folder")
+
+    def upload(self, local: Path, url: str) -> None:
+        fs, path = self.locate(url)
+        self._check(
+            lambda: fs.copyFromLocalFile(False, True, self._local(local), path) or True, url
+        )
+
+    def download(self, url: str, local: Path) -> None:
+        fs, path = self.locate(url)
+        # useRawLocalFileSystem: no `.crc` file beside the copy.
+        self._check(
+            lambda: fs.copyToLocalFile(False, path, self._local(local), True) or True,
+            url,
+            "cannot copy it down",
+        )
+
+    def rename(self, source: str, target: str) -> None:
+        # Hadoop moves `source` *into* `target` when that is an existing folder: refuse instead.
+        if self.status(target) is not None:
+            raise OutputError(f"cannot rename {source} to {target}: {target} already exists")
+        fs, path = self.locate(source)
+        _, goal = self.locate(target)
+        self._check(lambda: fs.rename(path, goal), source, f"cannot rename it to {target}")
+
+    def delete(self, url: str) -> None:
+        fs, path = self.locate(url)
+        self._check(lambda: fs.delete(path, True) or True, url)
+
+    def _local(self, local: Path) -> object:
+        # Through java.io.File: a URI built from a local path quotes spaces and `%` correctly.
+        return self._jvm.org.apache.hadoop.fs.Path(
+            self._jvm.java.io.File(str(local.resolve())).toURI()
+        )
+
+    def _check(self, action: Callable[[], object], url: str, failed: str = "") -> None:
+        """Run a Hadoop call that reports failure by returning false or by throwing."""
+        try:
+            ok = action()
+        except _SPARK_ERRORS as exc:
+            raise self._error(exc, url) from exc
+        if not ok:
+            raise OutputError(f"{failed or 'cannot write to'} {url}: the file system refused")
+
+    def _error(self, exc: BaseException, url: str) -> StitcherError:
+        if self._writing:
+            return _url_error(exc, url, "write to", OutputError, "--output")
+        return _url_error(exc, url)
 
 
 def _build_session(settings: EngineSettings) -> SparkSession:
@@ -549,17 +626,28 @@ def _java_class(exc: BaseException) -> str | None:
     return None
 
 
-def _url_error(exc: BaseException, url: str) -> InputError:
+def _url_error(
+    exc: BaseException,
+    url: str,
+    verb: str = "list",
+    error: type[StitcherError] = InputError,
+    option: str = "--input",
+) -> StitcherError:
     text = str(exc)
     if "No FileSystem for scheme" in text or "ClassNotFoundException" in text:
         scheme = url.split("://", 1)[0]
-        return InputError(
-            f"cannot list {url}: Spark has no file system for {scheme}:// "
+        return error(
+            f"cannot {verb} {url}: Spark has no file system for {scheme}:// "
             f"({_java_message(exc)}); put its connector (e.g. hadoop-aws for s3a://, "
             "hadoop-azure for abfss://, gcs-connector for gs://) on Spark's classpath with "
             "--spark-conf spark.jars=..."
         )
-    return InputError(f"cannot list {url}: {_java_message(exc)}")
+    if _java_class(exc) == "java.nio.file.AccessDeniedException" or "Permission denied" in text:
+        return error(
+            f"cannot {verb} {url}: permission denied ({_java_message(exc)}); check the "
+            f"credentials in --spark-conf, or choose another {option}"
+        )
+    return error(f"cannot {verb} {url}: {_java_message(exc)}")
 
 
 def _java_message(exc: BaseException) -> str:
