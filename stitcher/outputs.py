@@ -29,8 +29,8 @@ ROW_GROUP_ROWS = 250_000
 # all distinct, and building a dictionary for them up to the default 1 MiB before falling back
 # to plain encoding cost ~10% of the write. A small limit gives up on those early.
 DICTIONARY_PAGE_BYTES = 64 * 1024
-_TMP_MARK = ".stitcher-tmp-"
-_OLD_MARK = ".stitcher-old-"
+TMP_MARK = ".stitcher-tmp-"
+OLD_MARK = ".stitcher-old-"
 _SPILL_MARK = ".stitcher-spill-"
 
 
@@ -135,15 +135,15 @@ def recover_interrupted(output_dir: Path) -> None:
     if not parent.is_dir():
         return
     for entry in sorted(parent.iterdir()):
-        if entry.name.startswith(f".{name}{_OLD_MARK}"):
+        if entry.name.startswith(f".{name}{OLD_MARK}"):
             if not output_dir.exists():
                 log.warning("restoring %s from an interrupted run", output_dir)
                 entry.rename(output_dir)
             else:
                 shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith(f".{name}{_TMP_MARK}"):
+        elif entry.name.startswith(f".{name}{TMP_MARK}"):
             pid = entry.name.rsplit("-", 2)[-2]
-            if not (pid.isdigit() and _alive(int(pid))):
+            if not (pid.isdigit() and process_alive(int(pid))):
                 log.info("removing leftover temporary folder %s", entry)
                 shutil.rmtree(entry, ignore_errors=True)
 
@@ -160,7 +160,7 @@ def spill_folder(temp_dir: Path | None, tmp: Path) -> Iterator[Path]:
     else:
         for entry in sorted(temp_dir.glob(f"{_SPILL_MARK}*")):
             pid = entry.name[len(_SPILL_MARK) :].split("-", 1)[0]
-            if not (pid.isdigit() and _alive(int(pid))):
+            if not (pid.isdigit() and process_alive(int(pid))):
                 log.info("removing the spill folder of an interrupted run: %s", entry)
                 shutil.rmtree(entry, ignore_errors=True)
         folder = temp_dir / f"{_SPILL_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -176,7 +176,7 @@ def spill_folder(temp_dir: Path | None, tmp: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return False
     try:
@@ -195,7 +195,7 @@ def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
     On any failure the temporary folder is deleted and `output_dir` is left exactly as it was.
     """
     recover_interrupted(output_dir)
-    tmp = output_dir.parent / f".{output_dir.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = output_dir.parent / f".{output_dir.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
     except OSError as exc:
@@ -214,7 +214,7 @@ def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
 def _swap_in(tmp: Path, output_dir: Path) -> None:
     old = None
     if output_dir.exists():
-        old = output_dir.parent / f".{output_dir.name}{_OLD_MARK}{uuid.uuid4().hex[:8]}"
+        old = output_dir.parent / f".{output_dir.name}{OLD_MARK}{uuid.uuid4().hex[:8]}"
         output_dir.rename(old)
     try:
         tmp.rename(output_dir)

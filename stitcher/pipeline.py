@@ -23,7 +23,6 @@ import pyarrow as pa
 from stitcher import __version__
 from stitcher.components import components_table, solve_in_sql
 from stitcher.config import RunOptions
-from stitcher.diff import compare_with_previous
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
@@ -40,7 +39,6 @@ from stitcher.outputs import (
 )
 from stitcher.policies import classify_edges
 from stitcher.publish import OutputStage, staged_output
-from stitcher.report import REPORT_FILE, write_report
 from stitcher.sql import render
 from stitcher.thresholds import run_metrics
 
@@ -533,6 +531,10 @@ def _compare_and_report(
 
     The previous output is still in place here, so this is where a run can compare with it.
     """
+    # Imported here: they bring polars (~50 MB resident), needed only once the engine is done.
+    from stitcher.diff import compare_with_previous
+    from stitcher.report import REPORT_FILE, write_report
+
     tmp = output.folder
     with timer.step("compare"):
         previous = output.previous()

@@ -34,10 +34,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from stitcher.config import OUTPUT_FORMATS as FORMATS
 from stitcher.errors import OutputError, StitcherError
 from stitcher.location import Url, UrlFileSystem
-from stitcher.outputs import _OLD_MARK, _TMP_MARK, _alive, atomic_output_dir
-from stitcher.results import FORMATS
+from stitcher.outputs import OLD_MARK, TMP_MARK, atomic_output_dir, process_alive
 
 if TYPE_CHECKING:
     from stitcher.engines import Engine
@@ -149,7 +149,7 @@ class UrlStage:
         fs = self._files()
         url = self.url
         started = time.perf_counter()
-        tmp = url.parent / f".{url.name}{_TMP_MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = url.parent / f".{url.name}{TMP_MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # run.json last: a folder without it never held a finished output (see _recover).
         ordered = sorted(files, key=lambda name: name == "run.json")
         sizes = {name: (self.folder / name).stat().st_size for name in ordered}
@@ -181,7 +181,7 @@ class UrlStage:
         old = None
         try:
             if fs.status(str(url)) is not None:
-                old = url.parent / f".{url.name}{_OLD_MARK}{uuid.uuid4().hex[:8]}"
+                old = url.parent / f".{url.name}{OLD_MARK}{uuid.uuid4().hex[:8]}"
                 fs.rename(str(url), str(old))
         except BaseException:
             _discard(fs, tmp)
@@ -215,7 +215,7 @@ class UrlStage:
         name = url.name
         for entry in sorted(fs.listing(str(url.parent)), key=lambda e: e.name):
             location = url.parent / entry.name
-            if entry.name.startswith(f".{name}{_OLD_MARK}"):
+            if entry.name.startswith(f".{name}{OLD_MARK}"):
                 current = fs.status(str(url))
                 if current is None or fs.status(str(url / "run.json")) is None:
                     log.warning("restoring %s from an interrupted run (%s)", url, location)
@@ -223,12 +223,12 @@ class UrlStage:
                 else:
                     log.info("removing the previous output an interrupted run left: %s", location)
                     fs.delete(str(location))
-            elif entry.name.startswith(f".{name}{_TMP_MARK}"):
+            elif entry.name.startswith(f".{name}{TMP_MARK}"):
                 # HOST-PID-X; a host name may hold dashes, so split from the right.
                 host, _, pid = (
-                    entry.name[len(f".{name}{_TMP_MARK}") :].rpartition("-")[0].rpartition("-")
+                    entry.name[len(f".{name}{TMP_MARK}") :].rpartition("-")[0].rpartition("-")
                 )
-                if host == _HOST and pid.isdigit() and not _alive(int(pid)):
+                if host == _HOST and pid.isdigit() and not process_alive(int(pid)):
                     log.info("removing leftover temporary folder %s", location)
                     fs.delete(str(location))
                 elif host != _HOST:
@@ -278,7 +278,7 @@ def staged_output(output: Path | Url, temp_dir: Path | None) -> Iterator[OutputS
     parent = temp_dir or Path(tempfile.gettempdir())
     for entry in sorted(parent.glob(f"{_STAGE_MARK}*")):
         pid = entry.name[len(_STAGE_MARK) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             log.info("removing the staging folder of an interrupted run: %s", entry)
             shutil.rmtree(entry, ignore_errors=True)
     try:
