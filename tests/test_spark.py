@@ -606,6 +606,9 @@ def _merge_requests(seed: int, people: int = 60) -> tuple[pa.Table, pa.Table]:
             "first_seen": pa.array([t0] * len(ids), pa.timestamp("us")),
             "last_seen": pa.array([t0] * len(ids), pa.timestamp("us")),
             "event_count": pa.array([1] * len(ids), pa.int64()),
+            "attributed_event_count": pa.array([1] * len(ids), pa.int64()),
+            "attributed_first_ts": pa.array([t0] * len(ids), pa.timestamp("us")),
+            "attributed_last_ts": pa.array([t0] * len(ids), pa.timestamp("us")),
             "quarantine_reason": ["junk" if i == "undefined" else None for i in ids],
             # sql/32 numbers the usable identifiers 0..n-1 (all first seen at t0: by value)
             "node_id": pa.array(
