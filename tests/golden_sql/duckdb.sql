@@ -683,11 +683,11 @@ DROP TABLE IF EXISTS "pairs";
 DROP TABLE IF EXISTS "nodes";
 
 CREATE TABLE "nodes" AS
-/* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
+/* Inputs: identifiers_checked (node_id numbered by 33_node_ids*.sql) */
 /* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
 /*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
-/*             ids are in anchor order (see 32_quarantine.sql). */
+/*             ids are in anchor order (see 33_node_ids.sql). */
 SELECT
   node_id,
   identifier_type,
@@ -880,7 +880,7 @@ CREATE TABLE "persons" AS
 /* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
 /*             identifier of another type; ties (and unknown times) are broken by the */
 /*             identifier's value. Node ids are numbered in exactly that order */
-/*             (32_quarantine.sql), so the anchor is the node whose id is the component label: */
+/*             (33_node_ids.sql), so the anchor is the node whose id is the component label: */
 /*             no ordering aggregate over the identifiers is needed here. */
 /*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
 /*             events that do not touch a person never change its id. */
