@@ -4,7 +4,7 @@
 -- Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen
 --             identifier of another type; ties (and unknown times) are broken by the
 --             identifier's value. Node ids are numbered in exactly that order
---             (32_quarantine.sql), so the anchor is the node whose id is the component label:
+--             (33_node_ids.sql), so the anchor is the node whose id is the component label:
 --             no ordering aggregate over the identifiers is needed here.
 --             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only:
 --             events that do not touch a person never change its id.

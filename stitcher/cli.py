@@ -648,7 +648,7 @@ def sql_command(
     _configure_logging(verbose, quiet)
     options = _build_options(Path("."), Path("out"), flags)
     mapping = dict(tables)
-    items = build(mapping, options, traits)
+    items = build(mapping, options, traits, dialect)
     if out_dir is None:
         click.echo(render_script(items, dialect, mapping), nl=False)
         return

@@ -8,7 +8,7 @@
   identity graphs do have long chains. Every round's tables are materialized by the engine.
 
 Both solvers label a component by its least node id. Node ids are numbered in anchor order
-(sql/32_quarantine.sql), so that label is also the node that names the person.
+(sql/33_node_ids.sql), so that label is also the node that names the person.
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ def build_tables(
             pattern_params,
         )
         engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
-        engine.create_table_as("identifiers_checked", render("32_quarantine"))
+        _number_nodes(engine)
         _drop(engine, "identifiers", "hub_degrees")
         engine.create_table_as("identifier_totals", _IDENTIFIER_TOTALS)
         create_output_table(engine, "quarantine", render("93_quarantine"), order)
@@ -242,6 +242,21 @@ def build_tables(
                 options.policy,
                 lambda sql: create_output_table(engine, "id_map", sql, order),
             )
+
+
+def _number_nodes(engine: Engine) -> None:
+    """identifiers_checked: hubs marked (32), then node ids in anchor order (33)."""
+    if engine.distributed_numbering:
+        # The bucketed numbering reads the marked identifiers twice (bucket sizes, ranks): a
+        # table, so that Spark does not join the hubs twice.
+        engine.create_table_as("identifiers_quarantined", render("32_quarantine"))
+        engine.create_table_as("identifiers_checked", render("33_node_ids_bucketed"))
+        engine.drop("identifiers_quarantined")
+        return
+    # A view: the one ordered window reads it once, as the CTE it replaces (no extra table).
+    engine.execute("CREATE OR REPLACE VIEW identifiers_quarantined AS " + render("32_quarantine"))
+    engine.create_table_as("identifiers_checked", render("33_node_ids"))
+    engine.execute("DROP VIEW IF EXISTS identifiers_quarantined")
 
 
 def _components(engine: Engine, max_rounds: int) -> None:

@@ -37,6 +37,10 @@ from stitcher.warehouse_dialects import REWRITTEN_DIALECTS, WarehouseTranslator
 log = logging.getLogger("stitcher")
 
 DIALECTS = ("duckdb", "spark", "snowflake", "bigquery")
+# Dialects of engines that spread a query over machines: there a window with ORDER BY and no
+# PARTITION BY runs in one task, so node ids are numbered in buckets (Engine's
+# distributed_numbering); DuckDB keeps its one ordered window, the fastest form there.
+DISTRIBUTED_DIALECTS = frozenset({"spark", "snowflake", "bigquery"})
 OUTPUT_TABLES = ("id_map", "users", "edges", "rejected_edges", "quarantine")
 ID_MAP_COLUMNS = (
     "identifier_type",
@@ -77,9 +81,17 @@ class Script(list):
         self.inputs = inputs
 
 
-def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = ()) -> Script:
-    """The pipeline's statements (DuckDB dialect) over warehouse tables {name: reference}."""
+def build(
+    tables: dict[str, str],
+    options: RunOptions,
+    traits: Sequence[str] = (),
+    dialect: str = "duckdb",
+) -> Script:
+    """The pipeline's statements (DuckDB dialect) over warehouse tables {name: reference},
+    in the form meant for `dialect` (the node numbering differs: DISTRIBUTED_DIALECTS)."""
     from stitcher.pipeline import build_tables
+
+    _check_dialect(dialect)
 
     unknown = sorted(set(tables) - set(EVENT_TABLES))
     if unknown:
@@ -89,7 +101,11 @@ def build(tables: dict[str, str], options: RunOptions, traits: Sequence[str] = (
     if not tables:
         raise ConfigError("give at least one input table, e.g. --table tracks=analytics.tracks")
     inputs = {ref: declared_columns(name, traits) for name, ref in tables.items()}
-    engine = ScriptEngine(inputs, needs_python=f"--policy {options.policy}")
+    engine = ScriptEngine(
+        inputs,
+        needs_python=f"--policy {options.policy}",
+        distributed_numbering=dialect in DISTRIBUTED_DIALECTS,
+    )
     sources = [
         TableSource(name, {WAREHOUSE_TABLE: [Path(tables[name])]})
         for name in EVENT_TABLES

@@ -333,6 +333,10 @@ def _bigquery_node(node: exp.Expression) -> exp.Expression:
         # BigQuery has no HASH(); FARM_FINGERPRINT is a deterministic 64-bit INT64 hash of a
         # STRING (standard-sql/hash_functions). Snowflake's HASH is signed 64-bit: kept.
         return exp.Anonymous(this="FARM_FINGERPRINT", expressions=node.expressions)
+    if isinstance(node, exp.TimestampTrunc):
+        # The pipeline's times are DATETIMEs here; TIMESTAMP_TRUNC is documented for TIMESTAMP,
+        # DATETIME_TRUNC for DATETIME or TIMESTAMP (standard-sql/datetime_functions).
+        return exp.DatetimeTrunc(this=node.this, unit=node.args.get("unit"))
     if _is_date_literal_timestamp(node):
         # Spelled in DATETIME's full canonical form 'YYYY-MM-DD HH:MM:SS', not a bare date.
         node.this.replace(exp.Literal.string(node.this.name + " 00:00:00"))

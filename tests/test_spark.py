@@ -481,7 +481,9 @@ def test_generated_spark_script_runs_on_spark(spark_session: object, tmp_path: P
         refs[name] = f"{database}.{name}"
     session.sql(f"USE {database}")
     try:
-        script = render_script(build(refs, RunOptions(Path("."), Path("out"))), "spark", refs)
+        items = build(refs, RunOptions(Path("."), Path("out")), dialect="spark")
+        assert "PARTITION BY bucket_later_type" in render_script(items, "spark", refs)
+        script = render_script(items, "spark", refs)
         run_script(script, _SparkSQL(session))
         rows = session.sql("SELECT identifier_type, identifier, person_id FROM id_map").collect()
     finally:
@@ -924,3 +926,71 @@ def test_an_output_url_without_a_connector_is_one_line(tmp_path: Path, monkeypat
     )
     assert "spark.jars" in result.stderr and len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# -- Node numbering: buckets on Spark, the ordered window's ids --------------------------------
+
+
+@pytest.fixture(scope="module")
+def node_id_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Table]:
+    from test_node_ids import generated_cases
+
+    folder = tmp_path_factory.mktemp("node_ids") / "events"
+    run_cli("generate", str(folder), "--events", "6000", "--seed", "3", "-q")
+    return generated_cases(folder)
+
+
+def test_spark_numbers_nodes_in_buckets_with_the_ordered_ids(
+    node_id_cases: dict[str, pa.Table],
+) -> None:
+    """Every case of tests/test_node_ids.py (generated data; one instant, one minute or no
+    time for every identifier; quarantined ones; ties; empty): Spark's bucketed numbering,
+    and its ordered window, give DuckDB's ordered ids."""
+    from test_node_ids import BUCKETED, ORDERED, anchor_order, number
+
+    assert SparkEngine.distributed_numbering
+    with DuckDBEngine() as duck, SparkEngine() as spark:
+        for case, table in node_id_cases.items():
+            want = number(duck, table, ORDERED)
+            assert want == anchor_order(table), case
+            assert number(spark, table, BUCKETED) == want, case
+            assert number(spark, table, ORDERED) == want, case
+
+
+def _exchange_below_row_number(plan: str) -> str:
+    """The first exchange under the (one) window that computes row_number(): what decides
+    how its rows are spread over the tasks."""
+    windows = [m.end() for m in re.finditer(r"Window \[row_number\(\)", plan)]
+    assert len(windows) == 1, plan
+    exchange = re.search(r"Exchange [^\n]*", plan[windows[0] :])
+    assert exchange is not None, plan
+    return exchange.group(0)
+
+
+def _executed_plan(engine: SparkEngine, step: str) -> str:
+    from stitcher.sql import render
+
+    return engine._df(render(step))._jdf.queryExecution().executedPlan().toString()
+
+
+def test_spark_plan_numbers_identifiers_in_partitioned_windows(
+    node_id_cases: dict[str, pa.Table],
+) -> None:
+    """The ordered window moves every identifier into one partition (Spark's "No Partition
+    Defined for Window operation"); the bucketed one partitions the numbering by bucket. Its
+    only single-partition exchange carries the per-bucket counts (one row per bucket) to the
+    running sum of the offsets."""
+    from test_node_ids import BUCKETED, ORDERED
+
+    with SparkEngine() as engine:
+        engine.register_arrow("identifiers_quarantined", node_id_cases["generated"])
+        ordered = _executed_plan(engine, ORDERED)
+        bucketed = _executed_plan(engine, BUCKETED)
+    assert _exchange_below_row_number(ordered).startswith("Exchange SinglePartition"), ordered
+    below = _exchange_below_row_number(bucketed)
+    assert below.startswith("Exchange hashpartitioning(bucket_later_type#"), bucketed
+    singles = [m.start() for m in re.finditer("Exchange SinglePartition", bucketed)]
+    assert len(singles) == 1, bucketed
+    # What the single partition receives: the per-bucket counts (a count aggregate).
+    below = bucketed[singles[0] :].split("\n")[1]
+    assert "HashAggregate" in below and "count(" in below, bucketed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import polars as pl
@@ -23,7 +24,14 @@ from stitcher.engines.base import STRING
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.errors import EngineError
 from stitcher.load import canonical
-from stitcher.warehouse import DIALECTS, build, parse_script, render_script, run_script
+from stitcher.warehouse import (
+    DIALECTS,
+    DISTRIBUTED_DIALECTS,
+    build,
+    parse_script,
+    render_script,
+    run_script,
+)
 from stitcher.warehouse_dialects import WarehouseTranslator
 
 from conftest import FIXTURES, read_output, run_cli, stitch
@@ -212,7 +220,8 @@ def statements(script: str) -> list[str]:
 def test_warehouse_script_parses_in_its_dialect(warehouse: str, variant: str) -> None:
     tables = {"tracks": "analytics.tracks", "identifies": "analytics.identifies"}
     tables["aliases"] = "analytics.aliases"
-    script = render_script(build(tables, script_options()[variant], TRAITS), warehouse, tables)
+    options = script_options()[variant]
+    script = render_script(build(tables, options, TRAITS, warehouse), warehouse, tables)
     parsed = [sqlglot.parse_one(s, read=warehouse) for s in statements(script)]
     assert len(parsed) > 30
     text = script.upper()
@@ -252,7 +261,8 @@ def load_generated(engine: DuckDBEngine, folder: Path) -> dict[str, str]:
 def run_outputs(folder: Path, options: RunOptions, dialect: str, form: str) -> dict:
     with DuckDBEngine() as engine:
         tables = load_generated(engine, folder)
-        script = render_script(build(tables, options, GENERATED_TRAITS), dialect, tables, form)
+        items = build(tables, options, GENERATED_TRAITS, dialect)
+        script = render_script(items, dialect, tables, form)
         run_script(script, engine)
         return {
             name: engine.fetch_arrow(f"SELECT * FROM {name} ORDER BY {order}")
@@ -401,3 +411,19 @@ def test_rewritten_aggregate_orders_null_fields_as_duckdb(warehouse: str, aggreg
         got = engine.fetch_rows(rewritten)
     assert got == want
     assert any(m is None for _, m in want) or "FILTER" not in aggregate
+
+
+def test_bigquery_truncates_its_datetimes_with_datetime_trunc() -> None:
+    sql = compact(typed_translator("bigquery").translate("SELECT date_trunc('minute', x) FROM t"))
+    assert "DATETIME_TRUNC(" in sql and "TIMESTAMP_TRUNC" not in sql
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_distributed_dialects_number_nodes_in_buckets(dialect: str) -> None:
+    """The warehouses and Spark would run an unpartitioned window in one task: their scripts
+    number node ids bucket by bucket; DuckDB's keeps its one ordered window."""
+    tables = {"tracks": "analytics.tracks"}
+    items = build(tables, RunOptions(Path("."), Path("out")), dialect=dialect)
+    text = render_script(items, dialect, tables).upper().replace('"', "")
+    bucketed = re.search(r"PARTITION BY\s+(KEYED\.)?BUCKET_LATER_TYPE", text) is not None
+    assert bucketed == (dialect in DISTRIBUTED_DIALECTS) == (dialect != "duckdb")

@@ -50,8 +50,16 @@ class ScriptEngine(Engine):
     name = "script"
     components_in_memory = False
 
-    def __init__(self, columns: dict[str, list[Column]], needs_python: str = "this step") -> None:
-        """`columns`: the declared columns of each input table, by table reference."""
+    def __init__(
+        self,
+        columns: dict[str, list[Column]],
+        needs_python: str = "this step",
+        distributed_numbering: bool = False,
+    ) -> None:
+        """`columns`: the declared columns of each input table, by table reference.
+        `distributed_numbering`: record the bucketed node numbering (Engine's attribute of
+        that name), for a dialect whose engine runs an unpartitioned window in one task."""
+        self.distributed_numbering = distributed_numbering
         self.items: list[Statement | Loop] = []
         self._declared = columns
         self._views: dict[str, str] = {}

@@ -87,6 +87,8 @@ class SparkEngine(Engine):
     name = "spark"
     # Components run as SQL rounds inside Spark: the graph may not fit the driver's memory.
     components_in_memory = False
+    # A window with ORDER BY and no PARTITION BY is one task on Spark: number in buckets.
+    distributed_numbering = True
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         settings = settings or EngineSettings()

@@ -355,17 +355,12 @@ GROUP BY
 HAVING
   COUNT(DISTINCT p."anonymous_id") > 1000;
 
-DROP TABLE IF EXISTS "identifiers_checked";
-
-CREATE TABLE "identifiers_checked" AS
+CREATE OR REPLACE VIEW identifiers_quarantined AS
 /* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree, node_id); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. */
+/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
+/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read only by the */
+/*         numbering step (33_node_ids*.sql), which adds node_id. */
 /* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
-/*   node_id is NULL for quarantined identifiers and 0..n-1 for the others, in anchor order: */
-/*   user ids before other types, then earliest first_seen (unknown times last), then the */
-/*   identifier's value and type. So the least node id of a component is its anchor (see */
-/*   70_persons.sql), and node ids never depend on threads or file order. */
 WITH hub AS (
   SELECT
     identifier_type,
@@ -375,28 +370,39 @@ WITH hub AS (
   GROUP BY
     identifier_type,
     identifier
-), checked AS (
-  SELECT
-    i.identifier_type,
-    i.identifier,
-    i.first_seen,
-    i.last_seen,
-    i.event_count,
-    i.attributed_event_count,
-    i.attributed_first_ts,
-    i.attributed_last_ts,
-    CASE
-      WHEN NOT i.quarantine_reason IS NULL
-      THEN i.quarantine_reason
-      WHEN NOT h.identifier IS NULL
-      THEN 'hub'
-    END AS quarantine_reason,
-    h.worst.linked_type AS hub_linked_type,
-    h.worst.degree AS hub_degree
-  FROM identifiers AS i
-  LEFT JOIN hub AS h
-    ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier
 )
+SELECT
+  i.identifier_type,
+  i.identifier,
+  i.first_seen,
+  i.last_seen,
+  i.event_count,
+  i.attributed_event_count,
+  i.attributed_first_ts,
+  i.attributed_last_ts,
+  CASE
+    WHEN NOT i.quarantine_reason IS NULL
+    THEN i.quarantine_reason
+    WHEN NOT h.identifier IS NULL
+    THEN 'hub'
+  END AS quarantine_reason,
+  h.worst.linked_type AS hub_linked_type,
+  h.worst.degree AS hub_degree
+FROM identifiers AS i
+LEFT JOIN hub AS h
+  ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
+
+DROP TABLE IF EXISTS "identifiers_checked";
+
+CREATE TABLE "identifiers_checked" AS
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
+/* Output: identifiers_checked = identifiers_quarantined + node_id. */
+/* Invariants: one row per identifier. node_id is NULL for quarantined identifiers and 0..n-1 */
+/*   for the others, in anchor order: user ids before other types, then earliest first_seen */
+/*   (unknown times last), then the identifier's value and type. So the least node id of a */
+/*   component is its anchor (see 70_persons.sql), and node ids never depend on threads or */
+/*   file order. 33_node_ids_bucketed.sql gives exactly these numbers on engines that spread */
+/*   the work over machines (Engine.distributed_numbering); the tests compare the two. */
 SELECT
   *,
   CASE
@@ -404,8 +410,10 @@ SELECT
     THEN CAST(ROW_NUMBER() OVER (
       ORDER BY NOT quarantine_reason IS NULL, identifier_type <> 'user_id', first_seen IS NULL, first_seen, identifier, identifier_type
     ) - 1 AS BIGINT)
-  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
-FROM checked;
+  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY: on DuckDB a partitioned window cost ~50% more, and the */ /* bucketed form 10-100% more (medians of 5 at 1M events: 0.20 and 0.37 s against 0.18 and */ /* 0.19 s; bench/numbering.py). Booleans sort false first on every engine. BIGINT */ /* everywhere (Spark's row_number is an INT). */
+FROM identifiers_quarantined;
+
+DROP VIEW IF EXISTS identifiers_quarantined;
 
 DROP TABLE IF EXISTS "identifiers";
 
@@ -675,11 +683,11 @@ DROP TABLE IF EXISTS "pairs";
 DROP TABLE IF EXISTS "nodes";
 
 CREATE TABLE "nodes" AS
-/* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
+/* Inputs: identifiers_checked (node_id numbered by 33_node_ids*.sql) */
 /* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
 /*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
-/*             ids are in anchor order (see 32_quarantine.sql). */
+/*             ids are in anchor order (see 33_node_ids.sql). */
 SELECT
   node_id,
   identifier_type,
@@ -872,7 +880,7 @@ CREATE TABLE "persons" AS
 /* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
 /*             identifier of another type; ties (and unknown times) are broken by the */
 /*             identifier's value. Node ids are numbered in exactly that order */
-/*             (32_quarantine.sql), so the anchor is the node whose id is the component label: */
+/*             (33_node_ids.sql), so the anchor is the node whose id is the component label: */
 /*             no ordering aggregate over the identifiers is needed here. */
 /*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
 /*             events that do not touch a person never change its id. */

@@ -387,17 +387,14 @@ GROUP BY
 HAVING
   COUNT(DISTINCT "P"."ANONYMOUS_ID") > 1000;
 
-DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
+DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
 
-CREATE TABLE "IDENTIFIERS_CHECKED" AS
+CREATE TABLE "IDENTIFIERS_QUARANTINED" AS
 /* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree, node_id); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. */
+/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
+/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read only by the */
+/*         numbering step (33_node_ids*.sql), which adds node_id. */
 /* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
-/*   node_id is NULL for quarantined identifiers and 0..n-1 for the others, in anchor order: */
-/*   user ids before other types, then earliest first_seen (unknown times last), then the */
-/*   identifier's value and type. So the least node id of a component is its anchor (see */
-/*   70_persons.sql), and node ids never depend on threads or file order. */
 WITH "HUB" AS (
   SELECT
     "HUB_DEGREES"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
@@ -414,48 +411,175 @@ WITH "HUB" AS (
   GROUP BY
     "HUB_DEGREES"."IDENTIFIER_TYPE",
     "HUB_DEGREES"."IDENTIFIER"
-), "CHECKED" AS (
-  SELECT
-    "I"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-    "I"."IDENTIFIER" AS "IDENTIFIER",
-    "I"."FIRST_SEEN" AS "FIRST_SEEN",
-    "I"."LAST_SEEN" AS "LAST_SEEN",
-    "I"."EVENT_COUNT" AS "EVENT_COUNT",
-    "I"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
-    "I"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
-    "I"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
-    CASE
-      WHEN NOT "I"."QUARANTINE_REASON" IS NULL
-      THEN "I"."QUARANTINE_REASON"
-      WHEN NOT "H"."IDENTIFIER" IS NULL
-      THEN 'hub'
-    END AS "QUARANTINE_REASON",
-    CAST(GET("H"."WORST", 'linked_type') AS VARCHAR) AS "HUB_LINKED_TYPE",
-    CAST(GET("H"."WORST", 'degree') AS BIGINT) AS "HUB_DEGREE"
-  FROM "IDENTIFIERS" AS "I"
-  LEFT JOIN "HUB" AS "H"
-    ON "H"."IDENTIFIER_TYPE" = "I"."IDENTIFIER_TYPE"
-    AND "H"."IDENTIFIER" = "I"."IDENTIFIER"
 )
 SELECT
-  "CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-  "CHECKED"."IDENTIFIER" AS "IDENTIFIER",
-  "CHECKED"."FIRST_SEEN" AS "FIRST_SEEN",
-  "CHECKED"."LAST_SEEN" AS "LAST_SEEN",
-  "CHECKED"."EVENT_COUNT" AS "EVENT_COUNT",
-  "CHECKED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
-  "CHECKED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
-  "CHECKED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
-  "CHECKED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
-  "CHECKED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
-  "CHECKED"."HUB_DEGREE" AS "HUB_DEGREE",
+  "I"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "I"."IDENTIFIER" AS "IDENTIFIER",
+  "I"."FIRST_SEEN" AS "FIRST_SEEN",
+  "I"."LAST_SEEN" AS "LAST_SEEN",
+  "I"."EVENT_COUNT" AS "EVENT_COUNT",
+  "I"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "I"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "I"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
   CASE
-    WHEN "CHECKED"."QUARANTINE_REASON" IS NULL
-    THEN CAST(ROW_NUMBER() OVER (
-      ORDER BY NOT "CHECKED"."QUARANTINE_REASON" IS NULL, "CHECKED"."IDENTIFIER_TYPE" <> 'user_id', "CHECKED"."FIRST_SEEN" IS NULL, "CHECKED"."FIRST_SEEN", "CHECKED"."IDENTIFIER", "CHECKED"."IDENTIFIER_TYPE"
-    ) - 1 AS BIGINT)
-  END AS "NODE_ID" /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
-FROM "CHECKED" AS "CHECKED";
+    WHEN NOT "I"."QUARANTINE_REASON" IS NULL
+    THEN "I"."QUARANTINE_REASON"
+    WHEN NOT "H"."IDENTIFIER" IS NULL
+    THEN 'hub'
+  END AS "QUARANTINE_REASON",
+  CAST(GET("H"."WORST", 'linked_type') AS VARCHAR) AS "HUB_LINKED_TYPE",
+  CAST(GET("H"."WORST", 'degree') AS BIGINT) AS "HUB_DEGREE"
+FROM "IDENTIFIERS" AS "I"
+LEFT JOIN "HUB" AS "H"
+  ON "H"."IDENTIFIER_TYPE" = "I"."IDENTIFIER_TYPE"
+  AND "H"."IDENTIFIER" = "I"."IDENTIFIER";
+
+DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
+
+CREATE TABLE "IDENTIFIERS_CHECKED" AS
+/*       over machines: Spark, warehouses). */
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
+/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
+/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
+/*         others), which the tests check on Spark and on DuckDB. */
+/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
+/*   warehouse): a single executor would sort and number every identifier. Here: */
+/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
+/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
+/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
+/*      never overlap in key order, so the buckets' order is the identifiers' order; */
+/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
+/*      the key), spread over the tasks by bucket; */
+/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
+/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
+/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
+/*      the number of events), not over the identifiers. */
+/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
+/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
+/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
+/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
+/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
+/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
+/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
+/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
+/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
+/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
+/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
+/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
+WITH "KEYED" AS (
+  SELECT
+    "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
+    "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN",
+    "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN",
+    "IDENTIFIERS_QUARANTINED"."EVENT_COUNT" AS "EVENT_COUNT",
+    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+    "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+    "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+    "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
+    "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" <> 'user_id' AS "BUCKET_LATER_TYPE",
+    "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" IS NULL AS "BUCKET_UNKNOWN_TIME",
+    COALESCE(
+      DATE_TRUNC('MINUTE', "IDENTIFIERS_QUARANTINED"."FIRST_SEEN"),
+      CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ)
+    ) AS "BUCKET_MINUTE",
+    CASE
+      WHEN "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" IS NULL
+      THEN SUBSTRING("IDENTIFIERS_QUARANTINED"."IDENTIFIER", 1, 4)
+      ELSE ''
+    END AS "BUCKET_PREFIX"
+  FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+), "BUCKET_SIZES" AS (
+  SELECT
+    "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
+    "KEYED"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
+    "KEYED"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
+    "KEYED"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
+    COUNT(*) AS "IDENTIFIERS"
+  FROM "KEYED" AS "KEYED"
+  WHERE
+    "KEYED"."QUARANTINE_REASON" IS NULL
+  GROUP BY
+    "KEYED"."BUCKET_LATER_TYPE",
+    "KEYED"."BUCKET_UNKNOWN_TIME",
+    "KEYED"."BUCKET_MINUTE",
+    "KEYED"."BUCKET_PREFIX"
+), "BUCKET_OFFSETS" /* offset = usable identifiers in every earlier bucket (the running sum, less this bucket). */ AS (
+  SELECT
+    "BUCKET_SIZES"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
+    "BUCKET_SIZES"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
+    "BUCKET_SIZES"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
+    "BUCKET_SIZES"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
+    CAST(SUM("BUCKET_SIZES"."IDENTIFIERS") OVER (
+      ORDER BY "BUCKET_SIZES"."BUCKET_LATER_TYPE", "BUCKET_SIZES"."BUCKET_UNKNOWN_TIME", "BUCKET_SIZES"."BUCKET_MINUTE", "BUCKET_SIZES"."BUCKET_PREFIX"
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) - "BUCKET_SIZES"."IDENTIFIERS" AS BIGINT) AS "BUCKET_OFFSET"
+  FROM "BUCKET_SIZES" AS "BUCKET_SIZES"
+), "RANKED" /* rank within the bucket, 0-based; quarantined identifiers are left out (their node_id is NULL). */ AS (
+  SELECT
+    "KEYED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "KEYED"."IDENTIFIER" AS "IDENTIFIER",
+    "KEYED"."FIRST_SEEN" AS "FIRST_SEEN",
+    "KEYED"."LAST_SEEN" AS "LAST_SEEN",
+    "KEYED"."EVENT_COUNT" AS "EVENT_COUNT",
+    "KEYED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+    "KEYED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+    "KEYED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+    "KEYED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+    "KEYED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+    "KEYED"."HUB_DEGREE" AS "HUB_DEGREE",
+    "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
+    "KEYED"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
+    "KEYED"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
+    "KEYED"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
+    CAST(ROW_NUMBER() OVER (
+      PARTITION BY "KEYED"."BUCKET_LATER_TYPE", "KEYED"."BUCKET_UNKNOWN_TIME", "KEYED"."BUCKET_MINUTE", "KEYED"."BUCKET_PREFIX"
+      ORDER BY "KEYED"."FIRST_SEEN", "KEYED"."IDENTIFIER", "KEYED"."IDENTIFIER_TYPE"
+    ) - 1 AS BIGINT) AS "RANK_IN_BUCKET"
+  FROM "KEYED" AS "KEYED"
+  WHERE
+    "KEYED"."QUARANTINE_REASON" IS NULL
+)
+SELECT
+  "R"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "R"."IDENTIFIER" AS "IDENTIFIER",
+  "R"."FIRST_SEEN" AS "FIRST_SEEN",
+  "R"."LAST_SEEN" AS "LAST_SEEN",
+  "R"."EVENT_COUNT" AS "EVENT_COUNT",
+  "R"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "R"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "R"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+  "R"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+  "R"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+  "R"."HUB_DEGREE" AS "HUB_DEGREE",
+  CAST("O"."BUCKET_OFFSET" + "R"."RANK_IN_BUCKET" AS BIGINT) AS "NODE_ID"
+FROM "RANKED" AS "R"
+JOIN "BUCKET_OFFSETS" AS "O"
+  ON "O"."BUCKET_LATER_TYPE" = "R"."BUCKET_LATER_TYPE"
+  AND "O"."BUCKET_UNKNOWN_TIME" = "R"."BUCKET_UNKNOWN_TIME"
+  AND "O"."BUCKET_MINUTE" = "R"."BUCKET_MINUTE"
+  AND "O"."BUCKET_PREFIX" = "R"."BUCKET_PREFIX"
+UNION ALL
+SELECT
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
+  "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN",
+  "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN",
+  "IDENTIFIERS_QUARANTINED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+  "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+  "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+  "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
+  CAST(NULL AS BIGINT) AS "NODE_ID"
+FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+WHERE
+  NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
+
+DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
 
 DROP TABLE IF EXISTS "IDENTIFIERS";
 
@@ -802,11 +926,11 @@ DROP TABLE IF EXISTS "PAIRS";
 DROP TABLE IF EXISTS "NODES";
 
 CREATE TABLE "NODES" AS
-/* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
+/* Inputs: identifiers_checked (node_id numbered by 33_node_ids*.sql) */
 /* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
 /*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
-/*             ids are in anchor order (see 32_quarantine.sql). */
+/*             ids are in anchor order (see 33_node_ids.sql). */
 SELECT
   "IDENTIFIERS_CHECKED"."NODE_ID" AS "NODE_ID",
   "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
@@ -999,7 +1123,7 @@ CREATE TABLE "PERSONS" AS
 /* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
 /*             identifier of another type; ties (and unknown times) are broken by the */
 /*             identifier's value. Node ids are numbered in exactly that order */
-/*             (32_quarantine.sql), so the anchor is the node whose id is the component label: */
+/*             (33_node_ids.sql), so the anchor is the node whose id is the component label: */
 /*             no ordering aggregate over the identifiers is needed here. */
 /*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
 /*             events that do not touch a person never change its id. */

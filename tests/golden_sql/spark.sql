@@ -360,17 +360,14 @@ GROUP BY
 HAVING
   COUNT(DISTINCT p.`anonymous_id`) > 1000;
 
-DROP TABLE IF EXISTS `identifiers_checked`;
+DROP TABLE IF EXISTS `identifiers_quarantined`;
 
-CREATE TABLE `identifiers_checked` AS
+CREATE TABLE `identifiers_quarantined` AS
 /* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_checked = identifiers + (hub_linked_type, hub_degree, node_id); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. */
+/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
+/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read only by the */
+/*         numbering step (33_node_ids*.sql), which adds node_id. */
 /* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
-/*   node_id is NULL for quarantined identifiers and 0..n-1 for the others, in anchor order: */
-/*   user ids before other types, then earliest first_seen (unknown times last), then the */
-/*   identifier's value and type. So the least node id of a component is its anchor (see */
-/*   70_persons.sql), and node ids never depend on threads or file order. */
 WITH hub AS (
   SELECT
     identifier_type,
@@ -380,37 +377,143 @@ WITH hub AS (
   GROUP BY
     identifier_type,
     identifier
-), checked AS (
-  SELECT
-    i.identifier_type,
-    i.identifier,
-    i.first_seen,
-    i.last_seen,
-    i.event_count,
-    i.attributed_event_count,
-    i.attributed_first_ts,
-    i.attributed_last_ts,
-    CASE
-      WHEN NOT i.quarantine_reason IS NULL
-      THEN i.quarantine_reason
-      WHEN NOT h.identifier IS NULL
-      THEN 'hub'
-    END AS quarantine_reason,
-    h.worst.linked_type AS hub_linked_type,
-    h.worst.degree AS hub_degree
-  FROM identifiers AS i
-  LEFT JOIN hub AS h
-    ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier
 )
 SELECT
-  *,
+  i.identifier_type,
+  i.identifier,
+  i.first_seen,
+  i.last_seen,
+  i.event_count,
+  i.attributed_event_count,
+  i.attributed_first_ts,
+  i.attributed_last_ts,
   CASE
-    WHEN quarantine_reason IS NULL
-    THEN CAST(ROW_NUMBER() OVER (
-      ORDER BY NOT quarantine_reason IS NULL NULLS LAST, identifier_type <> 'user_id' NULLS LAST, first_seen IS NULL NULLS LAST, first_seen NULLS LAST, identifier NULLS LAST, identifier_type NULLS LAST
-    ) - 1 AS BIGINT)
-  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY (a partitioned window cost ~50% more on DuckDB). Booleans */ /* sort false first on every engine. BIGINT everywhere (Spark's row_number is an INT). */
-FROM checked;
+    WHEN NOT i.quarantine_reason IS NULL
+    THEN i.quarantine_reason
+    WHEN NOT h.identifier IS NULL
+    THEN 'hub'
+  END AS quarantine_reason,
+  h.worst.linked_type AS hub_linked_type,
+  h.worst.degree AS hub_degree
+FROM identifiers AS i
+LEFT JOIN hub AS h
+  ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
+
+DROP TABLE IF EXISTS `identifiers_checked`;
+
+CREATE TABLE `identifiers_checked` AS
+/*       over machines: Spark, warehouses). */
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
+/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
+/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
+/*         others), which the tests check on Spark and on DuckDB. */
+/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
+/*   warehouse): a single executor would sort and number every identifier. Here: */
+/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
+/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
+/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
+/*      never overlap in key order, so the buckets' order is the identifiers' order; */
+/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
+/*      the key), spread over the tasks by bucket; */
+/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
+/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
+/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
+/*      the number of events), not over the identifiers. */
+/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
+/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
+/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
+/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
+/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
+/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
+/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
+/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
+/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
+/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
+/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
+/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
+WITH keyed AS (
+  SELECT
+    *,
+    identifier_type <> 'user_id' AS bucket_later_type,
+    first_seen IS NULL AS bucket_unknown_time,
+    COALESCE(DATE_TRUNC('MINUTE', first_seen), CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ)) AS bucket_minute,
+    CASE WHEN first_seen IS NULL THEN SUBSTRING(identifier, 1, 4) ELSE '' END AS bucket_prefix
+  FROM identifiers_quarantined
+), bucket_sizes AS (
+  SELECT
+    bucket_later_type,
+    bucket_unknown_time,
+    bucket_minute,
+    bucket_prefix,
+    COUNT(*) AS identifiers
+  FROM keyed
+  WHERE
+    quarantine_reason IS NULL
+  GROUP BY
+    bucket_later_type,
+    bucket_unknown_time,
+    bucket_minute,
+    bucket_prefix
+), bucket_offsets /* offset = usable identifiers in every earlier bucket (the running sum, less this bucket). */ AS (
+  SELECT
+    bucket_later_type,
+    bucket_unknown_time,
+    bucket_minute,
+    bucket_prefix,
+    CAST(SUM(identifiers) OVER (
+      ORDER BY bucket_later_type NULLS LAST, bucket_unknown_time NULLS LAST, bucket_minute NULLS LAST, bucket_prefix NULLS LAST
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) - identifiers AS BIGINT) AS bucket_offset
+  FROM bucket_sizes
+), ranked /* rank within the bucket, 0-based; quarantined identifiers are left out (their node_id is NULL). */ AS (
+  SELECT
+    *,
+    CAST(ROW_NUMBER() OVER (
+      PARTITION BY bucket_later_type, bucket_unknown_time, bucket_minute, bucket_prefix
+      ORDER BY first_seen NULLS LAST, identifier NULLS LAST, identifier_type NULLS LAST
+    ) - 1 AS BIGINT) AS rank_in_bucket
+  FROM keyed
+  WHERE
+    quarantine_reason IS NULL
+)
+SELECT
+  r.identifier_type,
+  r.identifier,
+  r.first_seen,
+  r.last_seen,
+  r.event_count,
+  r.attributed_event_count,
+  r.attributed_first_ts,
+  r.attributed_last_ts,
+  r.quarantine_reason,
+  r.hub_linked_type,
+  r.hub_degree,
+  CAST(o.bucket_offset + r.rank_in_bucket AS BIGINT) AS node_id
+FROM ranked AS r
+JOIN bucket_offsets AS o
+  ON o.bucket_later_type = r.bucket_later_type
+  AND o.bucket_unknown_time = r.bucket_unknown_time
+  AND o.bucket_minute = r.bucket_minute
+  AND o.bucket_prefix = r.bucket_prefix
+UNION ALL
+SELECT
+  identifier_type,
+  identifier,
+  first_seen,
+  last_seen,
+  event_count,
+  attributed_event_count,
+  attributed_first_ts,
+  attributed_last_ts,
+  quarantine_reason,
+  hub_linked_type,
+  hub_degree,
+  CAST(NULL AS BIGINT) AS node_id
+FROM identifiers_quarantined
+WHERE
+  NOT quarantine_reason IS NULL;
+
+DROP TABLE IF EXISTS `identifiers_quarantined`;
 
 DROP TABLE IF EXISTS `identifiers`;
 
@@ -686,11 +789,11 @@ DROP TABLE IF EXISTS `pairs`;
 DROP TABLE IF EXISTS `nodes`;
 
 CREATE TABLE `nodes` AS
-/* Inputs: identifiers_checked (node_id numbered by 32_quarantine.sql) */
+/* Inputs: identifiers_checked (node_id numbered by 33_node_ids*.sql) */
 /* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
 /*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
 /* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
-/*             ids are in anchor order (see 32_quarantine.sql). */
+/*             ids are in anchor order (see 33_node_ids.sql). */
 SELECT
   node_id,
   identifier_type,
@@ -883,7 +986,7 @@ CREATE TABLE `persons` AS
 /* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
 /*             identifier of another type; ties (and unknown times) are broken by the */
 /*             identifier's value. Node ids are numbered in exactly that order */
-/*             (32_quarantine.sql), so the anchor is the node whose id is the component label: */
+/*             (33_node_ids.sql), so the anchor is the node whose id is the component label: */
 /*             no ordering aggregate over the identifiers is needed here. */
 /*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
 /*             events that do not touch a person never change its id. */

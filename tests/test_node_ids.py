@@ -1,0 +1,223 @@
+"""Node ids: the bucketed numbering (sql/33_node_ids_bucketed.sql, for engines that spread
+work over machines) gives exactly the ids of the one ordered window (sql/33_node_ids.sql).
+
+The cases are tables `identifiers_quarantined` (what sql/32_quarantine.sql makes): one taken
+from a real run over generated events, and adversarial ones made from it or by hand (one
+instant or one minute for every identifier, unknown times, quarantined identifiers, ties
+broken by value then type, an empty table). tests/test_spark.py runs the same cases on Spark.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from stitcher.config import RunOptions
+from stitcher.engines.base import Engine
+from stitcher.engines.duckdb import DuckDBEngine
+from stitcher.load import find_tables, register_inputs
+from stitcher.pipeline import build_tables
+from stitcher.sql import render
+
+from conftest import run_cli
+
+ORDERED, BUCKETED = "33_node_ids", "33_node_ids_bucketed"
+# Each case as SQL over the generated run's table `generated` (DuckDB).
+VARIANTS = {
+    "generated": "SELECT * FROM generated",
+    "same_instant": "SELECT * REPLACE (TIMESTAMP '2026-03-01 12:00:00' AS first_seen) "
+    "FROM generated",
+    # One bucket holds every identifier of a type: the same minute, different seconds.
+    "same_minute": "SELECT * REPLACE (TIMESTAMP '2026-03-01 12:00:00' "
+    "+ to_seconds(hash(identifier) % 60) AS first_seen) FROM generated",
+    "unknown_times": "SELECT * REPLACE (CAST(NULL AS TIMESTAMP) AS first_seen) FROM generated",
+    # Some times unknown, the others rounded to the hour (ties across minutes' buckets),
+    # some identifiers quarantined.
+    "mixed": "SELECT * REPLACE ("
+    "CASE WHEN hash(identifier) % 5 = 0 THEN NULL "
+    "ELSE date_trunc('hour', first_seen) END AS first_seen, "
+    "CASE WHEN hash(identifier) % 7 = 0 THEN 'junk_value' "
+    "ELSE quarantine_reason END AS quarantine_reason) FROM generated",
+    "empty": "SELECT * FROM generated WHERE false",
+}
+T0 = datetime(2026, 3, 1, 12, 0, 0)
+T1 = datetime(2026, 3, 1, 12, 0, 30)
+# (type, value, first_seen, quarantine_reason): the same value as several types at one
+# instant, values that differ only after their fourth character, unknown times, quarantined
+# identifiers among them, and the empty string.
+HANDMADE = [
+    ("anonymous_id", "a", T0, None),
+    ("email", "a", T0, None),
+    ("user_id", "a", T0, None),
+    ("user_id", "b", T0, None),
+    ("user_id", "aaaa-2", T1, None),
+    ("user_id", "aaaa-1", T1, None),
+    ("anonymous_id", "b", T1, "hub"),
+    ("anonymous_id", "c", T1, None),
+    ("anonymous_id", "aaaa-9", None, None),
+    ("anonymous_id", "aaaa-10", None, None),
+    ("email", "aaaa-10", None, None),
+    ("anonymous_id", "", None, None),
+    ("anonymous_id", "zz", None, "junk_value"),
+    ("user_id", "z", None, None),
+    ("user_id", "y", None, None),
+    ("user_id", "junk", T0, "junk_pattern"),
+]
+
+
+def handmade_table() -> pa.Table:
+    ts = pa.timestamp("us")
+    rows = [
+        {
+            "identifier_type": t,
+            "identifier": v,
+            "first_seen": seen,
+            "last_seen": seen,
+            "event_count": 1,
+            "attributed_event_count": 1,
+            "attributed_first_ts": seen,
+            "attributed_last_ts": seen,
+            "quarantine_reason": reason,
+            "hub_linked_type": "user_id" if reason == "hub" else None,
+            "hub_degree": 9 if reason == "hub" else None,
+        }
+        for t, v, seen, reason in HANDMADE
+    ]
+    schema = pa.schema(
+        [
+            ("identifier_type", pa.string()),
+            ("identifier", pa.string()),
+            ("first_seen", ts),
+            ("last_seen", ts),
+            ("event_count", pa.int64()),
+            ("attributed_event_count", pa.int64()),
+            ("attributed_first_ts", ts),
+            ("attributed_last_ts", ts),
+            ("quarantine_reason", pa.string()),
+            ("hub_linked_type", pa.string()),
+            ("hub_degree", pa.int64()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+class _KeepsQuarantined(DuckDBEngine):
+    """Keeps a copy of identifiers_quarantined, which the pipeline drops once numbered."""
+
+    kept: pa.Table | None = None
+
+    def create_table_as(self, name: str, sql: str) -> None:
+        if name == "identifiers_checked":
+            self.kept = self.fetch_arrow("SELECT * FROM identifiers_quarantined")
+        super().create_table_as(name, sql)
+
+
+def generated_cases(folder: Path) -> dict[str, pa.Table]:
+    """identifiers_quarantined of a run over `folder`, and the variants made from it."""
+    options = RunOptions(folder, folder.parent / "out")
+    with _KeepsQuarantined() as engine:
+        loaded = register_inputs(
+            engine, find_tables(folder), options.identifier_types, options.policy
+        )
+        build_tables(engine, options, loaded)
+        assert engine.kept is not None
+        engine.register_arrow("generated", engine.kept)
+        cases = {name: engine.fetch_arrow(sql) for name, sql in VARIANTS.items()}
+    cases["handmade"] = handmade_table()
+    return cases
+
+
+@pytest.fixture(scope="session")
+def node_id_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Table]:
+    folder = tmp_path_factory.mktemp("node_ids") / "events"
+    run_cli(
+        "generate", str(folder), "--events", "20000", "--seed", "3",
+        "--hardcoded-device-people", "5", "-q",
+    )  # fmt: skip
+    return generated_cases(folder)
+
+
+def number(engine: Engine, table: pa.Table, step: str) -> list[tuple]:
+    """(identifier_type, identifier, quarantine_reason, node_id) of every identifier, as the
+    numbering step `step` gives them on `engine`."""
+    engine.register_arrow("identifiers_quarantined", table)
+    engine.create_table_as("identifiers_checked", render(step))
+    rows = engine.fetch_rows(
+        "SELECT identifier_type, identifier, quarantine_reason, node_id FROM identifiers_checked "
+        "ORDER BY identifier_type, identifier"
+    )
+    engine.drop("identifiers_checked")
+    engine.drop("identifiers_quarantined")
+    return [tuple(r) for r in rows]
+
+
+def anchor_order(table: pa.Table) -> list[tuple]:
+    """The same rows numbered in Python: the definition of anchor order, as an oracle."""
+    rows = table.to_pylist()
+    usable = sorted(
+        (r for r in rows if r["quarantine_reason"] is None),
+        key=lambda r: (
+            r["identifier_type"] != "user_id",
+            r["first_seen"] is None,
+            r["first_seen"] or datetime.min,
+            r["identifier"],
+            r["identifier_type"],
+        ),
+    )
+    ids = {(r["identifier_type"], r["identifier"]): i for i, r in enumerate(usable)}
+    return sorted(
+        (
+            r["identifier_type"],
+            r["identifier"],
+            r["quarantine_reason"],
+            ids.get((r["identifier_type"], r["identifier"])),
+        )
+        for r in rows
+    )
+
+
+CASES = [*VARIANTS, "handmade"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bucketed_numbering_gives_the_ordered_ids_on_duckdb(
+    node_id_cases: dict[str, pa.Table], case: str
+) -> None:
+    table = node_id_cases[case]
+    with DuckDBEngine() as engine:
+        ordered = number(engine, table, ORDERED)
+        bucketed = number(engine, table, BUCKETED)
+    assert ordered == anchor_order(table)
+    assert bucketed == ordered
+    if case != "empty":
+        assert sum(r[3] is not None for r in ordered) > 5
+    if case in ("mixed", "handmade"):
+        assert any(r[3] is None for r in ordered)
+
+
+def test_the_generated_case_has_what_the_variants_need(
+    node_id_cases: dict[str, pa.Table],
+) -> None:
+    generated = node_id_cases["generated"]
+    assert generated.num_rows > 1000
+    types = set(generated.column("identifier_type").to_pylist())
+    assert {"user_id", "anonymous_id"} <= types
+    assert generated.column("quarantine_reason").null_count < generated.num_rows  # hubs/junk
+
+
+def test_duckdb_keeps_one_ordered_window() -> None:
+    """DuckDB numbers in one ordered pass, measured fastest there (the bucketed form and a
+    PARTITION BY window cost more): the embedded engine does not take the bucketed step."""
+    assert DuckDBEngine.distributed_numbering is False
+    assert [bool(w.args.get("partition_by")) for w in windows(ORDERED)] == [False]
+    row_numbers = [w for w in windows(BUCKETED) if isinstance(w.this, exp.RowNumber)]
+    assert [bool(w.args.get("partition_by")) for w in row_numbers] == [True]
+
+
+def windows(step: str) -> list[exp.Window]:
+    return list(sqlglot.parse_one(render(step), read="duckdb").find_all(exp.Window))
