@@ -994,3 +994,30 @@ def test_spark_plan_numbers_identifiers_in_partitioned_windows(
     # What the single partition receives: the per-bucket counts (a count aggregate).
     below = bucketed[singles[0] :].split("\n")[1]
     assert "HashAggregate" in below and "count(" in below, bucketed
+
+
+def test_spark_conf_reaches_a_borrowed_session(caplog: pytest.LogCaptureFixture) -> None:
+    """The tests' session stands for spark-submit's or a notebook's: --spark-conf still sets
+    SQL settings on stitcher's session and Hadoop settings on the context, and names in a
+    warning each context setting it cannot change."""
+    from stitcher.engines.base import EngineSettings
+
+    settings = EngineSettings(
+        spark_conf=(
+            ("spark.sql.shuffle.partitions", "7"),
+            ("spark.hadoop.fs.stitcher-test.setting", "from-the-flag"),
+            ("spark.executor.memory", "3g"),
+        )
+    )
+    with caplog.at_level("WARNING", logger="stitcher"), SparkEngine(settings) as engine:
+        spark = engine._spark
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "7"
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+        assert hadoop.get("fs.stitcher-test.setting") == "from-the-flag"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("spark.executor.memory=3g not applied" in m for m in warned), warned
+    assert not any("shuffle.partitions" in m or "stitcher-test" in m for m in warned), warned
+    # stitcher's session is its own: the borrowed one keeps its settings.
+    from pyspark.sql import SparkSession
+
+    assert SparkSession.getActiveSession().conf.get("spark.sql.shuffle.partitions") == "2"

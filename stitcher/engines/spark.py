@@ -83,6 +83,30 @@ def to_spark_sql(sql: str) -> str:
     return statements[0]
 
 
+def _apply_to_borrowed(spark: SparkSession, conf: Sequence[tuple[str, str]]) -> None:
+    """--spark-conf on a session of a context that was already running (spark-submit, a
+    notebook): a builder's settings would be ignored there without a word. SQL settings go to
+    our own session, `spark.hadoop.*` to the context's Hadoop configuration (what URL inputs
+    and outputs are opened with: credentials, endpoints); a setting the context fixed when it
+    started (executor memory, jars) cannot change, and each one that differs is named."""
+    for key, value in conf:
+        if key.startswith("spark.hadoop."):
+            hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+            hadoop.set(key.removeprefix("spark.hadoop."), value)
+            continue
+        try:
+            spark.conf.set(key, value)
+        except _SPARK_ERRORS:
+            if spark.sparkContext.getConf().get(key, None) != value:
+                log.warning(
+                    "--spark-conf %s=%s not applied: the running Spark context fixed it when it "
+                    "started; set it where that context is created (spark-submit --conf, the "
+                    "notebook's session builder)",
+                    key,
+                    value,
+                )
+
+
 class SparkEngine(Engine):
     name = "spark"
     # Components run as SQL rounds inside Spark: the graph may not fit the driver's memory.
@@ -99,6 +123,7 @@ class SparkEngine(Engine):
                 # temporary views and settings in a session of our own.
                 self._owns_context = False
                 self._spark = active.newSession()
+                _apply_to_borrowed(self._spark, settings.spark_conf)
             else:
                 self._owns_context = True
                 self._spark = _build_session(settings)
