@@ -345,7 +345,7 @@ def run_command(
             f"{junk_ids:,} junk or hub ids quarantined) in "
             f"{record['timings_seconds']['total']:.1f} s"
         )
-        click.echo(f"Wrote {output_dir}/: {', '.join(result.files)}")
+        click.echo(f"Wrote {str(result.output_dir).rstrip('/')}/: {', '.join(result.files)}")
     _check_thresholds(conditions, result.record, quiet)
 
 

@@ -53,6 +53,9 @@ def test_summary_and_quiet(tmp_path: Path) -> None:
     assert "id_map.parquet" in loud.stdout
     quiet = run_cli(*args, "--output", str(tmp_path / "b"), "-q")
     assert quiet.stdout == "" and quiet.stderr == ""
+    # A trailing slash on --output (as the README's example has it) is not doubled.
+    slashed = run_cli(*args, "--output", f"{tmp_path / 'c'}/")
+    assert f"Wrote {tmp_path / 'c'}/: id_map.parquet" in slashed.stdout
 
 
 def test_usage_error_exits_2(tmp_path: Path) -> None:
