@@ -158,11 +158,7 @@ def spill_folder(temp_dir: Path | None, tmp: Path) -> Iterator[Path]:
     if temp_dir is None:
         folder = tmp / ".spill"
     else:
-        for entry in sorted(temp_dir.glob(f"{_SPILL_MARK}*")):
-            pid = entry.name[len(_SPILL_MARK) :].split("-", 1)[0]
-            if not (pid.isdigit() and process_alive(int(pid))):
-                log.info("removing the spill folder of an interrupted run: %s", entry)
-                shutil.rmtree(entry, ignore_errors=True)
+        remove_folders_of_dead_runs(temp_dir, _SPILL_MARK, "spill folder")
         folder = temp_dir / f"{_SPILL_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             folder.mkdir()
@@ -174,6 +170,16 @@ def spill_folder(temp_dir: Path | None, tmp: Path) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_folders_of_dead_runs(parent: Path, mark: str, what: str) -> None:
+    """Delete the folders `<mark><pid>-...` in `parent` whose run's process is gone: what a
+    killed run left behind (gigabytes, for a spill folder)."""
+    for entry in sorted(parent.glob(f"{mark}*")):
+        pid = entry.name[len(mark) :].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            log.info("removing the %s of an interrupted run: %s", what, entry)
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def process_alive(pid: int) -> bool:

@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Protocol
 from stitcher.config import OUTPUT_FORMATS as FORMATS
 from stitcher.errors import OutputError, StitcherError
 from stitcher.location import Url, UrlFileSystem
-from stitcher.outputs import OLD_MARK, TMP_MARK, atomic_output_dir, process_alive
+from stitcher.outputs import (
+    OLD_MARK,
+    TMP_MARK,
+    atomic_output_dir,
+    process_alive,
+    remove_folders_of_dead_runs,
+)
 
 if TYPE_CHECKING:
     from stitcher.engines import Engine
@@ -277,11 +283,7 @@ def staged_output(output: Path | Url, temp_dir: Path | None) -> Iterator[OutputS
             yield LocalStage(output, folder)
         return
     parent = temp_dir or Path(tempfile.gettempdir())
-    for entry in sorted(parent.glob(f"{_STAGE_MARK}*")):
-        pid = entry.name[len(_STAGE_MARK) :].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            log.info("removing the staging folder of an interrupted run: %s", entry)
-            shutil.rmtree(entry, ignore_errors=True)
+    remove_folders_of_dead_runs(parent, _STAGE_MARK, "staging folder")
     try:
         root = Path(tempfile.mkdtemp(prefix=f"{_STAGE_MARK}{os.getpid()}-", dir=parent))
     except OSError as exc:

@@ -314,9 +314,6 @@ class SparkEngine(Engine):
     def url_files(self, url: Url) -> UrlFileSystem:
         return HadoopFiles(self._spark, writing=True)
 
-    def _hadoop(self, url: str) -> tuple[object, object]:
-        return HadoopFiles(self._spark).locate(url)
-
     def _url_csv_header(self, url: Url) -> tuple[str, ...]:
         """The header of a CSV file at a URL."""
         return tuple(next(csv.reader(io.StringIO(self._url_first_line(url))), []))
@@ -324,7 +321,7 @@ class SparkEngine(Engine):
     def _url_first_line(self, url: Url, skip_blank: bool = False) -> str:
         """The first line of a file at a URL (gzip and other Hadoop codecs by suffix), without
         a byte order mark; with skip_blank, the first line that is not blank."""
-        fs, path = self._hadoop(str(url))
+        fs, path = HadoopFiles(self._spark).locate(str(url))
         jvm = self._spark._jvm
         try:
             conf = self._spark._jsparkSession.sessionState().newHadoopConf()
