@@ -1,8 +1,9 @@
 -- Step: mark hubs as quarantined, beside junk.
 -- Inputs: identifiers; hub_degrees
 -- Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree);
---         quarantine_reason becomes 'hub' for hubs that are not already junk. Read only by the
---         numbering step (33_node_ids*.sql), which adds node_id.
+--         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the
+--         quarantine output (93_quarantine.sql), the run record's totals and the numbering
+--         step (33_node_ids*.sql), which adds node_id.
 -- Invariants: one row per identifier; a hub's reported degree is its largest over the rules.
 WITH hub AS (
     SELECT identifier_type, identifier,

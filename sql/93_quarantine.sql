@@ -1,5 +1,5 @@
 -- Step: identifiers that were not allowed to identify anyone (output `quarantine`).
--- Inputs: identifiers_checked
+-- Inputs: identifiers_quarantined (32_quarantine.sql)
 -- Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at,
 --         last_seen_at, hub_linked_type, hub_degree)
 -- Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern
@@ -8,5 +8,5 @@ SELECT
     identifier_type, identifier, quarantine_reason AS reason, event_count,
     first_seen AS first_seen_at, last_seen AS last_seen_at,
     hub_linked_type, hub_degree
-FROM identifiers_checked
+FROM identifiers_quarantined
 WHERE quarantine_reason IS NOT NULL

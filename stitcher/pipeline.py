@@ -12,7 +12,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +37,7 @@ from stitcher.outputs import (
     write_batches,
     write_json,
 )
-from stitcher.policies import classify_edges
+from stitcher.policies import classify_edges, replays_events
 from stitcher.publish import OutputStage, staged_output
 from stitcher.sql import render
 from stitcher.thresholds import run_metrics
@@ -66,15 +66,15 @@ USERS_COLUMNS = {
     "last_seen_at",
     "event_count",
 }
-# What the run record needs of `pairs`, `identifiers_checked` and `classified_edges`, kept when
-# those are dropped.
+# What the run record needs of `pairs`, `identifiers_quarantined` and `classified_edges`, kept
+# when those are dropped.
 _PAIR_TOTALS = (
     "SELECT source_table, CAST(sum(event_count) AS BIGINT) AS event_count, "
     "CAST(sum(events_without_ts) AS BIGINT) AS events_without_ts FROM pairs GROUP BY source_table"
 )
 _IDENTIFIER_TOTALS = (
     "SELECT identifier_type, quarantine_reason IS NOT NULL AS quarantined, "
-    "count(*) AS identifiers FROM identifiers_checked GROUP BY identifier_type, "
+    "count(*) AS identifiers FROM identifiers_quarantined GROUP BY identifier_type, "
     "quarantine_reason IS NOT NULL"
 )
 _EDGE_TOTALS = "SELECT kept, reason, count(*) AS edges FROM classified_edges GROUP BY kept, reason"
@@ -141,21 +141,25 @@ def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunRes
             output.connect(engine)
             with timer.step("load"):
                 loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
-            build_tables(engine, options, loaded, timer)
-            # The record first: then only the output tables need to stay in memory to be
-            # written, and each is freed once written.
-            record = _run_record(engine, options, loaded, timer, started)
-            _drop(engine, "person_activity", "id_map_base")
-            with timer.step("write"):
-                # Under a memory limit, one file at a time: two sorts in flight cost ~0.2 GB
-                # more at 10M events for ~1 s less.
-                files = _write_outputs(
-                    engine,
-                    tmp,
-                    options.output_format,
-                    OutputOrder.for_run(engine, options),
-                    side_by_side=not options.memory_limit,
-                )
+            # Under a memory limit, one file at a time: two sorts in flight cost ~0.2 GB more at
+            # 10M events for ~1 s less.
+            writer = OutputWriter(
+                engine,
+                tmp,
+                options.output_format,
+                OutputOrder.for_run(engine, options),
+                side_by_side=not options.memory_limit,
+            )
+            try:
+                build_tables(engine, options, loaded, timer, writer)
+                # The record first: then only the output tables need to stay in memory to be
+                # written, and each is freed once written.
+                record = _run_record(engine, options, loaded, timer, started)
+                _drop(engine, "person_activity", "id_map_base")
+                with timer.step("write"):
+                    files = writer.finish()
+            finally:
+                writer.close()
             record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             record["outputs"] = files
             if output.publishes_through_engine:
@@ -183,10 +187,15 @@ def _finish(
 
 
 def build_tables(
-    engine: Engine, options: RunOptions, loaded: LoadedInput, timer: _Timer | None = None
+    engine: Engine,
+    options: RunOptions,
+    loaded: LoadedInput,
+    timer: _Timer | None = None,
+    writer: OutputWriter | None = None,
 ) -> None:
     """Every step from the registered inputs to the output tables, in order. `stitcher sql`
-    records these same calls as a script, so a warehouse runs exactly this pipeline."""
+    records these same calls as a script, so a warehouse runs exactly this pipeline. With a
+    `writer`, output tables no later step reads are handed to it on the way (and freed)."""
     timer = timer or _Timer(None)
     fragments = sql_fragments(options)
     order = OutputOrder.for_run(engine, options)
@@ -219,23 +228,27 @@ def build_tables(
             pattern_params,
         )
         engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
-        _number_nodes(engine)
-        _drop(engine, "identifiers", "hub_degrees")
+        _mark_quarantine(engine)
         engine.create_table_as("identifier_totals", _IDENTIFIER_TOTALS)
         create_output_table(engine, "quarantine", render("93_quarantine"), order)
         engine.create_table_as("reattributed_events", render("35_reattributed_events"))
-    with timer.step("edges"):
+        # The links are read off the one scan's aggregate before the numbering sorts every
+        # identifier, so that aggregate (~0.45 GB at 10M events) is gone by then unless a
+        # replay still needs it.
         engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
+        if not replays_events(options):
+            _drop(engine, "pairs")
+        _number_nodes(engine)
+    with timer.step("edges"):
         engine.create_table_as("checked_edges", render("50_check_edges"))
         _drop(engine, "candidate_edges")
         classify_edges(engine, options)
-        # The policies were the last readers of the one scan's aggregate (replays read its
-        # evidence): free it before persons are built (~0.5 GB at 10M events).
+        # A replay reads the one scan's aggregate (its evidence) in the policy at the latest.
         _drop(engine, "checked_edges", "policy_base", "pairs")
     with timer.step("components"):
         _components(engine, options.max_rounds)
     with timer.step("persons"):
-        _persons(engine, loaded.trait_columns, order)
+        _persons(engine, loaded.trait_columns, order, writer)
         if loaded.input_format == "mixpanel":
             add_distinct_ids(
                 engine,
@@ -244,23 +257,35 @@ def build_tables(
             )
 
 
-def _number_nodes(engine: Engine) -> None:
-    """identifiers_checked: hubs marked (32), then node ids in anchor order (33)."""
+def _mark_quarantine(engine: Engine) -> None:
+    """identifiers_quarantined: the identifiers with hubs marked (32)."""
     if engine.distributed_numbering:
         # The bucketed numbering reads the marked identifiers twice (bucket sizes, ranks): a
         # table, so that Spark does not join the hubs twice.
         engine.create_table_as("identifiers_quarantined", render("32_quarantine"))
+    else:
+        # A view: a join of the identifiers with the few hubs, cheaper to repeat for the
+        # quarantine tables than to hold a second copy of every identifier.
+        engine.execute(
+            "CREATE OR REPLACE VIEW identifiers_quarantined AS " + render("32_quarantine")
+        )
+
+
+def _number_nodes(engine: Engine) -> None:
+    """identifiers_checked: node ids in anchor order (33) on the marked identifiers."""
+    if engine.distributed_numbering:
         engine.create_table_as("identifiers_checked", render("33_node_ids_bucketed"))
         engine.drop("identifiers_quarantined")
-        return
-    # A view: the one ordered window reads it once, as the CTE it replaces (no extra table).
-    engine.execute("CREATE OR REPLACE VIEW identifiers_quarantined AS " + render("32_quarantine"))
-    engine.create_table_as("identifiers_checked", render("33_node_ids"))
-    engine.execute("DROP VIEW IF EXISTS identifiers_quarantined")
+    else:
+        engine.create_table_as("identifiers_checked", render("33_node_ids"))
+        engine.execute("DROP VIEW IF EXISTS identifiers_quarantined")
+    _drop(engine, "identifiers", "hub_degrees")
 
 
 def _components(engine: Engine, max_rounds: int) -> None:
     engine.create_table_as("nodes", render("60_nodes"))
+    # The policies were its last readers; nodes holds the usable part of it from here on.
+    _drop(engine, "identifiers_checked")
     if not engine.components_in_memory:
         # The graph stays in the engine: SQL rounds, no trip through this process.
         engine.create_table_as("node_edges", render("61_node_edges"))
@@ -273,7 +298,9 @@ def _components(engine: Engine, max_rounds: int) -> None:
     del edges
 
 
-def _persons(engine: Engine, traits: list[str], order: OutputOrder) -> None:
+def _persons(
+    engine: Engine, traits: list[str], order: OutputOrder, writer: OutputWriter | None
+) -> None:
     engine.create_table_as("persons", render("70_persons"))
     persons, distinct_ids = engine.fetch_rows(
         "SELECT count(*), count(DISTINCT person_id) FROM persons"
@@ -283,11 +310,13 @@ def _persons(engine: Engine, traits: list[str], order: OutputOrder) -> None:
         raise EngineError("two persons received the same person_id (md5 collision)")
     create_output_table(engine, "id_map", render("80_id_map"), order)
     engine.create_table_as("person_activity", render("81_person_activity"))
-    _drop(engine, "nodes", "node_components", "identifiers_checked", "reattributed_events")
+    _drop(engine, "nodes", "node_components", "reattributed_events")
     create_output_table(engine, "edges", render("91_edges"), order)
     create_output_table(engine, "rejected_edges", render("92_rejected_edges"), order)
     engine.create_table_as("edge_totals", _EDGE_TOTALS)
     _drop(engine, "classified_edges")
+    if writer is not None:
+        writer.ready("edges", "rejected_edges")
     q = quote_identifier
     engine.create_table_as(
         "person_traits",
@@ -301,6 +330,8 @@ def _persons(engine: Engine, traits: list[str], order: OutputOrder) -> None:
             ),
         ),
     )
+    if writer is not None:
+        writer.make_room()  # the users step holds the run's peak memory
     create_output_table(
         engine,
         "users",
@@ -324,10 +355,18 @@ class OutputOrder:
     the write step, where two sorts ran beside two Parquet writers. Not under --memory-limit:
     there the sorts stay in the write, where they stream and spill one file at a time (a sorted
     CREATE TABLE ran out of memory at 40 MB where the write's sort spilled).
+
+    `users` is the exception, sorted as it is written: its sort carries every person's id
+    lists, and done in the CREATE TABLE it made that step the run's peak (~0.15 GB more at
+    10M events), where in the write it runs beside the id_map writer.
     """
 
     type_names: tuple[str, ...]
     in_tables: bool = False
+
+    def sorted_in_table(self, relation: str) -> bool:
+        """Whether output table `relation` is created sorted (else its write sorts it)."""
+        return self.in_tables and relation != "users"
 
     @classmethod
     def for_run(cls, engine: Engine, options: RunOptions) -> OutputOrder:
@@ -340,7 +379,7 @@ class OutputOrder:
 
 def create_output_table(engine: Engine, relation: str, sql: str, order: OutputOrder) -> None:
     """Create output table `relation` from `sql`, sorted already where `order` says so."""
-    if order.in_tables:
+    if order.sorted_in_table(relation):
         sql = f"SELECT * FROM (\n{sql}\n) AS unsorted ORDER BY {order.of(relation)}"
     engine.create_table_as(relation, sql)
 
@@ -374,53 +413,88 @@ def _order_by(order: str, type_names: tuple[str, ...]) -> str:
     return ", ".join(keys + typed)
 
 
-def _write_outputs(
-    engine: Engine,
-    folder: Path,
-    file_format: str,
-    order: OutputOrder,
-    side_by_side: bool = True,
-) -> list[str]:
-    """Write every output table, sorted, into `folder`; returns the file names in order.
+class OutputWriter:
+    """Writes the output tables into `folder`, each once no later step reads it, and frees each
+    table as soon as its file is written.
 
     `order` says whether the tables were created sorted already, or each query sorts.
 
-    With `side_by_side`, where the engine can stream several results at once, two files are
-    written side by side: one table's sort runs in the engine while another's rows are
-    compressed (pyarrow's writer uses one core per file), which took the write step at 10M
-    events from 3.8 s to ~2.5 s.
+    With `side_by_side`, where the engine can stream several results at once, files are
+    written on up to _WRITERS threads while the pipeline goes on: one table's sort runs in the
+    engine while another's rows are compressed (pyarrow's writer uses one core per file), which
+    took the write step at 10M events from 3.8 s to ~2.5 s. The edges are written while the
+    users are built, and freed before that step, the run's peak. Otherwise (a --memory-limit
+    run, an engine without concurrent streams) each file is written at once, one at a time.
     """
 
-    def write(name: str, relation: str) -> str:
-        path = folder / f"{name}.{file_format}"
-        # Tables created sorted (create_output_table) are read back as they are.
-        order_by = "" if order.in_tables else f" ORDER BY {order.of(relation)}"
-        schema, batches = engine.stream_arrow(
-            f"SELECT {columns[relation]} FROM {quote_identifier(relation)}{order_by}", 100_000
+    def __init__(
+        self,
+        engine: Engine,
+        folder: Path,
+        file_format: str,
+        order: OutputOrder,
+        side_by_side: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._folder = folder
+        self._format = file_format
+        self._order = order
+        self._pool = (
+            ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="stitcher-write")
+            if side_by_side and engine.concurrent_streams
+            else None
         )
-        rows = write_batches(batches, schema, path, file_format)
+        self._writing: dict[str, Future[str]] = {}
+        self._files: dict[str, str] = {}
+
+    def ready(self, *relations: str) -> None:
+        """No later step reads these output tables: write them (in the background where the
+        writer can) and free them."""
+        for relation in relations:
+            # Column lists are read here, on the caller's thread: the engine's connection
+            # serves one thread; the writing threads use streams of their own.
+            columns = public_columns(self._engine, relation)
+            if self._pool is None:
+                self._files[relation] = self._write(relation, columns)
+                _drop(self._engine, relation)
+            else:
+                self._writing[relation] = self._pool.submit(self._write, relation, columns)
+
+    def make_room(self) -> None:
+        """Wait for the files being written and free their tables (before a step that needs
+        the memory)."""
+        for relation, future in list(self._writing.items()):
+            self._files[relation] = future.result()
+            del self._writing[relation]
+            _drop(self._engine, relation)
+        # pyarrow's allocator keeps the written batches' pages for reuse otherwise (~50 MB).
+        pa.default_memory_pool().release_unused()
+
+    def finish(self) -> list[str]:
+        """Write every output table not written yet; returns all file names in output order."""
+        self.ready(*(r for r, _ in OUTPUT_TABLES.values() if r not in self._files | self._writing))
+        # Freed in output order as each is done (the two largest come first).
+        self.make_room()
+        return [self._files[relation] for relation, _ in OUTPUT_TABLES.values()]
+
+    def close(self) -> None:
+        """Stop: pending files are not started, running ones finish before the engine closes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, relation: str, columns: str) -> str:
+        name = next(n for n, (r, _) in OUTPUT_TABLES.items() if r == relation)
+        path = self._folder / f"{name}.{self._format}"
+        # Tables created sorted (create_output_table) are read back as they are.
+        order_by = (
+            "" if self._order.sorted_in_table(relation) else f" ORDER BY {self._order.of(relation)}"
+        )
+        schema, batches = self._engine.stream_arrow(
+            f"SELECT {columns} FROM {quote_identifier(relation)}{order_by}", 100_000
+        )
+        rows = write_batches(batches, schema, path, self._format)
         log.info("wrote %s (%d rows)", path.name, rows)
         return path.name
-
-    jobs = [(name, relation) for name, (relation, _) in OUTPUT_TABLES.items()]
-    columns = {relation: public_columns(engine, relation) for _, relation in jobs}
-    if not (side_by_side and engine.concurrent_streams):
-        files = []
-        for name, relation in jobs:
-            files.append(write(name, relation))
-            _drop(engine, relation)
-        return files
-    with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="stitcher-write") as pool:
-        futures = [pool.submit(write, *job) for job in jobs]
-        files = []
-        try:
-            for future, (_, relation) in zip(futures, jobs, strict=True):
-                files.append(future.result())
-                _drop(engine, relation)
-        finally:
-            for future in futures:
-                future.cancel()
-    return files
 
 
 def public_columns(engine: Engine, relation: str) -> str:

@@ -313,6 +313,15 @@ def classify_edges(engine: Engine, options: RunOptions) -> None:
     POLICIES[options.policy](engine, options)
 
 
+def replays_events(options: RunOptions) -> bool:
+    """Whether the policy may replay events (sql/54_replay_events.sql reads `pairs`): segment's
+    limits, and guarded's check of chains through extra identifier types. The others decide
+    on the links alone, so the pipeline frees `pairs` as soon as the links are read off it."""
+    return options.policy == "segment" or (
+        options.policy == "guarded" and bool(options.identifier_types)
+    )
+
+
 def _group_events(
     group: pa.Table, types: tuple[str, ...], with_units: bool = False
 ) -> tuple[list[ReplayEvent], dict[tuple[str, str], int], dict[tuple[str, str], int]]:

@@ -280,16 +280,28 @@ def test_temp_dir_filling_up_during_the_run(
     assert leftovers(tmp_path) == []
 
 
-def test_file_size_limit_during_write(small_input: Path, big_input: Path, tmp_path: Path) -> None:
-    """RLIMIT_FSIZE (no root or mounts needed): any write past 512 KB fails mid-file."""
+@pytest.mark.parametrize("failing", ["edges", "id_map"])
+def test_file_size_limit_during_write(
+    failing: str, small_input: Path, big_input: Path, tmp_path: Path
+) -> None:
+    """RLIMIT_FSIZE (no root or mounts needed): any write past the limit fails mid-file. The
+    edges file is written on a worker thread while the users are still being built; id_map in
+    the final write. Either failure must end the run the same clean way."""
+    sizes = {p.stem: p.stat().st_size for p in stitch(big_input, tmp_path / "sizes").iterdir()}
+    largest_other = max(size for name, size in sizes.items() if name != "id_map")
+    limit = 512 * 1024 if failing == "edges" else (largest_other + sizes["id_map"]) // 2
+    # The premise: exactly the file under test is the first that cannot fit.
+    assert (
+        sizes[failing] > limit > (sizes["rejected_edges"] if failing == "edges" else largest_other)
+    )
     out = stitch(small_input, tmp_path / "out")
     before = hashes(out)
 
     def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     code, stderr = run(big_input, out, preexec_fn=limit_file_size)
-    assert_clean_error(code, stderr, "cannot write")
+    assert_clean_error(code, stderr, "cannot write", f"{failing}.parquet", "File too large")
     assert hashes(out) == before
     assert leftovers(tmp_path) == []
 

@@ -193,7 +193,7 @@ class DuckDBEngine(Engine):
 
     def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         # Each stream gets its own cursor (a connection to the same database), so that several
-        # streams can be read at once from different threads (see pipeline._write_outputs).
+        # streams can be read at once from different threads (see pipeline.OutputWriter).
         with self._cursor_lock:
             cursor = self._con.cursor()
         try:

@@ -379,8 +379,9 @@ DROP TABLE IF EXISTS `identifiers_quarantined`;
 CREATE TABLE `identifiers_quarantined` AS
 /* Inputs: identifiers; hub_degrees */
 /* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read only by the */
-/*         numbering step (33_node_ids*.sql), which adds node_id. */
+/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
+/*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
+/*         step (33_node_ids*.sql), which adds node_id. */
 /* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
 WITH hub AS (
   SELECT
@@ -416,189 +417,38 @@ FROM identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
 
-DROP TABLE IF EXISTS `identifiers_checked`;
-
-CREATE TABLE `identifiers_checked` AS
-/*       over machines: Spark, warehouses). */
-/* Inputs: identifiers_quarantined (32_quarantine.sql) */
-/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
-/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
-/*         others), which the tests check on Spark and on DuckDB. */
-/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
-/*   warehouse): a single executor would sort and number every identifier. Here: */
-/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
-/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
-/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
-/*      never overlap in key order, so the buckets' order is the identifiers' order; */
-/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
-/*      the key), spread over the tasks by bucket; */
-/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
-/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
-/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
-/*      the number of events), not over the identifiers. */
-/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
-/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
-/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
-/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
-/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
-/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
-/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
-/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
-/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
-/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
-/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
-/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
-WITH keyed AS (
-  SELECT
-    identifiers_quarantined.identifier_type AS identifier_type,
-    identifiers_quarantined.identifier AS identifier,
-    identifiers_quarantined.first_seen AS first_seen,
-    identifiers_quarantined.last_seen AS last_seen,
-    identifiers_quarantined.event_count AS event_count,
-    identifiers_quarantined.attributed_event_count AS attributed_event_count,
-    identifiers_quarantined.attributed_first_ts AS attributed_first_ts,
-    identifiers_quarantined.attributed_last_ts AS attributed_last_ts,
-    identifiers_quarantined.quarantine_reason AS quarantine_reason,
-    identifiers_quarantined.hub_linked_type AS hub_linked_type,
-    identifiers_quarantined.hub_degree AS hub_degree,
-    identifiers_quarantined.identifier_type <> 'user_id' AS bucket_later_type,
-    identifiers_quarantined.first_seen IS NULL AS bucket_unknown_time,
-    COALESCE(
-      DATETIME_TRUNC(identifiers_quarantined.first_seen, MINUTE),
-      CAST('1970-01-01 00:00:00' AS DATETIME)
-    ) AS bucket_minute,
-    CASE
-      WHEN identifiers_quarantined.first_seen IS NULL
-      THEN SUBSTRING(identifiers_quarantined.identifier, 1, 4)
-      ELSE ''
-    END AS bucket_prefix
-  FROM identifiers_quarantined AS identifiers_quarantined
-), bucket_sizes AS (
-  SELECT
-    keyed.bucket_later_type AS bucket_later_type,
-    keyed.bucket_unknown_time AS bucket_unknown_time,
-    keyed.bucket_minute AS bucket_minute,
-    keyed.bucket_prefix AS bucket_prefix,
-    COUNT(*) AS identifiers
-  FROM keyed AS keyed
-  WHERE
-    keyed.quarantine_reason IS NULL
-  GROUP BY
-    keyed.bucket_later_type,
-    keyed.bucket_unknown_time,
-    keyed.bucket_minute,
-    keyed.bucket_prefix
-), bucket_offsets /* offset = usable identifiers in every earlier bucket (the running sum, less this bucket). */ AS (
-  SELECT
-    bucket_sizes.bucket_later_type AS bucket_later_type,
-    bucket_sizes.bucket_unknown_time AS bucket_unknown_time,
-    bucket_sizes.bucket_minute AS bucket_minute,
-    bucket_sizes.bucket_prefix AS bucket_prefix,
-    CAST(SUM(bucket_sizes.identifiers) OVER (
-      ORDER BY bucket_sizes.bucket_later_type IS NULL ASC, bucket_sizes.bucket_later_type ASC, bucket_sizes.bucket_unknown_time IS NULL ASC, bucket_sizes.bucket_unknown_time ASC, bucket_sizes.bucket_minute IS NULL ASC, bucket_sizes.bucket_minute ASC, bucket_sizes.bucket_prefix IS NULL ASC, bucket_sizes.bucket_prefix ASC
-      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-    ) - bucket_sizes.identifiers AS INT64) AS bucket_offset
-  FROM bucket_sizes AS bucket_sizes
-), ranked /* rank within the bucket, 0-based; quarantined identifiers are left out (their node_id is NULL). */ AS (
-  SELECT
-    keyed.identifier_type AS identifier_type,
-    keyed.identifier AS identifier,
-    keyed.first_seen AS first_seen,
-    keyed.last_seen AS last_seen,
-    keyed.event_count AS event_count,
-    keyed.attributed_event_count AS attributed_event_count,
-    keyed.attributed_first_ts AS attributed_first_ts,
-    keyed.attributed_last_ts AS attributed_last_ts,
-    keyed.quarantine_reason AS quarantine_reason,
-    keyed.hub_linked_type AS hub_linked_type,
-    keyed.hub_degree AS hub_degree,
-    keyed.bucket_later_type AS bucket_later_type,
-    keyed.bucket_unknown_time AS bucket_unknown_time,
-    keyed.bucket_minute AS bucket_minute,
-    keyed.bucket_prefix AS bucket_prefix,
-    CAST(ROW_NUMBER() OVER (
-      PARTITION BY keyed.bucket_later_type, keyed.bucket_unknown_time, keyed.bucket_minute, keyed.bucket_prefix
-      ORDER BY keyed.first_seen IS NULL ASC, keyed.first_seen ASC, keyed.identifier IS NULL ASC, keyed.identifier ASC, keyed.identifier_type IS NULL ASC, keyed.identifier_type ASC
-    ) - 1 AS INT64) AS rank_in_bucket
-  FROM keyed AS keyed
-  WHERE
-    keyed.quarantine_reason IS NULL
-)
-SELECT
-  r.identifier_type AS identifier_type,
-  r.identifier AS identifier,
-  r.first_seen AS first_seen,
-  r.last_seen AS last_seen,
-  r.event_count AS event_count,
-  r.attributed_event_count AS attributed_event_count,
-  r.attributed_first_ts AS attributed_first_ts,
-  r.attributed_last_ts AS attributed_last_ts,
-  r.quarantine_reason AS quarantine_reason,
-  r.hub_linked_type AS hub_linked_type,
-  r.hub_degree AS hub_degree,
-  CAST(o.bucket_offset + r.rank_in_bucket AS INT64) AS node_id
-FROM ranked AS r
-JOIN bucket_offsets AS o
-  ON o.bucket_later_type = r.bucket_later_type
-  AND o.bucket_unknown_time = r.bucket_unknown_time
-  AND o.bucket_minute = r.bucket_minute
-  AND o.bucket_prefix = r.bucket_prefix
-UNION ALL
-SELECT
-  identifiers_quarantined.identifier_type AS identifier_type,
-  identifiers_quarantined.identifier AS identifier,
-  identifiers_quarantined.first_seen AS first_seen,
-  identifiers_quarantined.last_seen AS last_seen,
-  identifiers_quarantined.event_count AS event_count,
-  identifiers_quarantined.attributed_event_count AS attributed_event_count,
-  identifiers_quarantined.attributed_first_ts AS attributed_first_ts,
-  identifiers_quarantined.attributed_last_ts AS attributed_last_ts,
-  identifiers_quarantined.quarantine_reason AS quarantine_reason,
-  identifiers_quarantined.hub_linked_type AS hub_linked_type,
-  identifiers_quarantined.hub_degree AS hub_degree,
-  CAST(NULL AS INT64) AS node_id
-FROM identifiers_quarantined AS identifiers_quarantined
-WHERE
-  NOT identifiers_quarantined.quarantine_reason IS NULL;
-
-DROP TABLE IF EXISTS `identifiers_quarantined`;
-
-DROP TABLE IF EXISTS `identifiers`;
-
-DROP TABLE IF EXISTS `hub_degrees`;
-
 DROP TABLE IF EXISTS `identifier_totals`;
 
 CREATE TABLE `identifier_totals` AS
 SELECT
-  identifiers_checked.identifier_type AS identifier_type,
-  NOT identifiers_checked.quarantine_reason IS NULL AS quarantined,
+  identifiers_quarantined.identifier_type AS identifier_type,
+  NOT identifiers_quarantined.quarantine_reason IS NULL AS quarantined,
   COUNT(*) AS identifiers
-FROM identifiers_checked AS identifiers_checked
+FROM identifiers_quarantined AS identifiers_quarantined
 GROUP BY
-  identifiers_checked.identifier_type,
-  NOT identifiers_checked.quarantine_reason IS NULL;
+  identifiers_quarantined.identifier_type,
+  NOT identifiers_quarantined.quarantine_reason IS NULL;
 
 DROP TABLE IF EXISTS `quarantine`;
 
 CREATE TABLE `quarantine` AS
-/* Inputs: identifiers_checked */
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
 /* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
 /*         last_seen_at, hub_linked_type, hub_degree) */
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
 /*             or hub; hubs carry the rule they broke and their degree under it. */
 SELECT
-  identifiers_checked.identifier_type AS identifier_type,
-  identifiers_checked.identifier AS identifier,
-  identifiers_checked.quarantine_reason AS reason,
-  identifiers_checked.event_count AS event_count,
-  identifiers_checked.first_seen AS first_seen_at,
-  identifiers_checked.last_seen AS last_seen_at,
-  identifiers_checked.hub_linked_type AS hub_linked_type,
-  identifiers_checked.hub_degree AS hub_degree
-FROM identifiers_checked AS identifiers_checked
+  identifiers_quarantined.identifier_type AS identifier_type,
+  identifiers_quarantined.identifier AS identifier,
+  identifiers_quarantined.quarantine_reason AS reason,
+  identifiers_quarantined.event_count AS event_count,
+  identifiers_quarantined.first_seen AS first_seen_at,
+  identifiers_quarantined.last_seen AS last_seen_at,
+  identifiers_quarantined.hub_linked_type AS hub_linked_type,
+  identifiers_quarantined.hub_degree AS hub_degree
+FROM identifiers_quarantined AS identifiers_quarantined
 WHERE
-  NOT identifiers_checked.quarantine_reason IS NULL;
+  NOT identifiers_quarantined.quarantine_reason IS NULL;
 
 DROP TABLE IF EXISTS `reattributed_events`;
 
@@ -762,6 +612,159 @@ SELECT
   grouped.evidence.source_table AS evidence_table
 FROM grouped AS grouped;
 
+DROP TABLE IF EXISTS `pairs`;
+
+DROP TABLE IF EXISTS `identifiers_checked`;
+
+CREATE TABLE `identifiers_checked` AS
+/*       over machines: Spark, warehouses). */
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
+/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
+/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
+/*         others), which the tests check on Spark and on DuckDB. */
+/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
+/*   warehouse): a single executor would sort and number every identifier. Here: */
+/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
+/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
+/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
+/*      never overlap in key order, so the buckets' order is the identifiers' order; */
+/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
+/*      the key), spread over the tasks by bucket; */
+/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
+/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
+/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
+/*      the number of events), not over the identifiers. */
+/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
+/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
+/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
+/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
+/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
+/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
+/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
+/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
+/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
+/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
+/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
+/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
+WITH keyed AS (
+  SELECT
+    identifiers_quarantined.identifier_type AS identifier_type,
+    identifiers_quarantined.identifier AS identifier,
+    identifiers_quarantined.first_seen AS first_seen,
+    identifiers_quarantined.last_seen AS last_seen,
+    identifiers_quarantined.event_count AS event_count,
+    identifiers_quarantined.attributed_event_count AS attributed_event_count,
+    identifiers_quarantined.attributed_first_ts AS attributed_first_ts,
+    identifiers_quarantined.attributed_last_ts AS attributed_last_ts,
+    identifiers_quarantined.quarantine_reason AS quarantine_reason,
+    identifiers_quarantined.hub_linked_type AS hub_linked_type,
+    identifiers_quarantined.hub_degree AS hub_degree,
+    identifiers_quarantined.identifier_type <> 'user_id' AS bucket_later_type,
+    identifiers_quarantined.first_seen IS NULL AS bucket_unknown_time,
+    COALESCE(
+      DATETIME_TRUNC(identifiers_quarantined.first_seen, MINUTE),
+      CAST('1970-01-01 00:00:00' AS DATETIME)
+    ) AS bucket_minute,
+    CASE
+      WHEN identifiers_quarantined.first_seen IS NULL
+      THEN SUBSTRING(identifiers_quarantined.identifier, 1, 4)
+      ELSE ''
+    END AS bucket_prefix
+  FROM identifiers_quarantined AS identifiers_quarantined
+), bucket_sizes AS (
+  SELECT
+    keyed.bucket_later_type AS bucket_later_type,
+    keyed.bucket_unknown_time AS bucket_unknown_time,
+    keyed.bucket_minute AS bucket_minute,
+    keyed.bucket_prefix AS bucket_prefix,
+    COUNT(*) AS identifiers
+  FROM keyed AS keyed
+  WHERE
+    keyed.quarantine_reason IS NULL
+  GROUP BY
+    keyed.bucket_later_type,
+    keyed.bucket_unknown_time,
+    keyed.bucket_minute,
+    keyed.bucket_prefix
+), bucket_offsets /* offset = usable identifiers in every earlier bucket (the running sum, less this bucket). */ AS (
+  SELECT
+    bucket_sizes.bucket_later_type AS bucket_later_type,
+    bucket_sizes.bucket_unknown_time AS bucket_unknown_time,
+    bucket_sizes.bucket_minute AS bucket_minute,
+    bucket_sizes.bucket_prefix AS bucket_prefix,
+    CAST(SUM(bucket_sizes.identifiers) OVER (
+      ORDER BY bucket_sizes.bucket_later_type IS NULL ASC, bucket_sizes.bucket_later_type ASC, bucket_sizes.bucket_unknown_time IS NULL ASC, bucket_sizes.bucket_unknown_time ASC, bucket_sizes.bucket_minute IS NULL ASC, bucket_sizes.bucket_minute ASC, bucket_sizes.bucket_prefix IS NULL ASC, bucket_sizes.bucket_prefix ASC
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) - bucket_sizes.identifiers AS INT64) AS bucket_offset
+  FROM bucket_sizes AS bucket_sizes
+), ranked /* rank within the bucket, 0-based; quarantined identifiers are left out (their node_id is NULL). */ AS (
+  SELECT
+    keyed.identifier_type AS identifier_type,
+    keyed.identifier AS identifier,
+    keyed.first_seen AS first_seen,
+    keyed.last_seen AS last_seen,
+    keyed.event_count AS event_count,
+    keyed.attributed_event_count AS attributed_event_count,
+    keyed.attributed_first_ts AS attributed_first_ts,
+    keyed.attributed_last_ts AS attributed_last_ts,
+    keyed.quarantine_reason AS quarantine_reason,
+    keyed.hub_linked_type AS hub_linked_type,
+    keyed.hub_degree AS hub_degree,
+    keyed.bucket_later_type AS bucket_later_type,
+    keyed.bucket_unknown_time AS bucket_unknown_time,
+    keyed.bucket_minute AS bucket_minute,
+    keyed.bucket_prefix AS bucket_prefix,
+    CAST(ROW_NUMBER() OVER (
+      PARTITION BY keyed.bucket_later_type, keyed.bucket_unknown_time, keyed.bucket_minute, keyed.bucket_prefix
+      ORDER BY keyed.first_seen IS NULL ASC, keyed.first_seen ASC, keyed.identifier IS NULL ASC, keyed.identifier ASC, keyed.identifier_type IS NULL ASC, keyed.identifier_type ASC
+    ) - 1 AS INT64) AS rank_in_bucket
+  FROM keyed AS keyed
+  WHERE
+    keyed.quarantine_reason IS NULL
+)
+SELECT
+  r.identifier_type AS identifier_type,
+  r.identifier AS identifier,
+  r.first_seen AS first_seen,
+  r.last_seen AS last_seen,
+  r.event_count AS event_count,
+  r.attributed_event_count AS attributed_event_count,
+  r.attributed_first_ts AS attributed_first_ts,
+  r.attributed_last_ts AS attributed_last_ts,
+  r.quarantine_reason AS quarantine_reason,
+  r.hub_linked_type AS hub_linked_type,
+  r.hub_degree AS hub_degree,
+  CAST(o.bucket_offset + r.rank_in_bucket AS INT64) AS node_id
+FROM ranked AS r
+JOIN bucket_offsets AS o
+  ON o.bucket_later_type = r.bucket_later_type
+  AND o.bucket_unknown_time = r.bucket_unknown_time
+  AND o.bucket_minute = r.bucket_minute
+  AND o.bucket_prefix = r.bucket_prefix
+UNION ALL
+SELECT
+  identifiers_quarantined.identifier_type AS identifier_type,
+  identifiers_quarantined.identifier AS identifier,
+  identifiers_quarantined.first_seen AS first_seen,
+  identifiers_quarantined.last_seen AS last_seen,
+  identifiers_quarantined.event_count AS event_count,
+  identifiers_quarantined.attributed_event_count AS attributed_event_count,
+  identifiers_quarantined.attributed_first_ts AS attributed_first_ts,
+  identifiers_quarantined.attributed_last_ts AS attributed_last_ts,
+  identifiers_quarantined.quarantine_reason AS quarantine_reason,
+  identifiers_quarantined.hub_linked_type AS hub_linked_type,
+  identifiers_quarantined.hub_degree AS hub_degree,
+  CAST(NULL AS INT64) AS node_id
+FROM identifiers_quarantined AS identifiers_quarantined
+WHERE
+  NOT identifiers_quarantined.quarantine_reason IS NULL;
+
+DROP TABLE IF EXISTS `identifiers_quarantined`;
+
+DROP TABLE IF EXISTS `identifiers`;
+
+DROP TABLE IF EXISTS `hub_degrees`;
+
 DROP TABLE IF EXISTS `checked_edges`;
 
 CREATE TABLE `checked_edges` AS
@@ -909,6 +912,8 @@ SELECT
 FROM identifiers_checked AS identifiers_checked
 WHERE
   NOT identifiers_checked.node_id IS NULL;
+
+DROP TABLE IF EXISTS `identifiers_checked`;
 
 DROP TABLE IF EXISTS `node_edges`;
 
@@ -1177,8 +1182,6 @@ GROUP BY
 DROP TABLE IF EXISTS `nodes`;
 
 DROP TABLE IF EXISTS `node_components`;
-
-DROP TABLE IF EXISTS `identifiers_checked`;
 
 DROP TABLE IF EXISTS `reattributed_events`;
 

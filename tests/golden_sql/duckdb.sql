@@ -358,8 +358,9 @@ HAVING
 CREATE OR REPLACE VIEW identifiers_quarantined AS
 /* Inputs: identifiers; hub_degrees */
 /* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read only by the */
-/*         numbering step (33_node_ids*.sql), which adds node_id. */
+/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
+/*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
+/*         step (33_node_ids*.sql), which adds node_id. */
 /* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
 WITH hub AS (
   SELECT
@@ -392,33 +393,6 @@ FROM identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
 
-DROP TABLE IF EXISTS "identifiers_checked";
-
-CREATE TABLE "identifiers_checked" AS
-/* Inputs: identifiers_quarantined (32_quarantine.sql) */
-/* Output: identifiers_checked = identifiers_quarantined + node_id. */
-/* Invariants: one row per identifier. node_id is NULL for quarantined identifiers and 0..n-1 */
-/*   for the others, in anchor order: user ids before other types, then earliest first_seen */
-/*   (unknown times last), then the identifier's value and type. So the least node id of a */
-/*   component is its anchor (see 70_persons.sql), and node ids never depend on threads or */
-/*   file order. 33_node_ids_bucketed.sql gives exactly these numbers on engines that spread */
-/*   the work over machines (Engine.distributed_numbering); the tests compare the two. */
-SELECT
-  *,
-  CASE
-    WHEN quarantine_reason IS NULL
-    THEN CAST(ROW_NUMBER() OVER (
-      ORDER BY NOT quarantine_reason IS NULL, identifier_type <> 'user_id', first_seen IS NULL, first_seen, identifier, identifier_type
-    ) - 1 AS BIGINT)
-  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY: on DuckDB a partitioned window cost ~50% more, and the */ /* bucketed form 10-100% more (medians of 5 at 1M events: 0.20 and 0.37 s against 0.18 and */ /* 0.19 s; bench/numbering.py). Booleans sort false first on every engine. BIGINT */ /* everywhere (Spark's row_number is an INT). */
-FROM identifiers_quarantined;
-
-DROP VIEW IF EXISTS identifiers_quarantined;
-
-DROP TABLE IF EXISTS "identifiers";
-
-DROP TABLE IF EXISTS "hub_degrees";
-
 DROP TABLE IF EXISTS "identifier_totals";
 
 CREATE TABLE "identifier_totals" AS
@@ -426,7 +400,7 @@ SELECT
   identifier_type,
   NOT quarantine_reason IS NULL AS quarantined,
   COUNT(*) AS identifiers
-FROM identifiers_checked
+FROM identifiers_quarantined
 GROUP BY
   identifier_type,
   NOT quarantine_reason IS NULL;
@@ -434,7 +408,7 @@ GROUP BY
 DROP TABLE IF EXISTS "quarantine";
 
 CREATE TABLE "quarantine" AS
-/* Inputs: identifiers_checked */
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
 /* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
 /*         last_seen_at, hub_linked_type, hub_degree) */
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
@@ -448,7 +422,7 @@ SELECT
   last_seen AS last_seen_at,
   hub_linked_type,
   hub_degree
-FROM identifiers_checked
+FROM identifiers_quarantined
 WHERE
   NOT quarantine_reason IS NULL;
 
@@ -591,6 +565,35 @@ SELECT
   evidence.source_table AS evidence_table
 FROM grouped;
 
+DROP TABLE IF EXISTS "pairs";
+
+DROP TABLE IF EXISTS "identifiers_checked";
+
+CREATE TABLE "identifiers_checked" AS
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
+/* Output: identifiers_checked = identifiers_quarantined + node_id. */
+/* Invariants: one row per identifier. node_id is NULL for quarantined identifiers and 0..n-1 */
+/*   for the others, in anchor order: user ids before other types, then earliest first_seen */
+/*   (unknown times last), then the identifier's value and type. So the least node id of a */
+/*   component is its anchor (see 70_persons.sql), and node ids never depend on threads or */
+/*   file order. 33_node_ids_bucketed.sql gives exactly these numbers on engines that spread */
+/*   the work over machines (Engine.distributed_numbering); the tests compare the two. */
+SELECT
+  *,
+  CASE
+    WHEN quarantine_reason IS NULL
+    THEN CAST(ROW_NUMBER() OVER (
+      ORDER BY NOT quarantine_reason IS NULL, identifier_type <> 'user_id', first_seen IS NULL, first_seen, identifier, identifier_type
+    ) - 1 AS BIGINT)
+  END AS node_id /* One ordered pass numbers every identifier, quarantined ones last, so the usable ones get */ /* 0..n-1 with no PARTITION BY: on DuckDB a partitioned window cost ~50% more, and the */ /* bucketed form 10-100% more (medians of 5 at 1M events: 0.20 and 0.37 s against 0.18 and */ /* 0.19 s; bench/numbering.py). Booleans sort false first on every engine. BIGINT */ /* everywhere (Spark's row_number is an INT). */
+FROM identifiers_quarantined;
+
+DROP VIEW IF EXISTS identifiers_quarantined;
+
+DROP TABLE IF EXISTS "identifiers";
+
+DROP TABLE IF EXISTS "hub_degrees";
+
 DROP TABLE IF EXISTS "checked_edges";
 
 CREATE TABLE "checked_edges" AS
@@ -701,6 +704,8 @@ SELECT
 FROM identifiers_checked
 WHERE
   NOT node_id IS NULL;
+
+DROP TABLE IF EXISTS "identifiers_checked";
 
 DROP TABLE IF EXISTS "node_edges";
 
@@ -969,8 +974,6 @@ GROUP BY
 DROP TABLE IF EXISTS "nodes";
 
 DROP TABLE IF EXISTS "node_components";
-
-DROP TABLE IF EXISTS "identifiers_checked";
 
 DROP TABLE IF EXISTS "reattributed_events";
 

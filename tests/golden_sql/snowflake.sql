@@ -392,8 +392,9 @@ DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
 CREATE TABLE "IDENTIFIERS_QUARANTINED" AS
 /* Inputs: identifiers; hub_degrees */
 /* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read only by the */
-/*         numbering step (33_node_ids*.sql), which adds node_id. */
+/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
+/*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
+/*         step (33_node_ids*.sql), which adds node_id. */
 /* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
 WITH "HUB" AS (
   SELECT
@@ -434,189 +435,38 @@ LEFT JOIN "HUB" AS "H"
   ON "H"."IDENTIFIER_TYPE" = "I"."IDENTIFIER_TYPE"
   AND "H"."IDENTIFIER" = "I"."IDENTIFIER";
 
-DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
-
-CREATE TABLE "IDENTIFIERS_CHECKED" AS
-/*       over machines: Spark, warehouses). */
-/* Inputs: identifiers_quarantined (32_quarantine.sql) */
-/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
-/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
-/*         others), which the tests check on Spark and on DuckDB. */
-/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
-/*   warehouse): a single executor would sort and number every identifier. Here: */
-/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
-/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
-/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
-/*      never overlap in key order, so the buckets' order is the identifiers' order; */
-/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
-/*      the key), spread over the tasks by bucket; */
-/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
-/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
-/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
-/*      the number of events), not over the identifiers. */
-/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
-/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
-/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
-/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
-/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
-/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
-/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
-/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
-/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
-/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
-/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
-/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
-WITH "KEYED" AS (
-  SELECT
-    "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-    "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
-    "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN",
-    "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN",
-    "IDENTIFIERS_QUARANTINED"."EVENT_COUNT" AS "EVENT_COUNT",
-    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
-    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
-    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
-    "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
-    "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
-    "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
-    "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" <> 'user_id' AS "BUCKET_LATER_TYPE",
-    "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" IS NULL AS "BUCKET_UNKNOWN_TIME",
-    COALESCE(
-      DATE_TRUNC('MINUTE', "IDENTIFIERS_QUARANTINED"."FIRST_SEEN"),
-      CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ)
-    ) AS "BUCKET_MINUTE",
-    CASE
-      WHEN "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" IS NULL
-      THEN SUBSTRING("IDENTIFIERS_QUARANTINED"."IDENTIFIER", 1, 4)
-      ELSE ''
-    END AS "BUCKET_PREFIX"
-  FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
-), "BUCKET_SIZES" AS (
-  SELECT
-    "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
-    "KEYED"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
-    "KEYED"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
-    "KEYED"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
-    COUNT(*) AS "IDENTIFIERS"
-  FROM "KEYED" AS "KEYED"
-  WHERE
-    "KEYED"."QUARANTINE_REASON" IS NULL
-  GROUP BY
-    "KEYED"."BUCKET_LATER_TYPE",
-    "KEYED"."BUCKET_UNKNOWN_TIME",
-    "KEYED"."BUCKET_MINUTE",
-    "KEYED"."BUCKET_PREFIX"
-), "BUCKET_OFFSETS" /* offset = usable identifiers in every earlier bucket (the running sum, less this bucket). */ AS (
-  SELECT
-    "BUCKET_SIZES"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
-    "BUCKET_SIZES"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
-    "BUCKET_SIZES"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
-    "BUCKET_SIZES"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
-    CAST(SUM("BUCKET_SIZES"."IDENTIFIERS") OVER (
-      ORDER BY "BUCKET_SIZES"."BUCKET_LATER_TYPE", "BUCKET_SIZES"."BUCKET_UNKNOWN_TIME", "BUCKET_SIZES"."BUCKET_MINUTE", "BUCKET_SIZES"."BUCKET_PREFIX"
-      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-    ) - "BUCKET_SIZES"."IDENTIFIERS" AS BIGINT) AS "BUCKET_OFFSET"
-  FROM "BUCKET_SIZES" AS "BUCKET_SIZES"
-), "RANKED" /* rank within the bucket, 0-based; quarantined identifiers are left out (their node_id is NULL). */ AS (
-  SELECT
-    "KEYED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-    "KEYED"."IDENTIFIER" AS "IDENTIFIER",
-    "KEYED"."FIRST_SEEN" AS "FIRST_SEEN",
-    "KEYED"."LAST_SEEN" AS "LAST_SEEN",
-    "KEYED"."EVENT_COUNT" AS "EVENT_COUNT",
-    "KEYED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
-    "KEYED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
-    "KEYED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
-    "KEYED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
-    "KEYED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
-    "KEYED"."HUB_DEGREE" AS "HUB_DEGREE",
-    "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
-    "KEYED"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
-    "KEYED"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
-    "KEYED"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
-    CAST(ROW_NUMBER() OVER (
-      PARTITION BY "KEYED"."BUCKET_LATER_TYPE", "KEYED"."BUCKET_UNKNOWN_TIME", "KEYED"."BUCKET_MINUTE", "KEYED"."BUCKET_PREFIX"
-      ORDER BY "KEYED"."FIRST_SEEN", "KEYED"."IDENTIFIER", "KEYED"."IDENTIFIER_TYPE"
-    ) - 1 AS BIGINT) AS "RANK_IN_BUCKET"
-  FROM "KEYED" AS "KEYED"
-  WHERE
-    "KEYED"."QUARANTINE_REASON" IS NULL
-)
-SELECT
-  "R"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-  "R"."IDENTIFIER" AS "IDENTIFIER",
-  "R"."FIRST_SEEN" AS "FIRST_SEEN",
-  "R"."LAST_SEEN" AS "LAST_SEEN",
-  "R"."EVENT_COUNT" AS "EVENT_COUNT",
-  "R"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
-  "R"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
-  "R"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
-  "R"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
-  "R"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
-  "R"."HUB_DEGREE" AS "HUB_DEGREE",
-  CAST("O"."BUCKET_OFFSET" + "R"."RANK_IN_BUCKET" AS BIGINT) AS "NODE_ID"
-FROM "RANKED" AS "R"
-JOIN "BUCKET_OFFSETS" AS "O"
-  ON "O"."BUCKET_LATER_TYPE" = "R"."BUCKET_LATER_TYPE"
-  AND "O"."BUCKET_UNKNOWN_TIME" = "R"."BUCKET_UNKNOWN_TIME"
-  AND "O"."BUCKET_MINUTE" = "R"."BUCKET_MINUTE"
-  AND "O"."BUCKET_PREFIX" = "R"."BUCKET_PREFIX"
-UNION ALL
-SELECT
-  "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-  "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
-  "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN",
-  "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN",
-  "IDENTIFIERS_QUARANTINED"."EVENT_COUNT" AS "EVENT_COUNT",
-  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
-  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
-  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
-  "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
-  "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
-  "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
-  CAST(NULL AS BIGINT) AS "NODE_ID"
-FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
-WHERE
-  NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
-
-DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
-
-DROP TABLE IF EXISTS "IDENTIFIERS";
-
-DROP TABLE IF EXISTS "HUB_DEGREES";
-
 DROP TABLE IF EXISTS "IDENTIFIER_TOTALS";
 
 CREATE TABLE "IDENTIFIER_TOTALS" AS
 SELECT
-  "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-  NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL AS "QUARANTINED",
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL AS "QUARANTINED",
   COUNT(*) AS "IDENTIFIERS"
-FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
+FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 GROUP BY
-  "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE",
-  NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL;
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE",
+  NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
 
 DROP TABLE IF EXISTS "QUARANTINE";
 
 CREATE TABLE "QUARANTINE" AS
-/* Inputs: identifiers_checked */
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
 /* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
 /*         last_seen_at, hub_linked_type, hub_degree) */
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
 /*             or hub; hubs carry the rule they broke and their degree under it. */
 SELECT
-  "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-  "IDENTIFIERS_CHECKED"."IDENTIFIER" AS "IDENTIFIER",
-  "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" AS "REASON",
-  "IDENTIFIERS_CHECKED"."EVENT_COUNT" AS "EVENT_COUNT",
-  "IDENTIFIERS_CHECKED"."FIRST_SEEN" AS "FIRST_SEEN_AT",
-  "IDENTIFIERS_CHECKED"."LAST_SEEN" AS "LAST_SEEN_AT",
-  "IDENTIFIERS_CHECKED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
-  "IDENTIFIERS_CHECKED"."HUB_DEGREE" AS "HUB_DEGREE"
-FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
+  "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "REASON",
+  "IDENTIFIERS_QUARANTINED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN_AT",
+  "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN_AT",
+  "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+  "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE"
+FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 WHERE
-  NOT "IDENTIFIERS_CHECKED"."QUARANTINE_REASON" IS NULL;
+  NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
 
 DROP TABLE IF EXISTS "REATTRIBUTED_EVENTS";
 
@@ -795,6 +645,159 @@ SELECT
   CAST(GET("GROUPED"."EVIDENCE", 'source_table') AS VARCHAR) AS "EVIDENCE_TABLE"
 FROM "GROUPED" AS "GROUPED";
 
+DROP TABLE IF EXISTS "PAIRS";
+
+DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
+
+CREATE TABLE "IDENTIFIERS_CHECKED" AS
+/*       over machines: Spark, warehouses). */
+/* Inputs: identifiers_quarantined (32_quarantine.sql) */
+/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
+/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
+/*         others), which the tests check on Spark and on DuckDB. */
+/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
+/*   warehouse): a single executor would sort and number every identifier. Here: */
+/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
+/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
+/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
+/*      never overlap in key order, so the buckets' order is the identifiers' order; */
+/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
+/*      the key), spread over the tasks by bucket; */
+/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
+/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
+/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
+/*      the number of events), not over the identifiers. */
+/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
+/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
+/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
+/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
+/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
+/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
+/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
+/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
+/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
+/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
+/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
+/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
+WITH "KEYED" AS (
+  SELECT
+    "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
+    "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN",
+    "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN",
+    "IDENTIFIERS_QUARANTINED"."EVENT_COUNT" AS "EVENT_COUNT",
+    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+    "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+    "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+    "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+    "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
+    "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" <> 'user_id' AS "BUCKET_LATER_TYPE",
+    "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" IS NULL AS "BUCKET_UNKNOWN_TIME",
+    COALESCE(
+      DATE_TRUNC('MINUTE', "IDENTIFIERS_QUARANTINED"."FIRST_SEEN"),
+      CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ)
+    ) AS "BUCKET_MINUTE",
+    CASE
+      WHEN "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" IS NULL
+      THEN SUBSTRING("IDENTIFIERS_QUARANTINED"."IDENTIFIER", 1, 4)
+      ELSE ''
+    END AS "BUCKET_PREFIX"
+  FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+), "BUCKET_SIZES" AS (
+  SELECT
+    "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
+    "KEYED"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
+    "KEYED"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
+    "KEYED"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
+    COUNT(*) AS "IDENTIFIERS"
+  FROM "KEYED" AS "KEYED"
+  WHERE
+    "KEYED"."QUARANTINE_REASON" IS NULL
+  GROUP BY
+    "KEYED"."BUCKET_LATER_TYPE",
+    "KEYED"."BUCKET_UNKNOWN_TIME",
+    "KEYED"."BUCKET_MINUTE",
+    "KEYED"."BUCKET_PREFIX"
+), "BUCKET_OFFSETS" /* offset = usable identifiers in every earlier bucket (the running sum, less this bucket). */ AS (
+  SELECT
+    "BUCKET_SIZES"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
+    "BUCKET_SIZES"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
+    "BUCKET_SIZES"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
+    "BUCKET_SIZES"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
+    CAST(SUM("BUCKET_SIZES"."IDENTIFIERS") OVER (
+      ORDER BY "BUCKET_SIZES"."BUCKET_LATER_TYPE", "BUCKET_SIZES"."BUCKET_UNKNOWN_TIME", "BUCKET_SIZES"."BUCKET_MINUTE", "BUCKET_SIZES"."BUCKET_PREFIX"
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) - "BUCKET_SIZES"."IDENTIFIERS" AS BIGINT) AS "BUCKET_OFFSET"
+  FROM "BUCKET_SIZES" AS "BUCKET_SIZES"
+), "RANKED" /* rank within the bucket, 0-based; quarantined identifiers are left out (their node_id is NULL). */ AS (
+  SELECT
+    "KEYED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "KEYED"."IDENTIFIER" AS "IDENTIFIER",
+    "KEYED"."FIRST_SEEN" AS "FIRST_SEEN",
+    "KEYED"."LAST_SEEN" AS "LAST_SEEN",
+    "KEYED"."EVENT_COUNT" AS "EVENT_COUNT",
+    "KEYED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+    "KEYED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+    "KEYED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+    "KEYED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+    "KEYED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+    "KEYED"."HUB_DEGREE" AS "HUB_DEGREE",
+    "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
+    "KEYED"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
+    "KEYED"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
+    "KEYED"."BUCKET_PREFIX" AS "BUCKET_PREFIX",
+    CAST(ROW_NUMBER() OVER (
+      PARTITION BY "KEYED"."BUCKET_LATER_TYPE", "KEYED"."BUCKET_UNKNOWN_TIME", "KEYED"."BUCKET_MINUTE", "KEYED"."BUCKET_PREFIX"
+      ORDER BY "KEYED"."FIRST_SEEN", "KEYED"."IDENTIFIER", "KEYED"."IDENTIFIER_TYPE"
+    ) - 1 AS BIGINT) AS "RANK_IN_BUCKET"
+  FROM "KEYED" AS "KEYED"
+  WHERE
+    "KEYED"."QUARANTINE_REASON" IS NULL
+)
+SELECT
+  "R"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "R"."IDENTIFIER" AS "IDENTIFIER",
+  "R"."FIRST_SEEN" AS "FIRST_SEEN",
+  "R"."LAST_SEEN" AS "LAST_SEEN",
+  "R"."EVENT_COUNT" AS "EVENT_COUNT",
+  "R"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "R"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "R"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+  "R"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+  "R"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+  "R"."HUB_DEGREE" AS "HUB_DEGREE",
+  CAST("O"."BUCKET_OFFSET" + "R"."RANK_IN_BUCKET" AS BIGINT) AS "NODE_ID"
+FROM "RANKED" AS "R"
+JOIN "BUCKET_OFFSETS" AS "O"
+  ON "O"."BUCKET_LATER_TYPE" = "R"."BUCKET_LATER_TYPE"
+  AND "O"."BUCKET_UNKNOWN_TIME" = "R"."BUCKET_UNKNOWN_TIME"
+  AND "O"."BUCKET_MINUTE" = "R"."BUCKET_MINUTE"
+  AND "O"."BUCKET_PREFIX" = "R"."BUCKET_PREFIX"
+UNION ALL
+SELECT
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
+  "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN",
+  "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN",
+  "IDENTIFIERS_QUARANTINED"."EVENT_COUNT" AS "EVENT_COUNT",
+  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
+  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
+  "IDENTIFIERS_QUARANTINED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS",
+  "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
+  "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
+  "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
+  CAST(NULL AS BIGINT) AS "NODE_ID"
+FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+WHERE
+  NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
+
+DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
+
+DROP TABLE IF EXISTS "IDENTIFIERS";
+
+DROP TABLE IF EXISTS "HUB_DEGREES";
+
 DROP TABLE IF EXISTS "CHECKED_EDGES";
 
 CREATE TABLE "CHECKED_EDGES" AS
@@ -944,6 +947,8 @@ SELECT
 FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 WHERE
   NOT "IDENTIFIERS_CHECKED"."NODE_ID" IS NULL;
+
+DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
 
 DROP TABLE IF EXISTS "NODE_EDGES";
 
@@ -1213,8 +1218,6 @@ GROUP BY
 DROP TABLE IF EXISTS "NODES";
 
 DROP TABLE IF EXISTS "NODE_COMPONENTS";
-
-DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
 
 DROP TABLE IF EXISTS "REATTRIBUTED_EVENTS";
 
