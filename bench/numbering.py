@@ -31,6 +31,8 @@ FORMS = {"ordered": "33_node_ids", "bucketed": "33_node_ids_bucketed"}
 
 
 class _KeepsQuarantined(DuckDBEngine):
+    """Keeps a copy of identifiers_quarantined, which the pipeline drops once numbered."""
+
     kept: pa.Table | None = None
 
     def create_table_as(self, name: str, sql: str) -> None:

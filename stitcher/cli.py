@@ -167,7 +167,8 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--memory-limit",
             default=None,
             help="Memory limit of the run, e.g. 6GB: the engine spills to --temp-dir to keep "
-            "the whole process under it.",
+            "the whole process under it (at 1GB and below, Python and the writers still need "
+            "~0.2-0.4 GB beyond it).",
         ),
         click.option(
             "--temp-dir",

@@ -102,10 +102,9 @@ def _diff(old: pl.LazyFrame, new: pl.LazyFrame, sample: int) -> OutputDiff:
 
     # Counts first, over (previous person, new person) overlaps; lists and example identifiers
     # only for the few persons that changed and are sampled. Building them for every overlap
-    # (nearly one per person between two nights) took ~6 of ~8 s at 1.6M identifiers.
-    # Each overlap carries its previous person's fan-out and its new person's fan-in, counted
-    # over the overlaps in place: joining them back from two group-bys on the person_id
-    # strings cost ~0.5 s at 1.6M identifiers.
+    # (nearly one per person between two nights) took ~6 of ~8 s at 1.6M identifiers. Each
+    # overlap carries its previous person's fan-out and its new person's fan-in, counted in
+    # place: joining them back from two group-bys on the person_id strings cost ~0.5 s.
     overlaps = (
         common.group_by("old_pid", "new_pid")
         .len("shared")
@@ -147,8 +146,9 @@ def _diff(old: pl.LazyFrame, new: pl.LazyFrame, sample: int) -> OutputDiff:
         "persons_changed": round(changed_old / old_persons, 6) if old_persons else 0.0,
     }
 
-    merged_sample = merged.head(sample).join(
-        overlaps.join(merged.head(sample).select("new_pid"), on="new_pid")
+    merged_sample = merged.head(sample)
+    merged_sample = merged_sample.join(
+        overlaps.join(merged_sample.select("new_pid"), on="new_pid")
         .select("new_pid", "old_pid")
         .sort("old_pid")
         .group_by("new_pid", maintain_order=True)
@@ -168,8 +168,9 @@ def _diff(old: pl.LazyFrame, new: pl.LazyFrame, sample: int) -> OutputDiff:
         .agg(pl.col("id").head(_IDS_PER_SAMPLE).alias("ids"))
     )
     merged_sample = merged_sample.join(merge_examples, on="new_pid", how="left")
-    split_sample = split.head(sample).join(
-        overlaps.join(split.head(sample).select("old_pid"), on="old_pid")
+    split_sample = split.head(sample)
+    split_sample = split_sample.join(
+        overlaps.join(split_sample.select("old_pid"), on="old_pid")
         .sort("new_pid")
         .group_by("old_pid", maintain_order=True)
         .agg(pl.col("new_pid").alias("new_pids")),

@@ -267,9 +267,7 @@ def check_policy_input(policy: str) -> None:
         )
 
 
-def add_distinct_ids(
-    engine: Engine, policy: str, create_id_map: Callable[[str], None] | None = None
-) -> None:
+def add_distinct_ids(engine: Engine, policy: str, create_id_map: Callable[[str], None]) -> None:
     """Give id_map the `distinct_id` Mixpanel would report for each identifier's person.
 
     Simplified: the person's $user_id, else `$device:<its device id>`. Original: the person's
@@ -285,9 +283,5 @@ def add_distinct_ids(
             "WHERE identifier_type = 'user_id')"
         )
     engine.create_table_as("id_map_base", "SELECT * FROM id_map")
-    sql = render("82_mixpanel_distinct_id", preferred=preferred)
-    if create_id_map is None:
-        engine.create_table_as("id_map", sql)
-    else:
-        create_id_map(sql)
+    create_id_map(render("82_mixpanel_distinct_id", preferred=preferred))
     engine.drop("id_map_base")

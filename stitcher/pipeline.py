@@ -472,7 +472,8 @@ class OutputWriter:
 
     def finish(self) -> list[str]:
         """Write every output table not written yet; returns all file names in output order."""
-        self.ready(*(r for r, _ in OUTPUT_TABLES.values() if r not in self._files | self._writing))
+        pending = [r for r, _ in OUTPUT_TABLES.values() if r not in self._files]
+        self.ready(*(r for r in pending if r not in self._writing))
         # Freed in output order as each is done (the two largest come first).
         self.make_room()
         return [self._files[relation] for relation, _ in OUTPUT_TABLES.values()]

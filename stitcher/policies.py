@@ -190,8 +190,10 @@ def _guarded_policy(engine: Engine, options: RunOptions) -> None:
     executors). A group is a component over every usable link, so every event's ids fall in
     one group and each group's replay is exactly the global replay restricted to it."""
     _sql_policy(engine, options)
-    if not options.identifier_types:
-        return  # anonymous -> one user id, user ids joined by aliases only: nothing to check
+    if not replays_events(options):
+        # No extra identifier types: anonymous -> one user id, user ids joined by aliases
+        # only, so there is nothing to check (and the pipeline has freed `pairs` already).
+        return
     engine.create_table_as("nodes", render("60_nodes"))
     _policy_components(engine, options, render("61_node_edges"), "kept_components")
     _policy_components(engine, options, render("55_alias_node_edges"), "alias_components")

@@ -9,22 +9,21 @@ broken by value then type, an empty table). tests/test_spark.py runs the same ca
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 
 import pyarrow as pa
 import pytest
 import sqlglot
 from sqlglot import exp
 
-from stitcher.config import RunOptions
 from stitcher.engines.base import Engine
 from stitcher.engines.duckdb import DuckDBEngine
-from stitcher.load import find_tables, register_inputs
-from stitcher.pipeline import build_tables
 from stitcher.sql import render
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 ORDERED, BUCKETED = "33_node_ids", "33_node_ids_bucketed"
 # Each case as SQL over the generated run's table `generated` (DuckDB).
@@ -106,27 +105,23 @@ def handmade_table() -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-class _KeepsQuarantined(DuckDBEngine):
-    """Keeps a copy of identifiers_quarantined, which the pipeline drops once numbered."""
-
-    kept: pa.Table | None = None
-
-    def create_table_as(self, name: str, sql: str) -> None:
-        if name == "identifiers_checked":
-            self.kept = self.fetch_arrow("SELECT * FROM identifiers_quarantined")
-        super().create_table_as(name, sql)
+def _numbering_bench() -> ModuleType:
+    """bench/numbering.py, whose quarantined_identifiers() runs the pipeline and keeps the
+    table the numbering reads (the benchmark and these tests take it the same way)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_numbering", REPO / "bench" / "numbering.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def generated_cases(folder: Path) -> dict[str, pa.Table]:
     """identifiers_quarantined of a run over `folder`, and the variants made from it."""
-    options = RunOptions(folder, folder.parent / "out")
-    with _KeepsQuarantined() as engine:
-        loaded = register_inputs(
-            engine, find_tables(folder), options.identifier_types, options.policy
-        )
-        build_tables(engine, options, loaded)
-        assert engine.kept is not None
-        engine.register_arrow("generated", engine.kept)
+    generated = _numbering_bench().quarantined_identifiers(folder)
+    with DuckDBEngine() as engine:
+        engine.register_arrow("generated", generated)
         cases = {name: engine.fetch_arrow(sql) for name, sql in VARIANTS.items()}
     cases["handmade"] = handmade_table()
     return cases
