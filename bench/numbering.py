@@ -1,5 +1,6 @@
-"""The node numbering alone: one ordered window (sql/33_node_ids.sql) against the bucketed
-form (sql/33_node_ids_bucketed.sql), on DuckDB and on Spark, over the identifiers of a run.
+"""The node numbering alone: one ordered window (sql/33_node_ids.sql), the bucketed form
+(sql/33_node_ids_bucketed.sql) and, where the engine has row positions (DuckDB), a sorted table
+(sql/33_node_ids_sorted.sql), on DuckDB and on Spark, over the identifiers of a run.
 
 Builds `identifiers_quarantined` (what sql/32_quarantine.sql makes) from DATA_DIR with the
 embedded engine, then times each form (median of --repeat) on each engine, checks that all of
@@ -24,10 +25,8 @@ from stitcher.engines import EngineSettings, open_engine
 from stitcher.engines.base import Engine
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.load import find_tables, register_inputs
-from stitcher.pipeline import build_tables
+from stitcher.pipeline import NUMBERING_FORMS, build_tables, create_node_ids, drop_node_ids
 from stitcher.sql import render
-
-FORMS = {"ordered": "33_node_ids", "bucketed": "33_node_ids_bucketed"}
 
 
 class _KeepsQuarantined(DuckDBEngine):
@@ -36,7 +35,7 @@ class _KeepsQuarantined(DuckDBEngine):
     kept: pa.Table | None = None
 
     def create_table_as(self, name: str, sql: str) -> None:
-        if name == "identifiers_checked":
+        if name in ("identifiers_checked", "identifiers_sorted"):
             self.kept = self.fetch_arrow("SELECT * FROM identifiers_quarantined")
         super().create_table_as(name, sql)
 
@@ -69,9 +68,9 @@ def bucket_shares(engine: Engine) -> str:
     )
 
 
-def spark_plan(engine: Engine, step: str) -> str:
+def spark_plan(engine: Engine, form: str) -> str:
     """How Spark spreads the rows of the row_number() window: the exchange below it."""
-    df = engine._df(render(step))  # type: ignore[attr-defined]
+    df = engine._df(render("33_node_ids_bucketed" if form == "bucketed" else "33_node_ids"))  # type: ignore[attr-defined]
     plan = df._jdf.queryExecution().executedPlan().toString()
     window = plan.index("Window [row_number()")
     exchange = re.search(r"Exchange (\w+)", plan[window:])
@@ -91,18 +90,22 @@ def main() -> None:
         with open_engine(name, EngineSettings()) as engine:
             engine.register_arrow("identifiers_quarantined", table)
             print(f"{name}: {bucket_shares(engine)}")
-            for form, step in FORMS.items():
+            for form in NUMBERING_FORMS:
+                if form == "sorted" and not engine.row_position:
+                    continue
                 seconds = []
                 for _ in range(args.repeat):
                     started = time.perf_counter()
-                    engine.create_table_as("identifiers_checked", render(step))
+                    create_node_ids(engine, form)
                     seconds.append(time.perf_counter() - started)
+                    if len(seconds) < args.repeat:
+                        drop_node_ids(engine, form)
                 results[(name, form)] = engine.fetch_rows(
                     "SELECT identifier_type, identifier, node_id FROM identifiers_checked "
                     "ORDER BY identifier_type, identifier"
                 )
-                engine.drop("identifiers_checked")
-                plan = f", plan: {spark_plan(engine, step)}" if name == "spark" else ""
+                drop_node_ids(engine, form)
+                plan = f", plan: {spark_plan(engine, form)}" if name == "spark" else ""
                 runs = ", ".join(f"{s:.2f}" for s in seconds)
                 print(f"{name} {form}: median {statistics.median(seconds):.2f} s ({runs}){plan}")
     reference = next(iter(results.values()))

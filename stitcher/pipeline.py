@@ -273,19 +273,55 @@ def _mark_quarantine(engine: Engine) -> None:
 
 def _number_nodes(engine: Engine) -> None:
     """identifiers_checked: node ids in anchor order (33) on the marked identifiers."""
-    if engine.distributed_numbering:
-        engine.create_table_as("identifiers_checked", render("33_node_ids_bucketed"))
+    form = numbering_form(engine)
+    create_node_ids(engine, form)
+    if form == "bucketed":
         engine.drop("identifiers_quarantined")
     else:
-        engine.create_table_as("identifiers_checked", render("33_node_ids"))
         engine.execute("DROP VIEW IF EXISTS identifiers_quarantined")
     _drop(engine, "identifiers", "hub_degrees")
+
+
+# The three forms of sql/33: each gives exactly the same node ids (tests/test_node_ids.py).
+NUMBERING_FORMS = ("ordered", "bucketed", "sorted")
+
+
+def numbering_form(engine: Engine) -> str:
+    """Which form of the node numbering suits `engine` (see Engine.distributed_numbering and
+    Engine.row_position)."""
+    if engine.distributed_numbering:
+        return "bucketed"
+    return "sorted" if engine.row_position else "ordered"
+
+
+def create_node_ids(engine: Engine, form: str) -> None:
+    """identifiers_checked from identifiers_quarantined, numbered by `form`."""
+    if form == "sorted":
+        engine.create_table_as("identifiers_sorted", render("33_node_ids_sorted"))
+        # A view: the position is read where the ids are used, no second copy of the table.
+        engine.execute(
+            "CREATE OR REPLACE VIEW identifiers_checked AS SELECT *, CASE WHEN "
+            f"quarantine_reason IS NULL THEN CAST({engine.row_position} AS BIGINT) END "
+            "AS node_id FROM identifiers_sorted"
+        )
+    else:
+        step = "33_node_ids_bucketed" if form == "bucketed" else "33_node_ids"
+        engine.create_table_as("identifiers_checked", render(step))
+
+
+def drop_node_ids(engine: Engine, form: str) -> None:
+    """Free identifiers_checked as create_node_ids(engine, form) made it."""
+    if form == "sorted":
+        engine.execute("DROP VIEW IF EXISTS identifiers_checked")
+        _drop(engine, "identifiers_sorted")
+    else:
+        _drop(engine, "identifiers_checked")
 
 
 def _components(engine: Engine, max_rounds: int) -> None:
     engine.create_table_as("nodes", render("60_nodes"))
     # The policies were its last readers; nodes holds the usable part of it from here on.
-    _drop(engine, "identifiers_checked")
+    drop_node_ids(engine, numbering_form(engine))
     if not engine.components_in_memory:
         # The graph stays in the engine: SQL rounds, no trip through this process.
         engine.create_table_as("node_edges", render("61_node_edges"))

@@ -1,5 +1,6 @@
 """Node ids: the bucketed numbering (sql/33_node_ids_bucketed.sql, for engines that spread
-work over machines) gives exactly the ids of the one ordered window (sql/33_node_ids.sql).
+work over machines) and the sorted table (sql/33_node_ids_sorted.sql, DuckDB) give exactly the
+ids of the one ordered window (sql/33_node_ids.sql), and all three the anchor order.
 
 The cases are tables `identifiers_quarantined` (what sql/32_quarantine.sql makes): one taken
 from a real run over generated events, and adversarial ones made from it or by hand (one
@@ -19,13 +20,14 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from stitcher.engines.base import Engine
+from stitcher.engines.base import Engine, EngineSettings
 from stitcher.engines.duckdb import DuckDBEngine
+from stitcher.pipeline import create_node_ids, drop_node_ids, numbering_form
 from stitcher.sql import render
 
 from conftest import REPO, run_cli
 
-ORDERED, BUCKETED = "33_node_ids", "33_node_ids_bucketed"
+ORDERED, BUCKETED, SORTED = "ordered", "bucketed", "sorted"
 # Each case as SQL over the generated run's table `generated` (DuckDB).
 VARIANTS = {
     "generated": "SELECT * FROM generated",
@@ -137,16 +139,16 @@ def node_id_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Tabl
     return generated_cases(folder)
 
 
-def number(engine: Engine, table: pa.Table, step: str) -> list[tuple]:
+def number(engine: Engine, table: pa.Table, form: str) -> list[tuple]:
     """(identifier_type, identifier, quarantine_reason, node_id) of every identifier, as the
-    numbering step `step` gives them on `engine`."""
+    numbering form `form` (pipeline.NUMBERING_FORMS) gives them on `engine`."""
     engine.register_arrow("identifiers_quarantined", table)
-    engine.create_table_as("identifiers_checked", render(step))
+    create_node_ids(engine, form)
     rows = engine.fetch_rows(
         "SELECT identifier_type, identifier, quarantine_reason, node_id FROM identifiers_checked "
         "ORDER BY identifier_type, identifier"
     )
-    engine.drop("identifiers_checked")
+    drop_node_ids(engine, form)
     engine.drop("identifiers_quarantined")
     return [tuple(r) for r in rows]
 
@@ -180,19 +182,55 @@ CASES = [*VARIANTS, "handmade"]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bucketed_numbering_gives_the_ordered_ids_on_duckdb(
+def test_every_numbering_form_gives_the_anchor_order_on_duckdb(
     node_id_cases: dict[str, pa.Table], case: str
 ) -> None:
     table = node_id_cases[case]
     with DuckDBEngine() as engine:
         ordered = number(engine, table, ORDERED)
         bucketed = number(engine, table, BUCKETED)
+        sorted_ = number(engine, table, SORTED)
     assert ordered == anchor_order(table)
     assert bucketed == ordered
+    assert sorted_ == ordered
     if case != "empty":
         assert sum(r[3] is not None for r in ordered) > 5
     if case in ("mixed", "handmade"):
         assert any(r[3] is None for r in ordered)
+
+
+# Enough identifiers for DuckDB to sort them in several parallel runs and merge those (its
+# row groups hold 122,880 rows), with ties on first_seen that only the value breaks.
+_MANY = """
+SELECT
+    CASE WHEN i % 3 = 0 THEN 'user_id' ELSE 'anonymous_id' END AS identifier_type,
+    md5(CAST(i AS VARCHAR)) AS identifier,
+    CASE WHEN i % 11 = 0 THEN NULL
+         ELSE TIMESTAMP '2026-03-01' + to_seconds(hash(i) % 5000) END AS first_seen,
+    TIMESTAMP '2026-03-02' AS last_seen,
+    CAST(1 AS BIGINT) AS event_count, CAST(1 AS BIGINT) AS attributed_event_count,
+    TIMESTAMP '2026-03-01' AS attributed_first_ts, TIMESTAMP '2026-03-02' AS attributed_last_ts,
+    CASE WHEN i % 97 = 0 THEN 'hub' END AS quarantine_reason,
+    CAST(NULL AS VARCHAR) AS hub_linked_type, CAST(NULL AS BIGINT) AS hub_degree
+FROM range(600000) AS t(i)
+"""
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [EngineSettings(threads=4), EngineSettings(threads=3, memory_limit="60MB")],
+    ids=["threads", "spilling"],
+)
+def test_sorted_numbering_keeps_order_across_parallel_sorts(settings: EngineSettings) -> None:
+    """The sorted form's ids are row positions: they are only right if the table keeps the
+    sort's order when several threads sort it, and when the sort spills to disk."""
+    with DuckDBEngine() as reference:
+        table = reference.fetch_arrow(_MANY)
+        want = number(reference, table, ORDERED)
+    with DuckDBEngine(settings) as engine:
+        got = number(engine, table, SORTED)
+    assert got == want
+    assert sum(r[3] is None for r in got) > 1000
 
 
 def test_the_generated_case_has_what_the_variants_need(
@@ -205,13 +243,16 @@ def test_the_generated_case_has_what_the_variants_need(
     assert generated.column("quarantine_reason").null_count < generated.num_rows  # hubs/junk
 
 
-def test_duckdb_keeps_one_ordered_window() -> None:
-    """DuckDB numbers in one ordered pass, measured fastest there (the bucketed form and a
-    PARTITION BY window cost more): the embedded engine does not take the bucketed step."""
-    assert DuckDBEngine.distributed_numbering is False
-    assert [bool(w.args.get("partition_by")) for w in windows(ORDERED)] == [False]
-    row_numbers = [w for w in windows(BUCKETED) if isinstance(w.this, exp.RowNumber)]
+def test_duckdb_numbers_by_sorting() -> None:
+    """DuckDB numbers by one parallel sort (the window form runs on one thread there, the
+    bucketed form costs more still); engines without row positions keep one ordered window,
+    and distributed ones the bucketed form, whose row_number() is partitioned."""
+    with DuckDBEngine() as engine:
+        assert numbering_form(engine) == SORTED
+    assert [bool(w.args.get("partition_by")) for w in windows("33_node_ids")] == [False]
+    row_numbers = [w for w in windows("33_node_ids_bucketed") if isinstance(w.this, exp.RowNumber)]
     assert [bool(w.args.get("partition_by")) for w in row_numbers] == [True]
+    assert windows("33_node_ids_sorted") == []
 
 
 def windows(step: str) -> list[exp.Window]:

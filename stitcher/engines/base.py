@@ -64,6 +64,10 @@ class Engine(ABC):
     # ordered window (sql/33_node_ids.sql), the fastest form on an embedded engine. Both give
     # the same numbers.
     distributed_numbering: bool = False
+    # An expression for a row's 0-based position in a table created by a sorted query, where
+    # the engine has one (DuckDB's rowid): node ids are then numbered by a parallel sort
+    # (sql/33_node_ids_sorted.sql) instead of one ordered window. The same numbers again.
+    row_position: str | None = None
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[object] | None = None) -> None:

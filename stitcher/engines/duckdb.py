@@ -140,6 +140,8 @@ class DuckDBEngine(Engine):
     concurrent_streams = True
     # preserve_insertion_order (set below): a table scan returns rows in insertion order.
     ordered_tables = True
+    # A table created by a sorted query is stored in that order, so rowid counts it from 0.
+    row_position = "rowid"
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         settings = settings or EngineSettings()
