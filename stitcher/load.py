@@ -118,6 +118,9 @@ class LoadedInput:
     # Tables without a message id column: --dedupe cannot match their duplicate deliveries.
     tables_without_message_ids: list[str] = field(default_factory=list)
     input_format: str = "segment"  # or "mixpanel"
+    # The views that make up `events`, one per input table (Mixpanel: `events` itself). The one
+    # scan aggregates each on its own (see sql/20_pairs.sql).
+    event_views: list[str] = field(default_factory=lambda: ["events"])
 
 
 def find_tables(
@@ -279,8 +282,7 @@ def register_inputs(
             input_format="mixpanel",
         )
     mixpanel.check_policy_input(policy)
-    projections = []
-    loaded = LoadedInput(tables=[], trait_columns=[])
+    loaded = LoadedInput(tables=[], trait_columns=[], event_views=[])
     for source in sources:
         if not source.files:
             loaded.skipped_files.extend(str(p) for p in source.skipped_files)
@@ -289,7 +291,12 @@ def register_inputs(
         columns = engine.columns(raw)
         extra = _extra_identifiers(source, columns, identifier_types)
         mapping = _map_columns(source, columns, has_extra=any(extra.values()))
-        projections.append(_project(engine, source, raw, mapping, extra, identifier_types))
+        view = quote_identifier(f"events_{source.name}")
+        engine.execute(
+            f"CREATE OR REPLACE VIEW {view} AS "
+            + _project(engine, source, raw, mapping, extra, identifier_types)
+        )
+        loaded.event_views.append(view)
         loaded.tables.append(source.name)
         loaded.skipped_files.extend(str(p) for p in source.skipped_files)
         if mapping["message_id"] == []:
@@ -298,7 +305,10 @@ def register_inputs(
             loaded.trait_columns = _register_traits(
                 engine, raw, mapping, columns, source.partition_keys
             )
-    engine.execute("CREATE OR REPLACE VIEW events AS " + " UNION ALL ".join(projections))
+    engine.execute(
+        "CREATE OR REPLACE VIEW events AS "
+        + " UNION ALL ".join(f"SELECT * FROM {view}" for view in loaded.event_views)
+    )
     if "identifies" not in loaded.tables:
         engine.execute(
             "CREATE OR REPLACE VIEW identify_traits AS SELECT CAST(NULL AS VARCHAR) AS "

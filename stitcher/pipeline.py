@@ -203,7 +203,6 @@ def build_tables(
         values, _ = junk_tables(options)
         engine.register_arrow("junk_values", values)
     with timer.step("scan"):
-        events = "events"
         if options.dedupe and loaded.tables_without_message_ids:
             log.warning(
                 "--dedupe cannot match duplicates in %s: no id/messageId column",
@@ -211,9 +210,7 @@ def build_tables(
             )
         if options.dedupe:
             engine.create_table_as("duplicate_hashes", render("10_duplicate_hashes"))
-            # Read by the one scan as a subquery, never materialized (10M rows at 10M events).
-            events = f"({render('10_dedupe_events', **fragments)}) AS events_deduped"
-        engine.create_table_as("pairs", render("20_pairs", events=events, **fragments))
+        engine.create_table_as("pairs", scan_sql(options, loaded))
         engine.drop("duplicate_hashes")
         # Intermediate tables are dropped as soon as no step reads them (see _drop): at 10M
         # events they held 2.9 GB by the end. The run record keeps these small totals instead.
@@ -255,6 +252,18 @@ def build_tables(
                 options.policy,
                 lambda sql: create_output_table(engine, "id_map", sql, order),
             )
+
+
+def scan_sql(options: RunOptions, loaded: LoadedInput) -> str:
+    """The one scan (sql/20_pairs.sql): each input table aggregated on its own, in one
+    UNION ALL. With --dedupe, one aggregate over the deduplicated events instead, read as a
+    subquery and never materialized (10M rows at 10M events): a message id is matched across
+    tables, and the step needs duplicate_hashes (sql/10_duplicate_hashes.sql) first."""
+    fragments = sql_fragments(options)
+    sources = loaded.event_views
+    if options.dedupe:
+        sources = [f"({render('10_dedupe_events', **fragments)}) AS events_deduped"]
+    return "\nUNION ALL\n".join(render("20_pairs", events=s, **fragments) for s in sources)
 
 
 def _mark_quarantine(engine: Engine) -> None:

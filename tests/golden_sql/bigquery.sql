@@ -13,30 +13,7 @@ SELECT
   *
 FROM `analytics`.`tracks`;
 
-CREATE OR REPLACE VIEW `raw_pages_table` AS
-SELECT
-  *
-FROM `analytics`.`pages`;
-
-CREATE OR REPLACE VIEW `raw_identifies_table` AS
-SELECT
-  *
-FROM `analytics`.`identifies`;
-
-CREATE OR REPLACE VIEW identify_traits AS
-SELECT
-  CAST(raw_identifies_table.`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(raw_identifies_table.`user_id` AS STRING) AS user_id,
-  CAST(raw_identifies_table.`timestamp` AS DATETIME) AS ts,
-  raw_identifies_table.`plan` AS `plan`
-FROM `raw_identifies_table` AS raw_identifies_table;
-
-CREATE OR REPLACE VIEW `raw_aliases_table` AS
-SELECT
-  *
-FROM `analytics`.`aliases`;
-
-CREATE OR REPLACE VIEW events AS
+CREATE OR REPLACE VIEW `events_tracks` AS
 /* Inputs: "raw_tracks_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -51,8 +28,14 @@ SELECT
   CAST(raw_tracks_table.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(raw_tracks_table.`timestamp` AS DATETIME) AS ts
-FROM `raw_tracks_table` AS raw_tracks_table
-UNION ALL
+FROM `raw_tracks_table` AS raw_tracks_table;
+
+CREATE OR REPLACE VIEW `raw_pages_table` AS
+SELECT
+  *
+FROM `analytics`.`pages`;
+
+CREATE OR REPLACE VIEW `events_pages` AS
 /* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -67,8 +50,14 @@ SELECT
   CAST(raw_pages_table.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(raw_pages_table.`timestamp` AS DATETIME) AS ts
-FROM `raw_pages_table` AS raw_pages_table
-UNION ALL
+FROM `raw_pages_table` AS raw_pages_table;
+
+CREATE OR REPLACE VIEW `raw_identifies_table` AS
+SELECT
+  *
+FROM `analytics`.`identifies`;
+
+CREATE OR REPLACE VIEW `events_identifies` AS
 /* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -83,8 +72,22 @@ SELECT
   CAST(raw_identifies_table.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(raw_identifies_table.`timestamp` AS DATETIME) AS ts
-FROM `raw_identifies_table` AS raw_identifies_table
-UNION ALL
+FROM `raw_identifies_table` AS raw_identifies_table;
+
+CREATE OR REPLACE VIEW identify_traits AS
+SELECT
+  CAST(raw_identifies_table.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_identifies_table.`user_id` AS STRING) AS user_id,
+  CAST(raw_identifies_table.`timestamp` AS DATETIME) AS ts,
+  raw_identifies_table.`plan` AS `plan`
+FROM `raw_identifies_table` AS raw_identifies_table;
+
+CREATE OR REPLACE VIEW `raw_aliases_table` AS
+SELECT
+  *
+FROM `analytics`.`aliases`;
+
+CREATE OR REPLACE VIEW `events_aliases` AS
 /* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -100,6 +103,43 @@ SELECT
   CAST(raw_aliases_table.`previous_id` AS STRING) AS previous_id,
   CAST(raw_aliases_table.`timestamp` AS DATETIME) AS ts
 FROM `raw_aliases_table` AS raw_aliases_table;
+
+CREATE OR REPLACE VIEW events AS
+SELECT
+  events_tracks.source_table AS source_table,
+  events_tracks.message_id AS message_id,
+  events_tracks.anonymous_id AS anonymous_id,
+  events_tracks.user_id AS user_id,
+  events_tracks.previous_id AS previous_id,
+  events_tracks.ts AS ts
+FROM `events_tracks` AS events_tracks
+UNION ALL
+SELECT
+  events_pages.source_table AS source_table,
+  events_pages.message_id AS message_id,
+  events_pages.anonymous_id AS anonymous_id,
+  events_pages.user_id AS user_id,
+  events_pages.previous_id AS previous_id,
+  events_pages.ts AS ts
+FROM `events_pages` AS events_pages
+UNION ALL
+SELECT
+  events_identifies.source_table AS source_table,
+  events_identifies.message_id AS message_id,
+  events_identifies.anonymous_id AS anonymous_id,
+  events_identifies.user_id AS user_id,
+  events_identifies.previous_id AS previous_id,
+  events_identifies.ts AS ts
+FROM `events_identifies` AS events_identifies
+UNION ALL
+SELECT
+  events_aliases.source_table AS source_table,
+  events_aliases.message_id AS message_id,
+  events_aliases.anonymous_id AS anonymous_id,
+  events_aliases.user_id AS user_id,
+  events_aliases.previous_id AS previous_id,
+  events_aliases.ts AS ts
+FROM `events_aliases` AS events_aliases;
 
 DROP TABLE IF EXISTS `junk_values`;
 
@@ -167,46 +207,194 @@ SELECT
 DROP TABLE IF EXISTS `pairs`;
 
 CREATE TABLE `pairs` AS
-/* Inputs: events, or with --dedupe the events_deduped subquery (source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier */
-/*         type, ts) */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
 /* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
-  events.source_table AS source_table,
-  events.anonymous_id AS anonymous_id,
-  events.user_id AS user_id,
-  events.previous_id AS previous_id,
+  events_tracks.source_table AS source_table,
+  events_tracks.anonymous_id AS anonymous_id,
+  events_tracks.user_id AS user_id,
+  events_tracks.previous_id AS previous_id,
   COUNT(*) AS event_count,
-  CAST(SUM(CASE WHEN events.ts IS NULL THEN 1 ELSE 0 END) AS INT64) AS events_without_ts,
-  MIN(events.ts) AS first_ts,
-  MAX(events.ts) AS last_ts,
+  CAST(SUM(CASE WHEN events_tracks.ts IS NULL THEN 1 ELSE 0 END) AS INT64) AS events_without_ts,
+  MIN(events_tracks.ts) AS first_ts,
+  MAX(events_tracks.ts) AS last_ts,
   ARRAY_AGG(
     IF(
       (
-        NOT events.anonymous_id IS NULL AND NOT events.user_id IS NULL
+        NOT events_tracks.anonymous_id IS NULL AND NOT events_tracks.user_id IS NULL
       )
       OR (
-        NOT events.previous_id IS NULL AND NOT events.user_id IS NULL
+        NOT events_tracks.previous_id IS NULL AND NOT events_tracks.user_id IS NULL
       ),
       STRUCT(
-        events.ts IS NULL AS ts_unknown,
-        events.ts AS ts,
-        events.message_id IS NULL AS message_id_unknown,
-        events.message_id AS message_id
+        events_tracks.ts IS NULL AS ts_unknown,
+        events_tracks.ts AS ts,
+        events_tracks.message_id IS NULL AS message_id_unknown,
+        events_tracks.message_id AS message_id
       ),
       NULL
-    ) IGNORE NULLS ORDER BY events.ts IS NULL ASC, events.ts ASC, events.message_id IS NULL ASC, events.message_id ASC
+    ) IGNORE NULLS ORDER BY events_tracks.ts IS NULL ASC, events_tracks.ts ASC, events_tracks.message_id IS NULL ASC, events_tracks.message_id ASC
     LIMIT 1
   )[SAFE_OFFSET(0)] AS first_evidence
-FROM events AS events
+FROM `events_tracks` AS events_tracks
 GROUP BY
-  events.source_table,
-  events.anonymous_id,
-  events.user_id,
-  events.previous_id;
+  events_tracks.source_table,
+  events_tracks.anonymous_id,
+  events_tracks.user_id,
+  events_tracks.previous_id
+UNION ALL
+/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
+/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
+/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
+/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+SELECT
+  events_pages.source_table AS source_table,
+  events_pages.anonymous_id AS anonymous_id,
+  events_pages.user_id AS user_id,
+  events_pages.previous_id AS previous_id,
+  COUNT(*) AS event_count,
+  CAST(SUM(CASE WHEN events_pages.ts IS NULL THEN 1 ELSE 0 END) AS INT64) AS events_without_ts,
+  MIN(events_pages.ts) AS first_ts,
+  MAX(events_pages.ts) AS last_ts,
+  ARRAY_AGG(
+    IF(
+      (
+        NOT events_pages.anonymous_id IS NULL AND NOT events_pages.user_id IS NULL
+      )
+      OR (
+        NOT events_pages.previous_id IS NULL AND NOT events_pages.user_id IS NULL
+      ),
+      STRUCT(
+        events_pages.ts IS NULL AS ts_unknown,
+        events_pages.ts AS ts,
+        events_pages.message_id IS NULL AS message_id_unknown,
+        events_pages.message_id AS message_id
+      ),
+      NULL
+    ) IGNORE NULLS ORDER BY events_pages.ts IS NULL ASC, events_pages.ts ASC, events_pages.message_id IS NULL ASC, events_pages.message_id ASC
+    LIMIT 1
+  )[SAFE_OFFSET(0)] AS first_evidence
+FROM `events_pages` AS events_pages
+GROUP BY
+  events_pages.source_table,
+  events_pages.anonymous_id,
+  events_pages.user_id,
+  events_pages.previous_id
+UNION ALL
+/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
+/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
+/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
+/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+SELECT
+  events_identifies.source_table AS source_table,
+  events_identifies.anonymous_id AS anonymous_id,
+  events_identifies.user_id AS user_id,
+  events_identifies.previous_id AS previous_id,
+  COUNT(*) AS event_count,
+  CAST(SUM(CASE WHEN events_identifies.ts IS NULL THEN 1 ELSE 0 END) AS INT64) AS events_without_ts,
+  MIN(events_identifies.ts) AS first_ts,
+  MAX(events_identifies.ts) AS last_ts,
+  ARRAY_AGG(
+    IF(
+      (
+        NOT events_identifies.anonymous_id IS NULL
+        AND NOT events_identifies.user_id IS NULL
+      )
+      OR (
+        NOT events_identifies.previous_id IS NULL
+        AND NOT events_identifies.user_id IS NULL
+      ),
+      STRUCT(
+        events_identifies.ts IS NULL AS ts_unknown,
+        events_identifies.ts AS ts,
+        events_identifies.message_id IS NULL AS message_id_unknown,
+        events_identifies.message_id AS message_id
+      ),
+      NULL
+    ) IGNORE NULLS ORDER BY events_identifies.ts IS NULL ASC, events_identifies.ts ASC, events_identifies.message_id IS NULL ASC, events_identifies.message_id ASC
+    LIMIT 1
+  )[SAFE_OFFSET(0)] AS first_evidence
+FROM `events_identifies` AS events_identifies
+GROUP BY
+  events_identifies.source_table,
+  events_identifies.anonymous_id,
+  events_identifies.user_id,
+  events_identifies.previous_id
+UNION ALL
+/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
+/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
+/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
+/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+SELECT
+  events_aliases.source_table AS source_table,
+  events_aliases.anonymous_id AS anonymous_id,
+  events_aliases.user_id AS user_id,
+  events_aliases.previous_id AS previous_id,
+  COUNT(*) AS event_count,
+  CAST(SUM(CASE WHEN events_aliases.ts IS NULL THEN 1 ELSE 0 END) AS INT64) AS events_without_ts,
+  MIN(events_aliases.ts) AS first_ts,
+  MAX(events_aliases.ts) AS last_ts,
+  ARRAY_AGG(
+    IF(
+      (
+        NOT events_aliases.anonymous_id IS NULL AND NOT events_aliases.user_id IS NULL
+      )
+      OR (
+        NOT events_aliases.previous_id IS NULL AND NOT events_aliases.user_id IS NULL
+      ),
+      STRUCT(
+        events_aliases.ts IS NULL AS ts_unknown,
+        events_aliases.ts AS ts,
+        events_aliases.message_id IS NULL AS message_id_unknown,
+        events_aliases.message_id AS message_id
+      ),
+      NULL
+    ) IGNORE NULLS ORDER BY events_aliases.ts IS NULL ASC, events_aliases.ts ASC, events_aliases.message_id IS NULL ASC, events_aliases.message_id ASC
+    LIMIT 1
+  )[SAFE_OFFSET(0)] AS first_evidence
+FROM `events_aliases` AS events_aliases
+GROUP BY
+  events_aliases.source_table,
+  events_aliases.anonymous_id,
+  events_aliases.user_id,
+  events_aliases.previous_id;
 
 DROP TABLE IF EXISTS `duplicate_hashes`;
 

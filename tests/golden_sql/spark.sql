@@ -10,30 +10,7 @@ SELECT
   *
 FROM `analytics`.`tracks`;
 
-CREATE OR REPLACE VIEW `raw_pages_table` AS
-SELECT
-  *
-FROM `analytics`.`pages`;
-
-CREATE OR REPLACE VIEW `raw_identifies_table` AS
-SELECT
-  *
-FROM `analytics`.`identifies`;
-
-CREATE OR REPLACE VIEW identify_traits AS
-SELECT
-  CAST(`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(`user_id` AS STRING) AS user_id,
-  CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts,
-  `plan` AS `plan`
-FROM `raw_identifies_table`;
-
-CREATE OR REPLACE VIEW `raw_aliases_table` AS
-SELECT
-  *
-FROM `analytics`.`aliases`;
-
-CREATE OR REPLACE VIEW events AS
+CREATE OR REPLACE VIEW `events_tracks` AS
 /* Inputs: "raw_tracks_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -48,8 +25,14 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
-FROM `raw_tracks_table`
-UNION ALL
+FROM `raw_tracks_table`;
+
+CREATE OR REPLACE VIEW `raw_pages_table` AS
+SELECT
+  *
+FROM `analytics`.`pages`;
+
+CREATE OR REPLACE VIEW `events_pages` AS
 /* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -64,8 +47,14 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
-FROM `raw_pages_table`
-UNION ALL
+FROM `raw_pages_table`;
+
+CREATE OR REPLACE VIEW `raw_identifies_table` AS
+SELECT
+  *
+FROM `analytics`.`identifies`;
+
+CREATE OR REPLACE VIEW `events_identifies` AS
 /* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -80,8 +69,22 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
-FROM `raw_identifies_table`
-UNION ALL
+FROM `raw_identifies_table`;
+
+CREATE OR REPLACE VIEW identify_traits AS
+SELECT
+  CAST(`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(`user_id` AS STRING) AS user_id,
+  CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts,
+  `plan` AS `plan`
+FROM `raw_identifies_table`;
+
+CREATE OR REPLACE VIEW `raw_aliases_table` AS
+SELECT
+  *
+FROM `analytics`.`aliases`;
+
+CREATE OR REPLACE VIEW `events_aliases` AS
 /* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
 /*         expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
@@ -97,6 +100,23 @@ SELECT
   CAST(`previous_id` AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
 FROM `raw_aliases_table`;
+
+CREATE OR REPLACE VIEW events AS
+SELECT
+  *
+FROM `events_tracks`
+UNION ALL
+SELECT
+  *
+FROM `events_pages`
+UNION ALL
+SELECT
+  *
+FROM `events_identifies`
+UNION ALL
+SELECT
+  *
+FROM `events_aliases`;
 
 DROP TABLE IF EXISTS `junk_values`;
 
@@ -164,9 +184,14 @@ SELECT
 DROP TABLE IF EXISTS `pairs`;
 
 CREATE TABLE `pairs` AS
-/* Inputs: events, or with --dedupe the events_deduped subquery (source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier */
-/*         type, ts) */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
@@ -194,7 +219,136 @@ SELECT
     OR (
       NOT previous_id IS NULL AND NOT user_id IS NULL
     )) AS first_evidence
-FROM events
+FROM `events_tracks`
+GROUP BY
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id
+UNION ALL
+/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
+/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
+/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
+/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+SELECT
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id,
+  COUNT(*) AS event_count,
+  CAST(SUM(CASE WHEN ts IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS events_without_ts,
+  MIN(ts) AS first_ts,
+  MAX(ts) AS last_ts,
+  MIN(
+    STRUCT(
+      ts IS NULL AS ts_unknown,
+      ts AS ts,
+      message_id IS NULL AS message_id_unknown,
+      message_id AS message_id
+    )
+  ) /* NULL ts sorts after every time, so an event with a time is always the better evidence. */ /* The *_unknown flags spell that order out: engines disagree on where a NULL field sorts */ /* inside a struct (DuckDB: last, Spark: first), but all agree that false < true. */ FILTER(WHERE
+    (
+      NOT anonymous_id IS NULL AND NOT user_id IS NULL
+    )
+    OR (
+      NOT previous_id IS NULL AND NOT user_id IS NULL
+    )) AS first_evidence
+FROM `events_pages`
+GROUP BY
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id
+UNION ALL
+/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
+/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
+/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
+/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+SELECT
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id,
+  COUNT(*) AS event_count,
+  CAST(SUM(CASE WHEN ts IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS events_without_ts,
+  MIN(ts) AS first_ts,
+  MAX(ts) AS last_ts,
+  MIN(
+    STRUCT(
+      ts IS NULL AS ts_unknown,
+      ts AS ts,
+      message_id IS NULL AS message_id_unknown,
+      message_id AS message_id
+    )
+  ) /* NULL ts sorts after every time, so an event with a time is always the better evidence. */ /* The *_unknown flags spell that order out: engines disagree on where a NULL field sorts */ /* inside a struct (DuckDB: last, Spark: first), but all agree that false < true. */ FILTER(WHERE
+    (
+      NOT anonymous_id IS NULL AND NOT user_id IS NULL
+    )
+    OR (
+      NOT previous_id IS NULL AND NOT user_id IS NULL
+    )) AS first_evidence
+FROM `events_identifies`
+GROUP BY
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id
+UNION ALL
+/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
+/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
+/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
+/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
+/*         source_table is part of the key, so the union is the aggregate of all the events, */
+/*         while each hash table holds one table's groups. At 100M events under */
+/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
+/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
+/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
+/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
+/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+SELECT
+  source_table,
+  anonymous_id,
+  user_id,
+  previous_id,
+  COUNT(*) AS event_count,
+  CAST(SUM(CASE WHEN ts IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS events_without_ts,
+  MIN(ts) AS first_ts,
+  MAX(ts) AS last_ts,
+  MIN(
+    STRUCT(
+      ts IS NULL AS ts_unknown,
+      ts AS ts,
+      message_id IS NULL AS message_id_unknown,
+      message_id AS message_id
+    )
+  ) /* NULL ts sorts after every time, so an event with a time is always the better evidence. */ /* The *_unknown flags spell that order out: engines disagree on where a NULL field sorts */ /* inside a struct (DuckDB: last, Spark: first), but all agree that false < true. */ FILTER(WHERE
+    (
+      NOT anonymous_id IS NULL AND NOT user_id IS NULL
+    )
+    OR (
+      NOT previous_id IS NULL AND NOT user_id IS NULL
+    )) AS first_evidence
+FROM `events_aliases`
 GROUP BY
   source_table,
   anonymous_id,

@@ -1,0 +1,62 @@
+"""The one scan (sql/20_pairs.sql) aggregates each input table on its own, in one UNION ALL:
+the union must be exactly the aggregate of all the events at once, with every table in it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stitcher.config import RunOptions
+from stitcher.engines.duckdb import DuckDBEngine
+from stitcher.graph import sql_fragments
+from stitcher.load import find_tables, register_inputs
+from stitcher.pipeline import scan_sql
+from stitcher.sql import render
+
+from conftest import run_cli
+
+_ROWS = "SELECT * FROM pairs ORDER BY ALL"
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("scan") / "events"
+    run_cli(
+        "generate", str(folder), "--events", "20000", "--seed", "5", "--files-per-table", "2", "-q"
+    )
+    # A redelivered file: each of its events twice, for --dedupe to drop.
+    part = next(iter(sorted((folder / "tracks").glob("*/part-0.parquet"))))
+    shutil.copy(part, part.with_name("part-redelivered.parquet"))
+    return folder
+
+
+@pytest.mark.parametrize("dedupe", [False, True], ids=["per_table", "dedupe"])
+def test_scan_is_the_aggregate_of_all_events(events: Path, dedupe: bool) -> None:
+    options = RunOptions(events, events.parent / "unused", dedupe=dedupe)
+    with DuckDBEngine() as engine:
+        loaded = register_inputs(engine, find_tables(events), options.identifier_types)
+        assert len(loaded.event_views) == len(loaded.tables) == 5
+        if dedupe:
+            engine.create_table_as("duplicate_hashes", render("10_duplicate_hashes"))
+        assert engine.count("events") > 20000
+        engine.create_table_as("pairs", scan_sql(options, loaded))
+        got = engine.fetch_rows(_ROWS)
+        totals = engine.fetch_rows(
+            "SELECT source_table, sum(event_count) FROM pairs GROUP BY ALL ORDER BY ALL"
+        )
+        whole = "(SELECT * FROM events) AS events"
+        if dedupe:
+            whole = f"({render('10_dedupe_events', **sql_fragments(options))}) AS deduped"
+        engine.create_table_as("pairs", render("20_pairs", events=whole, **sql_fragments(options)))
+        want = engine.fetch_rows(_ROWS)
+        by_table = engine.fetch_rows(
+            "SELECT source_table, count(*) FROM events GROUP BY ALL ORDER BY ALL"
+        )
+    assert got == want
+    assert {t for t, _ in totals} == set(loaded.tables)
+    if not dedupe:
+        assert totals == by_table  # every event counted once, in its own table's rows
+    else:
+        assert sum(n for _, n in totals) < sum(n for _, n in by_table)  # duplicates dropped
