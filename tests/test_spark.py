@@ -980,12 +980,10 @@ def test_spark_plan_numbers_identifiers_in_partitioned_windows(
     Defined for Window operation"); the bucketed one partitions the numbering by bucket. Its
     only single-partition exchange carries the per-bucket counts (one row per bucket) to the
     running sum of the offsets."""
-    from test_node_ids import BUCKETED, ORDERED
-
     with SparkEngine() as engine:
         engine.register_arrow("identifiers_quarantined", node_id_cases["generated"])
-        ordered = _executed_plan(engine, ORDERED)
-        bucketed = _executed_plan(engine, BUCKETED)
+        ordered = _executed_plan(engine, "33_node_ids")
+        bucketed = _executed_plan(engine, "33_node_ids_bucketed")
     assert _exchange_below_row_number(ordered).startswith("Exchange SinglePartition"), ordered
     below = _exchange_below_row_number(bucketed)
     assert below.startswith("Exchange hashpartitioning(bucket_later_type#"), bucketed
