@@ -118,9 +118,19 @@ class LoadedInput:
     # Tables without a message id column: --dedupe cannot match their duplicate deliveries.
     tables_without_message_ids: list[str] = field(default_factory=list)
     input_format: str = "segment"  # or "mixpanel"
-    # The views that make up `events`, one per input table (Mixpanel: `events` itself). The one
-    # scan aggregates each on its own (see sql/20_pairs.sql).
-    event_views: list[str] = field(default_factory=lambda: ["events"])
+
+    @property
+    def event_views(self) -> list[str]:
+        """The views that make up `events`, one per input table (Mixpanel: `events` itself);
+        the one scan aggregates each on its own (see sql/20_pairs.sql)."""
+        if self.input_format == "mixpanel":
+            return ["events"]
+        return [event_view(table) for table in self.tables]
+
+
+def event_view(table: str) -> str:
+    """The view of input table `table` in the common event schema (01_normalize_events.sql)."""
+    return quote_identifier(f"events_{table}")
 
 
 def find_tables(
@@ -282,7 +292,7 @@ def register_inputs(
             input_format="mixpanel",
         )
     mixpanel.check_policy_input(policy)
-    loaded = LoadedInput(tables=[], trait_columns=[], event_views=[])
+    loaded = LoadedInput(tables=[], trait_columns=[])
     for source in sources:
         if not source.files:
             loaded.skipped_files.extend(str(p) for p in source.skipped_files)
@@ -291,12 +301,10 @@ def register_inputs(
         columns = engine.columns(raw)
         extra = _extra_identifiers(source, columns, identifier_types)
         mapping = _map_columns(source, columns, has_extra=any(extra.values()))
-        view = quote_identifier(f"events_{source.name}")
         engine.execute(
-            f"CREATE OR REPLACE VIEW {view} AS "
+            f"CREATE OR REPLACE VIEW {event_view(source.name)} AS "
             + _project(engine, source, raw, mapping, extra, identifier_types)
         )
-        loaded.event_views.append(view)
         loaded.tables.append(source.name)
         loaded.skipped_files.extend(str(p) for p in source.skipped_files)
         if mapping["message_id"] == []:
