@@ -216,21 +216,26 @@ FROM range(600000) AS t(i)
 """
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [EngineSettings(threads=4), EngineSettings(threads=3, memory_limit="60MB")],
-    ids=["threads", "spilling"],
-)
-def test_sorted_numbering_keeps_order_across_parallel_sorts(settings: EngineSettings) -> None:
+def test_sorted_numbering_keeps_order_across_parallel_sorts() -> None:
     """The sorted form's ids are row positions: they are only right if the table keeps the
-    sort's order when several threads sort it, and when the sort spills to disk."""
+    sort's order when several threads sort parts of it and merge them."""
     with DuckDBEngine() as reference:
         table = reference.fetch_arrow(_MANY)
         want = number(reference, table, ORDERED)
-    with DuckDBEngine(settings) as engine:
+    with DuckDBEngine(EngineSettings(threads=4)) as engine:
         got = number(engine, table, SORTED)
     assert got == want
     assert sum(r[3] is None for r in got) > 1000
+
+
+def test_duckdb_numbers_by_the_window_under_a_memory_limit() -> None:
+    """A sorted CREATE TABLE needs more memory while it spills than the window (600k
+    identifiers under 60 MB ran out of memory in 2 of 10 runs, the window in none; under 80 MB
+    with 4 threads, 2 of 6): under --memory-limit the pipeline keeps the window."""
+    with DuckDBEngine(EngineSettings(memory_limit="1GB")) as engine:
+        assert numbering_form(engine) == ORDERED
+    with DuckDBEngine() as engine:
+        assert numbering_form(engine) == SORTED
 
 
 def test_the_generated_case_has_what_the_variants_need(

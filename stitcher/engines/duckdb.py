@@ -155,6 +155,11 @@ class DuckDBEngine(Engine):
             config["memory_limit"] = _buffer_limit(settings.memory_limit)
         if settings.temp_dir:
             config["temp_directory"] = str(settings.temp_dir)
+        if settings.memory_limit:
+            # Under a limit, node ids come from the ordered window again: a sorted CREATE TABLE
+            # holds more while it spills (600k identifiers under 60 MB: 2 of 10 runs out of
+            # memory, the window 0 of 10), as for the output tables (pipeline.OutputOrder).
+            self.row_position = None
         # Parquet files registered so far: when a query fails on a corrupt page, these are
         # re-read one by one to name the broken file.
         self._parquet_files: list[Path] = []
