@@ -208,10 +208,7 @@ def build_tables(
                 "--dedupe cannot match duplicates in %s: no id/messageId column",
                 ", ".join(loaded.tables_without_message_ids),
             )
-        if options.dedupe:
-            engine.create_table_as("duplicate_hashes", render("10_duplicate_hashes"))
-        engine.create_table_as("pairs", scan_sql(options, loaded))
-        engine.drop("duplicate_hashes")
+        create_pairs(engine, options, loaded)
         # Intermediate tables are dropped as soon as no step reads them (see _drop): at 10M
         # events they held 2.9 GB by the end. The run record keeps these small totals instead.
         engine.create_table_as("pair_totals", _PAIR_TOTALS)
@@ -254,16 +251,28 @@ def build_tables(
             )
 
 
-def scan_sql(options: RunOptions, loaded: LoadedInput) -> str:
-    """The one scan (sql/20_pairs.sql): each input table aggregated on its own, in one
-    UNION ALL. With --dedupe, one aggregate over the deduplicated events instead, read as a
-    subquery and never materialized (10M rows at 10M events): a message id is matched across
-    tables, and the step needs duplicate_hashes (sql/10_duplicate_hashes.sql) first."""
+def create_pairs(engine: Engine, options: RunOptions, loaded: LoadedInput) -> None:
+    """`pairs`, the one scan (sql/20_pairs.sql): each input table aggregated on its own, in one
+    UNION ALL. With --dedupe, each table's events without duplicates (sql/12), read as a
+    subquery and never materialized (10M rows at 10M events), after the few deliveries to keep
+    of repeated message ids are found over all tables (sql/10, sql/11)."""
     fragments = sql_fragments(options)
     sources = loaded.event_views
     if options.dedupe:
-        sources = [f"({render('10_dedupe_events', **fragments)}) AS events_deduped"]
-    return "\nUNION ALL\n".join(render("20_pairs", events=s, **fragments) for s in sources)
+        engine.create_table_as("duplicate_hashes", render("10_duplicate_hashes"))
+        engine.create_table_as("first_deliveries", render("11_first_deliveries", **fragments))
+        sources = [
+            "("
+            + render(
+                "12_deduped_events", events=view, source_table=quote_literal(table), **fragments
+            )
+            + ") AS events_deduped"
+            for table, view in zip(loaded.tables, loaded.event_views, strict=True)
+        ]
+    engine.create_table_as(
+        "pairs", "\nUNION ALL\n".join(render("20_pairs", events=s, **fragments) for s in sources)
+    )
+    _drop(engine, "duplicate_hashes", "first_deliveries")
 
 
 def _mark_quarantine(engine: Engine) -> None:

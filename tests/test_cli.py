@@ -247,7 +247,7 @@ def test_dedupe_keeps_each_messages_earliest_delivery(seed: int, tmp_path: Path)
 
     def order(item: tuple[str, tuple]) -> tuple:
         table, (_, anonymous_id, user_id, ts) = item
-        # ts NULLS LAST, then source table, then ids NULLS LAST (sql/10_dedupe_events.sql)
+        # ts NULLS LAST, then source table, then ids NULLS LAST (sql/11_first_deliveries.sql)
         return (ts is None, ts or "", table, anonymous_id is None, anonymous_id or "",
                 user_id is None, user_id or "")  # fmt: skip
 

@@ -208,14 +208,14 @@ SELECT
 DROP TABLE IF EXISTS "PAIRS";
 
 CREATE TABLE "PAIRS" AS
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
-/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
-/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
-/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
-/*         source_table is part of the key, so the union is the aggregate of all the events, */
-/*         while each hash table holds one table's groups. At 100M events under */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
+/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
+/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
+/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
+/*         statement: source_table is part of the key, so the union is the aggregate of all the */
+/*         events, while each hash table holds one table's groups. At 100M events under */
 /*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
@@ -267,14 +267,14 @@ GROUP BY
   "EVENTS_TRACKS"."PREVIOUS_ID"
 UNION ALL
 /* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
-/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
-/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
-/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
-/*         source_table is part of the key, so the union is the aggregate of all the events, */
-/*         while each hash table holds one table's groups. At 100M events under */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
+/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
+/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
+/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
+/*         statement: source_table is part of the key, so the union is the aggregate of all the */
+/*         events, while each hash table holds one table's groups. At 100M events under */
 /*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
@@ -325,14 +325,14 @@ GROUP BY
   "EVENTS_PAGES"."PREVIOUS_ID"
 UNION ALL
 /* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
-/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
-/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
-/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
-/*         source_table is part of the key, so the union is the aggregate of all the events, */
-/*         while each hash table holds one table's groups. At 100M events under */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
+/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
+/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
+/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
+/*         statement: source_table is part of the key, so the union is the aggregate of all the */
+/*         events, while each hash table holds one table's groups. At 100M events under */
 /*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
@@ -384,14 +384,14 @@ GROUP BY
   "EVENTS_IDENTIFIES"."PREVIOUS_ID"
 UNION ALL
 /* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe the */
-/*         events_deduped subquery over all of them (source_table, message_id, anonymous_id, */
-/*         user_id, previous_id, one column per configured extra identifier type, ts). The */
-/*         pipeline runs this step once per input table, joined by UNION ALL into one statement: */
-/*         source_table is part of the key, so the union is the aggregate of all the events, */
-/*         while each hash table holds one table's groups. At 100M events under */
+/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
+/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
+/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
+/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
+/*         statement: source_table is part of the key, so the union is the aggregate of all the */
+/*         events, while each hash table holds one table's groups. At 100M events under */
 /*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s, 1 run in 5 failed); per table, nothing of it spills (31-34 s). */
+/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
 /* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
 /*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
 /*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
@@ -443,6 +443,8 @@ GROUP BY
   "EVENTS_ALIASES"."PREVIOUS_ID";
 
 DROP TABLE IF EXISTS "DUPLICATE_HASHES";
+
+DROP TABLE IF EXISTS "FIRST_DELIVERIES";
 
 DROP TABLE IF EXISTS "PAIR_TOTALS";
 
