@@ -1,5 +1,6 @@
 -- Step: put the identifiers in anchor order, so that each one's position is its node id
---       (engines whose tables keep a sorted query's order and expose row positions: DuckDB).
+--       (engines whose tables keep a sorted query's order and expose row positions: DuckDB
+--       without --memory-limit, under which the window of 33_node_ids.sql spills better).
 -- Inputs: identifiers_quarantined (32_quarantine.sql)
 -- Output: identifiers_sorted = identifiers_quarantined in anchor order, usable identifiers
 --         first. The pipeline reads it through the view identifiers_checked, which adds

@@ -67,6 +67,7 @@ class Engine(ABC):
     # An expression for a row's 0-based position in a table created by a sorted query, where
     # the engine has one (DuckDB's rowid): node ids are then numbered by a parallel sort
     # (sql/33_node_ids_sorted.sql) instead of one ordered window. The same numbers again.
+    # DuckDB offers it only without a memory limit (see DuckDBEngine.__init__).
     row_position: str | None = None
 
     @abstractmethod
