@@ -1,6 +1,7 @@
 """Where a `stitcher run` spends its time: every SQL step with DuckDB's own profile.
 
     python bench/profile_steps.py DATA_DIR OUT_DIR [--dedupe] [--policy connected] [--top 3]
+        [--memory-limit 600MB --temp-dir SPILL_DIR]
 
 Runs the pipeline in this process with DuckDB's JSON profiling switched on around each
 `CREATE TABLE ... AS` (one per sql/*.sql step) and prints, per step, its wall time, the CPU time
@@ -52,6 +53,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dedupe", action="store_true")
     parser.add_argument("--policy", default="guarded")
     parser.add_argument("--top", type=int, default=3, help="operators shown per step")
+    parser.add_argument("--memory-limit", help="as stitcher run's, e.g. 600MB")
+    parser.add_argument("--temp-dir", type=Path, help="as stitcher run's: where DuckDB spills")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="stitcher-profile-"))
     execute = DuckDBEngine.execute
@@ -104,7 +107,12 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     shutil.rmtree(args.out_dir, ignore_errors=True)
     options = RunOptions(
-        input_dir=args.data_dir, output_dir=args.out_dir, dedupe=args.dedupe, policy=args.policy
+        input_dir=args.data_dir,
+        output_dir=args.out_dir,
+        dedupe=args.dedupe,
+        policy=args.policy,
+        memory_limit=args.memory_limit,
+        temp_dir=args.temp_dir,
     )
     started = time.perf_counter()
     result = pipeline.run(options)

@@ -15,12 +15,25 @@
 --             (attributed_*: its user_id, else its anonymous_id, else its previous_id). That
 --             attribution assumes no id is quarantined; the events of a quarantined one are
 --             attributed again in 35_reattributed_events.sql.
-WITH occurrences AS (
+-- Anonymous ids are grouped on their own, the other types together: two smaller hash tables
+-- one after the other instead of one over every identifier. Anonymous ids are most of them
+-- (1.2M of 1.6M at 10M events); under --memory-limit the single aggregate spilled (identifiers
+-- 1.85 s against 1.60 s at 10M events under 600MB, 1.06 against 1.00 s without a limit).
+WITH anonymous_ids AS (
     SELECT 'anonymous_id' AS identifier_type, anonymous_id AS identifier,
-           first_ts, last_ts, event_count, user_id IS NULL AS attributed
-    FROM pairs WHERE anonymous_id IS NOT NULL
-    UNION ALL
-    SELECT 'user_id', user_id, first_ts, last_ts, event_count, true
+           min(first_ts) AS first_seen, max(last_ts) AS last_seen,
+           CAST(sum(event_count) AS BIGINT) AS event_count,
+           CAST(coalesce(sum(event_count) FILTER (WHERE user_id IS NULL), 0) AS BIGINT)
+               AS attributed_event_count,
+           min(first_ts) FILTER (WHERE user_id IS NULL) AS attributed_first_ts,
+           max(last_ts) FILTER (WHERE user_id IS NULL) AS attributed_last_ts
+    FROM pairs
+    WHERE anonymous_id IS NOT NULL
+    GROUP BY anonymous_id
+),
+other_occurrences AS (
+    SELECT 'user_id' AS identifier_type, user_id AS identifier,
+           first_ts, last_ts, event_count, true AS attributed
     FROM pairs WHERE user_id IS NOT NULL
     UNION ALL
     SELECT 'user_id', previous_id, first_ts, last_ts, event_count,
@@ -28,7 +41,7 @@ WITH occurrences AS (
     FROM pairs WHERE previous_id IS NOT NULL AND (user_id IS NULL OR previous_id <> user_id)
     {{extra_occurrences}}
 ),
-grouped AS (
+other_ids AS (
     SELECT identifier_type, identifier,
            min(first_ts) AS first_seen, max(last_ts) AS last_seen,
            CAST(sum(event_count) AS BIGINT) AS event_count,
@@ -38,8 +51,13 @@ grouped AS (
                AS attributed_event_count,
            min(first_ts) FILTER (WHERE attributed) AS attributed_first_ts,
            max(last_ts) FILTER (WHERE attributed) AS attributed_last_ts
-    FROM occurrences
+    FROM other_occurrences
     GROUP BY identifier_type, identifier
+),
+grouped AS (
+    SELECT * FROM anonymous_ids
+    UNION ALL
+    SELECT * FROM other_ids
 ),
 normalized AS (
     -- Junk is recognized through whitespace, quotes and case: ' "NULL" ' is null. The

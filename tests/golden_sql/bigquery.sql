@@ -416,25 +416,29 @@ DROP TABLE IF EXISTS `identifiers`;
 DROP TABLE IF EXISTS `identifiers`;
 
 CREATE TABLE identifiers AS
-WITH occurrences AS (
+WITH anonymous_ids AS (
   SELECT
     'anonymous_id' AS identifier_type,
     pairs.anonymous_id AS identifier,
-    pairs.first_ts AS first_ts,
-    pairs.last_ts AS last_ts,
-    pairs.event_count AS event_count,
-    pairs.user_id IS NULL AS attributed
+    MIN(pairs.first_ts) AS first_seen,
+    MAX(pairs.last_ts) AS last_seen,
+    CAST(SUM(pairs.event_count) AS INT64) AS event_count,
+    CAST(COALESCE(SUM(IF(pairs.user_id IS NULL, pairs.event_count, NULL)), 0) AS INT64) AS attributed_event_count,
+    MIN(IF(pairs.user_id IS NULL, pairs.first_ts, NULL)) AS attributed_first_ts,
+    MAX(IF(pairs.user_id IS NULL, pairs.last_ts, NULL)) AS attributed_last_ts
   FROM pairs AS pairs
   WHERE
     NOT pairs.anonymous_id IS NULL
-  UNION ALL
+  GROUP BY
+    pairs.anonymous_id
+), other_occurrences AS (
   SELECT
-    'user_id' AS user_id,
-    pairs.user_id AS user_id,
+    'user_id' AS identifier_type,
+    pairs.user_id AS identifier,
     pairs.first_ts AS first_ts,
     pairs.last_ts AS last_ts,
     pairs.event_count AS event_count,
-    TRUE AS _col_5
+    TRUE AS attributed
   FROM pairs AS pairs
   WHERE
     NOT pairs.user_id IS NULL
@@ -452,20 +456,42 @@ WITH occurrences AS (
     AND (
       pairs.user_id IS NULL OR pairs.previous_id <> pairs.user_id
     )
+), other_ids AS (
+  SELECT
+    other_occurrences.identifier_type AS identifier_type,
+    other_occurrences.identifier AS identifier,
+    MIN(other_occurrences.first_ts) AS first_seen,
+    MAX(other_occurrences.last_ts) AS last_seen,
+    CAST(SUM(other_occurrences.event_count) AS INT64) AS event_count,
+    CAST(COALESCE(SUM(IF(other_occurrences.attributed, other_occurrences.event_count, NULL)), 0) AS INT64) AS attributed_event_count, /* The attribution rides on this grouping instead of grouping the pairs again by */ /* their attributed id (a second 1.3M-group aggregate over strings at 10M events). */
+    MIN(IF(other_occurrences.attributed, other_occurrences.first_ts, NULL)) AS attributed_first_ts,
+    MAX(IF(other_occurrences.attributed, other_occurrences.last_ts, NULL)) AS attributed_last_ts
+  FROM other_occurrences AS other_occurrences
+  GROUP BY
+    other_occurrences.identifier_type,
+    other_occurrences.identifier
 ), grouped AS (
   SELECT
-    occurrences.identifier_type AS identifier_type,
-    occurrences.identifier AS identifier,
-    MIN(occurrences.first_ts) AS first_seen,
-    MAX(occurrences.last_ts) AS last_seen,
-    CAST(SUM(occurrences.event_count) AS INT64) AS event_count,
-    CAST(COALESCE(SUM(IF(occurrences.attributed, occurrences.event_count, NULL)), 0) AS INT64) AS attributed_event_count, /* The attribution rides on this grouping instead of grouping the pairs again by */ /* their attributed id (a second 1.3M-group aggregate over strings at 10M events). */
-    MIN(IF(occurrences.attributed, occurrences.first_ts, NULL)) AS attributed_first_ts,
-    MAX(IF(occurrences.attributed, occurrences.last_ts, NULL)) AS attributed_last_ts
-  FROM occurrences AS occurrences
-  GROUP BY
-    occurrences.identifier_type,
-    occurrences.identifier
+    anonymous_ids.identifier_type AS identifier_type,
+    anonymous_ids.identifier AS identifier,
+    anonymous_ids.first_seen AS first_seen,
+    anonymous_ids.last_seen AS last_seen,
+    anonymous_ids.event_count AS event_count,
+    anonymous_ids.attributed_event_count AS attributed_event_count,
+    anonymous_ids.attributed_first_ts AS attributed_first_ts,
+    anonymous_ids.attributed_last_ts AS attributed_last_ts
+  FROM anonymous_ids AS anonymous_ids
+  UNION ALL
+  SELECT
+    other_ids.identifier_type AS identifier_type,
+    other_ids.identifier AS identifier,
+    other_ids.first_seen AS first_seen,
+    other_ids.last_seen AS last_seen,
+    other_ids.event_count AS event_count,
+    other_ids.attributed_event_count AS attributed_event_count,
+    other_ids.attributed_first_ts AS attributed_first_ts,
+    other_ids.attributed_last_ts AS attributed_last_ts
+  FROM other_ids AS other_ids
 ), normalized AS (
   SELECT
     grouped.identifier_type AS identifier_type,

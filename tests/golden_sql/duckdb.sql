@@ -355,25 +355,32 @@ DROP TABLE IF EXISTS "identifiers";
 DROP TABLE IF EXISTS "identifiers";
 
 CREATE TABLE identifiers AS
-WITH occurrences AS (
+WITH anonymous_ids AS (
   SELECT
     'anonymous_id' AS identifier_type,
     anonymous_id AS identifier,
-    first_ts,
-    last_ts,
-    event_count,
-    user_id IS NULL AS attributed
+    MIN(first_ts) AS first_seen,
+    MAX(last_ts) AS last_seen,
+    CAST(SUM(event_count) AS BIGINT) AS event_count,
+    CAST(COALESCE(SUM(event_count) FILTER(WHERE
+      user_id IS NULL), 0) AS BIGINT) AS attributed_event_count,
+    MIN(first_ts) FILTER(WHERE
+      user_id IS NULL) AS attributed_first_ts,
+    MAX(last_ts) FILTER(WHERE
+      user_id IS NULL) AS attributed_last_ts
   FROM pairs
   WHERE
     NOT anonymous_id IS NULL
-  UNION ALL
+  GROUP BY
+    anonymous_id
+), other_occurrences AS (
   SELECT
-    'user_id',
-    user_id,
+    'user_id' AS identifier_type,
+    user_id AS identifier,
     first_ts,
     last_ts,
     event_count,
-    TRUE
+    TRUE AS attributed
   FROM pairs
   WHERE
     NOT user_id IS NULL
@@ -390,7 +397,7 @@ WITH occurrences AS (
     NOT previous_id IS NULL AND (
       user_id IS NULL OR previous_id <> user_id
     )
-), grouped AS (
+), other_ids AS (
   SELECT
     identifier_type,
     identifier,
@@ -403,10 +410,18 @@ WITH occurrences AS (
       attributed) AS attributed_first_ts,
     MAX(last_ts) FILTER(WHERE
       attributed) AS attributed_last_ts
-  FROM occurrences
+  FROM other_occurrences
   GROUP BY
     identifier_type,
     identifier
+), grouped AS (
+  SELECT
+    *
+  FROM anonymous_ids
+  UNION ALL
+  SELECT
+    *
+  FROM other_ids
 ), normalized AS (
   SELECT
     *,
