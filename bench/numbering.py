@@ -25,7 +25,13 @@ from stitcher.engines import EngineSettings, open_engine
 from stitcher.engines.base import Engine
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.load import find_tables, register_inputs
-from stitcher.pipeline import NUMBERING_FORMS, build_tables, create_node_ids, drop_node_ids
+from stitcher.pipeline import (
+    NUMBERING_FORMS,
+    NUMBERING_STEPS,
+    build_tables,
+    create_node_ids,
+    drop_node_ids,
+)
 from stitcher.sql import render
 
 
@@ -70,7 +76,7 @@ def bucket_shares(engine: Engine) -> str:
 
 def spark_plan(engine: Engine, form: str) -> str:
     """How Spark spreads the rows of the row_number() window: the exchange below it."""
-    df = engine._df(render("33_node_ids_bucketed" if form == "bucketed" else "33_node_ids"))  # type: ignore[attr-defined]
+    df = engine._df(render(NUMBERING_STEPS[form]))  # type: ignore[attr-defined]
     plan = df._jdf.queryExecution().executedPlan().toString()
     window = plan.index("Window [row_number()")
     exchange = re.search(r"Exchange (\w+)", plan[window:])

@@ -300,8 +300,14 @@ def _number_nodes(engine: Engine) -> None:
     _drop(engine, "identifiers", "hub_degrees")
 
 
-# The three forms of sql/33: each gives exactly the same node ids (tests/test_node_ids.py).
-NUMBERING_FORMS = ("ordered", "bucketed", "sorted")
+# The three forms of the node numbering and their sql/33 steps: each gives exactly the same
+# node ids (tests/test_node_ids.py).
+NUMBERING_STEPS = {
+    "ordered": "33_node_ids",
+    "bucketed": "33_node_ids_bucketed",
+    "sorted": "33_node_ids_sorted",
+}
+NUMBERING_FORMS = tuple(NUMBERING_STEPS)
 
 
 def numbering_form(engine: Engine) -> str:
@@ -315,7 +321,7 @@ def numbering_form(engine: Engine) -> str:
 def create_node_ids(engine: Engine, form: str) -> None:
     """identifiers_checked from identifiers_quarantined, numbered by `form`."""
     if form == "sorted":
-        engine.create_table_as("identifiers_sorted", render("33_node_ids_sorted"))
+        engine.create_table_as("identifiers_sorted", render(NUMBERING_STEPS[form]))
         # A view: the position is read where the ids are used, no second copy of the table.
         engine.execute(
             "CREATE OR REPLACE VIEW identifiers_checked AS SELECT *, CASE WHEN "
@@ -323,8 +329,7 @@ def create_node_ids(engine: Engine, form: str) -> None:
             "AS node_id FROM identifiers_sorted"
         )
     else:
-        step = "33_node_ids_bucketed" if form == "bucketed" else "33_node_ids"
-        engine.create_table_as("identifiers_checked", render(step))
+        engine.create_table_as("identifiers_checked", render(NUMBERING_STEPS[form]))
 
 
 def drop_node_ids(engine: Engine, form: str) -> None:
