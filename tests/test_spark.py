@@ -126,6 +126,48 @@ def test_generated_data_gives_the_same_files(
     assert record["versions"]["engine"].startswith("spark ")
 
 
+def test_local_workers_run_on_stitchers_python(tmp_path: Path) -> None:
+    """`stitcher run --engine spark` started from a venv that is not activated: the `python3`
+    first on PATH is not stitcher's interpreter, and the segment replay's Python workers must
+    still run on it (they once failed with "No module named 'pyarrow'"). A fresh process, so
+    that stitcher builds its own local session."""
+    import subprocess
+    import sys
+
+    events = tmp_path / "events"
+    run_cli("generate", str(events), "--events", "3000", "--seed", "17", "-q")
+    wrong_python = tmp_path / "bin"
+    wrong_python.mkdir()
+    for name in ("python3", "python"):
+        script = wrong_python / name
+        script.write_text("#!/bin/sh\necho 'not the interpreter stitcher runs on' >&2\nexit 3\n")
+        script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_PYTHON"}
+    env["PATH"] = f"{wrong_python}{os.pathsep}{env.get('PATH', '')}"
+    args = ["--input", str(events), "--policy", "segment", "--no-report", "-q"]
+    spark = tmp_path / "spark"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stitcher",
+            "run",
+            *args,
+            "--output",
+            str(spark),
+            "--engine",
+            "spark",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    duck = stitch(events, tmp_path / "duckdb", "--policy", "segment", "--no-report")
+    _same_files(duck, spark, "parquet")
+
+
 def test_guarded_replay_with_extra_types_runs_per_group_on_spark(tmp_path: Path) -> None:
     """`guarded` with an extra identifier type (email): the components where a chain of
     non-user ids reaches two user ids are replayed per group (map_groups on the executors),

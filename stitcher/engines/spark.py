@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -524,6 +525,7 @@ def _build_session(settings: EngineSettings) -> SparkSession:
         builder = builder.config("spark.sql.warehouse.dir", str(settings.temp_dir / "warehouse"))
     builder = builder.config("spark.ui.showConsoleProgress", "false")
     if master is not None and master.startswith("local"):
+        _workers_use_this_python()
         # 200 shuffle partitions (the cluster default) cost more than the work on one machine.
         cores = master.removeprefix("local[").rstrip("]").split(",")[0]
         cores = os.cpu_count() or 2 if cores in ("*", "local") else int(cores)
@@ -533,6 +535,15 @@ def _build_session(settings: EngineSettings) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("FATAL" if not log.isEnabledFor(logging.DEBUG) else "WARN")
     return spark
+
+
+def _workers_use_this_python() -> None:
+    """Run a local session's Python workers (the replays, the solvers in mapInArrow) on this
+    interpreter, which has stitcher and pyarrow installed. pyspark otherwise starts whatever
+    `python3` is first on PATH: `.venv/bin/stitcher --engine spark` without the venv activated
+    failed in the workers with "No module named 'pyarrow'". An operator's PYSPARK_PYTHON is
+    kept. Local mode only: on a cluster, this path may not exist on the executors."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def _jvm_size(size: str) -> str:
@@ -694,6 +705,7 @@ def _engine_error(exc: BaseException, sql: str) -> EngineError:
 def start_local_session(cores: int = 2, conf: dict[str, str] | None = None) -> SparkSession:
     """A local Spark session for tests and notebooks; engines opened while it is active share
     it (each in a session of its own). The caller stops it."""
+    _workers_use_this_python()
     builder = SparkSession.builder.master(f"local[{cores}]").appName("stitcher")
     builder = builder.config("spark.ui.showConsoleProgress", "false")
     builder = builder.config("spark.ui.enabled", "false")
