@@ -26,6 +26,11 @@ DEFAULT_JUNK_VALUES: tuple[str, ...] = (
     "none",
     "nil",
     "nan",
+    # A float id column's infinities (Engine.id_text): never a person's id.
+    "inf",
+    "-inf",
+    "infinity",
+    "-infinity",
     "0",
     "-1",
     "anonymous",

@@ -5,15 +5,30 @@ Nothing is read here beyond file schemas: the events are scanned once, later, by
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from stitcher import mixpanel
 from stitcher.config import IdentifierType
-from stitcher.engines.base import Column, Engine, quote_identifier, quote_literal
+from stitcher.engines.base import (
+    DECIMAL,
+    FLOAT,
+    STRING,
+    Column,
+    Engine,
+    quote_identifier,
+    quote_literal,
+)
 from stitcher.errors import InputError
 from stitcher.location import LOCAL_TREE, Tree, Url
 from stitcher.sql import render
@@ -98,11 +113,6 @@ class TableSource:
     def files(self) -> list[Path | Url]:
         return [f for files in self.files_by_format.values() for f in files]
 
-    @property
-    def partition_keys(self) -> set[str]:
-        """Hive partition columns (dt=2026-11-01) describe the file layout, not the person."""
-        return {part.split("=", 1)[0] for f in self.files for part in f.parent.parts if "=" in part}
-
     def describe(self) -> str:
         files = self.files
         return files[0].name if len(files) == 1 else f"{self.name}/ ({len(files)} files)"
@@ -115,6 +125,11 @@ class LoadedInput:
     tables: list[str]
     trait_columns: list[str]
     skipped_files: list[str] = field(default_factory=list)
+    # Each `key=value` folder name met, per table: what it filled, or why it was ignored.
+    partition_keys: list[dict[str, object]] = field(default_factory=list)
+    # (table, view, column) of identifier columns typed float or decimal in some files: their
+    # values are counted for run.json (numeric_id_counts).
+    numeric_id_columns: list[tuple[str, str, str]] = field(default_factory=list)
     # Tables without a message id column: --dedupe cannot match their duplicate deliveries.
     tables_without_message_ids: list[str] = field(default_factory=list)
     input_format: str = "segment"  # or "mixpanel"
@@ -297,7 +312,9 @@ def register_inputs(
         if not source.files:
             loaded.skipped_files.extend(str(p) for p in source.skipped_files)
             continue
-        raw = _register_source(engine, source)
+        raw, keys_used, numeric = _register_source(engine, source, identifier_types)
+        loaded.partition_keys.extend(keys_used)
+        loaded.numeric_id_columns.extend((source.name, view, c) for view, c in numeric)
         columns = engine.columns(raw)
         extra = _extra_identifiers(source, columns, identifier_types)
         mapping = _map_columns(source, columns, has_extra=any(extra.values()))
@@ -310,9 +327,7 @@ def register_inputs(
         if mapping["message_id"] == []:
             loaded.tables_without_message_ids.append(source.name)
         if source.name == "identifies":
-            loaded.trait_columns = _register_traits(
-                engine, raw, mapping, columns, source.partition_keys
-            )
+            loaded.trait_columns = _register_traits(engine, raw, mapping, columns)
     engine.execute(
         "CREATE OR REPLACE VIEW events AS "
         + " UNION ALL ".join(f"SELECT * FROM {view}" for view in loaded.event_views)
@@ -326,21 +341,219 @@ def register_inputs(
     return loaded
 
 
-def _register_source(engine: Engine, source: TableSource) -> str:
-    parts = []
-    for file_format, files in sorted(source.files_by_format.items()):
-        view = f"raw_{source.name}_{file_format}"
-        engine.register_files(view, files, file_format)
-        parts.append(view)
-    if len(parts) == 1:
-        return parts[0]
-    # A folder mixing formats (a migration half done): union the parts by column name.
+def _register_source(
+    engine: Engine, source: TableSource, identifier_types: Sequence[IdentifierType]
+) -> tuple[str, list[dict[str, object]], list[tuple[str, str]]]:
+    """Register one table's files as one view whose identifier columns are text as the user
+    meant it (Engine.id_text), with partition keys filled in where they stand for a field.
+
+    This is the one place where an input column becomes an identifier. Files are read in
+    groups that share the kinds of their identifier columns: a union across kinds would read
+    int64 ids as doubles (2**60 + 1 loses its last digits) or floats as '1001.0' text.
+    """
+    fields = _Fields(identifier_types)
+    groups, keys_used = _file_groups(source, fields)
+    views = []
+    numeric: list[tuple[str, str]] = []
+    for number, group in enumerate(groups):
+        files_view = f"raw_{source.name}_{group.file_format}"
+        if len(groups) > 1:
+            files_view += f"_{number}"
+        engine.register_files(files_view, group.files, group.file_format)
+        columns = engine.columns(files_view)
+        numeric.extend(
+            (files_view, c.name)
+            for c in columns
+            if c.kind in (FLOAT, DECIMAL) and fields.is_identifier(_unrenamed(c.name, columns))
+        )
+        view = f"{files_view}_ids"
+        engine.execute(
+            f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS "
+            + _read_as_meant(engine, files_view, group.fills, fields)
+        )
+        views.append(view)
+    if len(views) == 1:
+        return views[0], keys_used, numeric
+    # Groups (formats, kinds, folder fills) unioned by column name: ids are all text now.
     view = f"raw_{source.name}"
-    engine.execute(
-        f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS "
-        + " UNION ALL BY NAME ".join(f"SELECT * FROM {quote_identifier(p)}" for p in parts)
-    )
-    return view
+    engine.union_view(view, views)
+    return view, keys_used, numeric
+
+
+def numeric_id_counts(engine: Engine, loaded: LoadedInput) -> dict[str, dict[str, int]]:
+    """For run.json: per `table.column` typed float or decimal, how many values were whole
+    numbers (read as their digits), not whole (kept as their shortest text) and NaN or
+    infinite (junk). Reads those columns once more; no other input pays for it."""
+    counts: dict[str, dict[str, int]] = {}
+    infinity = "CAST('inf' AS DOUBLE)"
+    for table, view, column in loaded.numeric_id_columns:
+        c = f"CAST({quote_identifier(column)} AS DOUBLE)"
+        not_finite = f"isnan({c}) OR abs({c}) = {infinity}"
+        row = engine.fetch_rows(
+            f"SELECT count(*) FILTER (WHERE NOT ({not_finite}) AND {c} = floor({c})), "
+            f"count(*) FILTER (WHERE NOT ({not_finite}) AND {c} <> floor({c})), "
+            f"count(*) FILTER (WHERE {not_finite}) FROM {quote_identifier(view)}"
+        )[0]
+        entry = counts.setdefault(
+            f"{table}.{column}", {"whole": 0, "not_whole": 0, "nan_or_infinite": 0}
+        )
+        for key, value in zip(entry, row, strict=True):
+            entry[key] += int(value)
+    return counts
+
+
+class _Fields:
+    """Which input column names are which field (by canonical name)."""
+
+    def __init__(self, identifier_types: Sequence[IdentifierType]) -> None:
+        self.by_key: dict[str, str] = {}
+        for field_name, keys in _FIELD_KEYS.items():
+            for key in keys:
+                self.by_key[key] = field_name
+        for key in _TIMESTAMP_KEYS:
+            self.by_key[key] = "timestamp"
+        for id_type in identifier_types:
+            for column in id_type.columns:
+                self.by_key.setdefault(canonical(column), id_type.name)
+
+    def of(self, name: str) -> str | None:
+        return self.by_key.get(canonical(name))
+
+    def is_identifier(self, name: str) -> bool:
+        found = self.of(name)
+        return found is not None and found != "timestamp"
+
+
+@dataclass
+class _FileGroup:
+    file_format: str
+    files: list[Path | Url]
+    # (partition key, value) constants for the fields these files have no column for.
+    fills: tuple[tuple[str, str], ...]
+
+
+# Hive's name for a NULL partition value.
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _partition_pairs(path: Path | Url) -> list[tuple[str, str]]:
+    pairs = []
+    for part in path.parent.parts:
+        if "=" in part and not part.startswith("="):
+            key, value = part.split("=", 1)
+            pairs.append((key, unquote(value)))  # Hive and Spark escape values as %XX
+    return pairs
+
+
+def _file_groups(
+    source: TableSource, fields: _Fields
+) -> tuple[list[_FileGroup], list[dict[str, object]]]:
+    """The files of one table, grouped by the kinds of their identifier columns and by the
+    partition values that fill a field they lack; and what became of each partition key.
+
+    A partition key (`user_id=u9/`) never replaces a column the file has: it fills its field
+    only in files with no column of that field at all (a `timestamp=` folder fills the time
+    only in files with no time column). Keys that name no identity or time field are ignored.
+    """
+    groups: dict[tuple[object, ...], _FileGroup] = {}
+    usage: dict[str, dict[str, object]] = {}
+    for file_format, files in sorted(source.files_by_format.items()):
+        for path in files:
+            pairs = _partition_pairs(path)
+            columns = _file_columns(path, file_format) if pairs or file_format != "csv" else {}
+            has = {fields.of(name) for name in columns or {}}
+            fills: list[tuple[str, str]] = []
+            for key, value in pairs:
+                field_name = fields.of(key)
+                entry = usage.setdefault(
+                    key,
+                    {
+                        "table": source.name,
+                        "key": key,
+                        "field": field_name,
+                        "filled_files": 0,
+                        "ignored_files": 0,
+                        "reason": None,
+                    },
+                )
+                if field_name is None:
+                    entry["ignored_files"] += 1  # type: ignore[operator]
+                    entry["reason"] = "not an identity or time column"
+                elif columns is None:
+                    entry["ignored_files"] += 1  # type: ignore[operator]
+                    entry["reason"] = "the files' columns could not be listed (a URL input)"
+                elif (
+                    field_name in has
+                    or value == _HIVE_NULL
+                    or any(fields.of(k) == field_name for k, _ in fills)
+                ):
+                    entry["ignored_files"] += 1  # type: ignore[operator]
+                    entry["reason"] = f"the files have their own {field_name} column"
+                else:
+                    entry["filled_files"] += 1  # type: ignore[operator]
+                    fills.append((key, value))
+            kinds = tuple(
+                sorted(
+                    (canonical(name), column_type)
+                    for name, column_type in (columns or {}).items()
+                    if fields.is_identifier(name)
+                )
+            )
+            signature = (file_format, kinds, tuple(fills))
+            group = groups.setdefault(signature, _FileGroup(file_format, [], tuple(fills)))
+            group.files.append(path)
+    for entry in usage.values():
+        if entry["filled_files"] and entry["ignored_files"]:
+            entry["reason"] = f"{entry['reason']} (in {entry['ignored_files']} files)"
+        elif entry["filled_files"]:
+            entry["reason"] = None
+        log.info(
+            "%s: partition key %s %s",
+            source.name,
+            entry["key"],
+            f"fills {entry['field']} in {entry['filled_files']} files"
+            if entry["filled_files"]
+            else f"ignored: {entry['reason']}",
+        )
+    return list(groups.values()), list(usage.values())
+
+
+def _file_columns(path: Path | Url, file_format: str) -> dict[str, str] | None:
+    """A local file's own columns and their types, from its footer or header; None where they
+    cannot be read here (a URL, or a broken file, which the engine then names)."""
+    if not isinstance(path, Path):
+        return None
+    try:
+        if file_format == "parquet":
+            # The exact type, not its kind: Spark cannot even merge float with double.
+            return {f.name: str(f.type) for f in pq.read_schema(path)}
+        if file_format == "csv":
+            opener = gzip.open if path.name.lower().endswith(".gz") else open
+            with opener(path, "rb") as f:  # type: ignore[operator]
+                line = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
+            return {name: "string" for name in next(csv.reader(io.StringIO(line)), [])}
+    except (OSError, pa.ArrowException, EOFError, UnicodeError):
+        return None
+    return None
+
+
+def _read_as_meant(
+    engine: Engine, view: str, fills: tuple[tuple[str, str], ...], fields: _Fields
+) -> str:
+    columns = engine.columns(view)
+    select = []
+    for column in columns:
+        name = quote_identifier(column.name)
+        if fields.is_identifier(_unrenamed(column.name, columns)):
+            select.append(f"{engine.id_text(name, column.kind)} AS {name}")
+        else:
+            select.append(name)
+    for key, value in fills:
+        literal = quote_literal(value)
+        if fields.is_identifier(key):
+            literal = engine.id_text(literal, STRING)
+        select.append(f"{literal} AS {quote_identifier(key)}")
+    return f"SELECT {', '.join(select)} FROM {quote_identifier(view)}"
 
 
 def _extra_identifiers(
@@ -438,13 +651,12 @@ def _register_traits(
     raw: str,
     mapping: dict[str, list[Column]],
     columns: list[Column],
-    partition_keys: set[str],
 ) -> list[str]:
     traits: dict[str, list[Column]] = {}
     for column in columns:
         name = _unrenamed(column.name, columns)
         key = canonical(name)
-        if key in _NOT_TRAITS or key.startswith("context") or column.name in partition_keys:
+        if key in _NOT_TRAITS or key.startswith("context"):
             continue
         traits.setdefault(name.lower(), []).append(column)
     names = sorted(traits)

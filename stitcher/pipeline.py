@@ -27,7 +27,7 @@ from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph import junk_pattern_match, junk_tables, sql_fragments
-from stitcher.load import LoadedInput, find_tables, register_inputs
+from stitcher.load import LoadedInput, find_tables, numeric_id_counts, register_inputs
 from stitcher.location import Url
 from stitcher.mixpanel import add_distinct_ids
 from stitcher.outputs import (
@@ -625,6 +625,8 @@ def _run_record(
             "events_without_timestamp": int(without_ts),
             "events_unattributed": int(unattributed),
             "skipped_files": loaded.skipped_files,
+            "partition_keys": loaded.partition_keys,
+            "numeric_ids": numeric_id_counts(engine, loaded),
             "dedupe": options.dedupe,
             "tables_without_message_ids": loaded.tables_without_message_ids,
             "trait_columns": loaded.trait_columns,

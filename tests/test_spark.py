@@ -494,6 +494,39 @@ def test_ids_stay_text_and_traits_keep_their_case(tmp_path: Path) -> None:
     assert "00123" in (spark / "id_map.csv").read_text()
 
 
+def test_partition_keys_and_numeric_ids_read_the_same_on_both_engines(tmp_path: Path) -> None:
+    # The cases of test_read_as_meant.py in one input: a folder key the files have as a
+    # column (ignored), one they lack (fills), and one id in every numeric kind, NaN included.
+    from decimal import Decimal
+
+    import pyarrow.parquet as pq
+
+    tracks = tmp_path / "in" / "tracks"
+    times = ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
+    own = tracks / "user_id=u9"
+    own.mkdir(parents=True)
+    pl.DataFrame(
+        {"anonymous_id": ["a1", "a2"], "user_id": ["u1", "u2"], "timestamp": times}
+    ).write_csv(own / "own.csv")
+    lacking = tracks / "user_id=o'b%3Ax"
+    lacking.mkdir()
+    pl.DataFrame({"anonymous_id": ["a3"], "timestamp": times[:1]}).write_csv(lacking / "l.csv")
+    kinds = {
+        "float": pa.array([1001.0, float("nan")]),
+        "int": pa.array([1001, 2**60 + 1]),
+        "decimal": pa.array([Decimal("1001.00"), Decimal("1.50")], pa.decimal128(10, 2)),
+        "float32": pa.array([1001.0, 0.5], pa.float32()),
+    }
+    for number, (name, array) in enumerate(kinds.items()):
+        anonymous = [f"{name}{i}" for i in range(2)]
+        table = pa.table({"anonymous_id": anonymous, "user_id": array, "timestamp": times})
+        pq.write_table(table, tracks / f"part-{number}.parquet")
+    _both_engines(tmp_path / "in", tmp_path / "out")
+    id_map = read_output(tmp_path / "out" / "spark", "id_map")
+    users = set(id_map.filter(pl.col("identifier_type") == "user_id")["identifier"].to_list())
+    assert users == {"u1", "u2", "o'b:x", "1001", str(2**60 + 1), "1.5", "0.5"}
+
+
 class _SparkSQL:
     """The little of DB-API that run_script uses, over a Spark session."""
 

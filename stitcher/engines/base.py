@@ -20,10 +20,11 @@ from stitcher.errors import InputError, OutputError
 from stitcher.location import Tree, Url, UrlFileSystem
 
 # The coarse column kinds the loader needs to decide how to normalize a column.
-STRING, INTEGER, FLOAT, TIMESTAMP, TIMESTAMP_TZ, DATE, OTHER = (
+STRING, INTEGER, FLOAT, DECIMAL, TIMESTAMP, TIMESTAMP_TZ, DATE, OTHER = (
     "string",
     "integer",
     "float",
+    "decimal",
     "timestamp",
     "timestamptz",
     "date",
@@ -93,7 +94,46 @@ class Engine(ABC):
     @abstractmethod
     def register_files(self, name: str, files: Sequence[Path | Url], file_format: str) -> None:
         """Make input files (all of one format, schemas unioned by column name) a view `name`.
-        Files are local paths, or URLs for an engine whose url_tree listed them."""
+        Files are local paths, or URLs for an engine whose url_tree listed them. Only the
+        files' own columns: `key=value` folders in their paths add none (the loader decides
+        what a partition key means, see load.py)."""
+
+    def union_view(self, name: str, views: Sequence[str]) -> None:
+        """Create view `name`: the rows of every view, matched by column name (a column one
+        view lacks is NULL there). Written in DuckDB's dialect; engines without UNION BY NAME
+        override it."""
+        self.execute(
+            f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS "
+            + " UNION ALL BY NAME ".join(f"SELECT * FROM {quote_identifier(v)}" for v in views)
+        )
+
+    def id_text(self, column_sql: str, kind: str) -> str:
+        """SQL reading one identifier column of the given kind as the text the user meant
+        (README, "Input"): 1001, 1001.0, decimal 1001.00 and '1001.0' are all '1001'; NaN and
+        infinities become 'nan', 'inf', '-inf', which are junk; a non-integral number keeps
+        its shortest round-trip text; booleans are 'true'/'false' (junk). Written in DuckDB's
+        dialect with functions that sqlglot carries to Spark and the warehouses."""
+        c = column_sql
+        if kind == STRING:
+            return _integral_text(c)
+        if kind == FLOAT:
+            infinity = "CAST('inf' AS DOUBLE)"
+            return (
+                f"CASE WHEN isnan({c}) THEN 'nan' "
+                f"WHEN {c} = {infinity} THEN 'inf' WHEN {c} = -{infinity} THEN '-inf' "
+                # Whole numbers as plain digits (1e20 as 100000000000000000000, as an int64
+                # column would hold it); past DECIMAL(38) only the float's own text fits.
+                f"WHEN {c} = floor({c}) AND abs({c}) < 1e38 "
+                f"THEN CAST(CAST({c} AS DECIMAL(38, 0)) AS VARCHAR) "
+                f"ELSE CAST({c} AS VARCHAR) END"
+            )
+        if kind == DECIMAL:
+            # A decimal's text has all its scale's digits (1001.50): drop the trailing zeros,
+            # and the point when nothing is left after it.
+            text = f"CAST({c} AS VARCHAR)"
+            trimmed = f"regexp_replace({text}, '[.]?0+$', '', 'g')"
+            return f"CASE WHEN {text} LIKE '%.%' THEN {trimmed} ELSE {text} END"
+        return f"CAST({c} AS VARCHAR)"
 
     @abstractmethod
     def columns(self, relation: str) -> list[Column]:
@@ -189,11 +229,23 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
+def _integral_text(c: str) -> str:
+    # Text that is a whole number written as a float ('1001.0', what pandas writes to CSV for
+    # an integer column with nulls) is that number. LIKE first: it is cheap, and nearly every
+    # id (UUIDs, emails) fails it, so the regex runs on few rows.
+    return (
+        f"CASE WHEN {c} LIKE '%.%0' AND regexp_matches({c}, '^-?[0-9]+[.]0+$') "
+        f"THEN regexp_replace({c}, '[.]0+$', '', 'g') ELSE {c} END"
+    )
+
+
 def quote_identifier(name: str) -> str:
     """Quote a table or column name so that any text in it stays a name, never SQL."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def quote_literal(value: str) -> str:
-    """Quote a string constant. Only for names the code itself chose (table labels)."""
+    """Quote a string constant in the pipeline's (DuckDB) dialect, where a quote is doubled and
+    nothing else is special; the Spark engine re-renders it through sqlglot. For names the code
+    chose (table labels) and partition values from folder names."""
     return "'" + value.replace("'", "''") + "'"

@@ -16,6 +16,7 @@ import pyarrow as pa
 from stitcher.csv_check import REENCODE_HINT, first_csv_problem
 from stitcher.engines.base import (
     DATE,
+    DECIMAL,
     FLOAT,
     INTEGER,
     OTHER,
@@ -31,8 +32,6 @@ from stitcher.errors import EngineError, InputError, StitcherError
 from stitcher.json_check import first_json_problem
 
 log = logging.getLogger("stitcher")
-
-_HIVE_DIR = re.compile(r"[^/\\]+=[^/\\]*")
 
 # Epoch numbers at or above this are milliseconds: 1e11 seconds is the year 5138, while 1e11 ms
 # is March 1973, so any plausible event time is unambiguous.
@@ -124,8 +123,10 @@ def _kind(engine_type: str) -> str:
         return INTEGER
     if t in ("UINTEGER", "UBIGINT", "UHUGEINT"):
         return INTEGER
-    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+    if t in ("FLOAT", "DOUBLE", "REAL"):
         return FLOAT
+    if t.startswith("DECIMAL"):
+        return DECIMAL
     if t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         return TIMESTAMP_TZ
     if t.startswith("TIMESTAMP"):
@@ -231,10 +232,13 @@ class DuckDBEngine(Engine):
 
     def register_files(self, name: str, files: Sequence[Path], file_format: str) -> None:
         paths = [str(f) for f in files]
-        hive = any(_HIVE_DIR.fullmatch(part) for f in files for part in f.parent.parts)
+        # No hive_partitioning: DuckDB's would replace a column the file has with the folder's
+        # value (tracks/user_id=u9/ made every row's user u9). The loader fills from folders.
         try:
             if file_format == "parquet":
-                relation = self._con.read_parquet(paths, union_by_name=True, hive_partitioning=hive)
+                relation = self._con.read_parquet(
+                    paths, union_by_name=True, hive_partitioning=False
+                )
             elif file_format == "csv":
                 # Every CSV column is read as text: ids that look numeric must stay strings
                 # (leading zeros, 20-digit ids), and the loader parses timestamps itself.
@@ -243,7 +247,7 @@ class DuckDBEngine(Engine):
                     header=True,
                     all_varchar=True,
                     union_by_name=True,
-                    hive_partitioning=hive,
+                    hive_partitioning=False,
                     **_CSV_DIALECT,
                 )
             elif file_format == "json":
@@ -292,7 +296,7 @@ class DuckDBEngine(Engine):
         c = column_sql
         if kind in (TIMESTAMP, TIMESTAMP_TZ, DATE):
             return f"CAST({c} AS TIMESTAMP)"
-        if kind in (INTEGER, FLOAT):
+        if kind in (INTEGER, FLOAT, DECIMAL):
             return _epoch_expression(f"CAST({c} AS DOUBLE)")
         if kind == STRING:
             number = f"TRY_CAST(trim({c}) AS DOUBLE)"

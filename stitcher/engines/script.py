@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from stitcher.engines.base import (
     DATE,
+    STRING,
     TIMESTAMP,
     TIMESTAMP_TZ,
     Column,
@@ -63,6 +64,8 @@ class ScriptEngine(Engine):
         self.items: list[Statement | Loop] = []
         self._declared = columns
         self._views: dict[str, str] = {}
+        # The columns of views the loader derived from an input table (its ids as text).
+        self._derived: dict[str, list[Column]] = {}
         self._needs_python = needs_python
 
     # -- recording -------------------------------------------------------------------------
@@ -75,7 +78,28 @@ class ScriptEngine(Engine):
             if statement.kind == "TABLE":
                 # Re-runnable: a table of a previous run is replaced, as create_table_as does.
                 self.items.append(Statement(f"DROP TABLE IF EXISTS {quote_identifier(creates)}"))
+            elif statement.kind == "VIEW":
+                self._derive_columns(creates, statement.expression)
         self.items.append(Statement(sql, creates))
+
+    def _derive_columns(self, view: str, select: exp.Expression) -> None:
+        """A view that selects from a known relation: a column passed through keeps its
+        declared kind, a computed one is text (the loader's ids, Engine.id_text)."""
+        source = select.args.get("from_") if isinstance(select, exp.Select) else None
+        if source is None or not isinstance(source.this, exp.Table):
+            return
+        try:
+            known = {c.name: c for c in self.columns(source.this.name)}
+        except KeyError:
+            return
+        columns = []
+        for expression in select.expressions:
+            name = expression.alias_or_name
+            if isinstance(expression, exp.Column) and name in known:
+                columns.append(known[name])
+            else:
+                columns.append(Column(name, STRING, "VARCHAR"))
+        self._derived[view] = columns
 
     def create_table_as(self, name: str, sql: str) -> None:
         self.execute(f"CREATE TABLE {quote_identifier(name)} AS {sql}")
@@ -110,6 +134,8 @@ class ScriptEngine(Engine):
         )
 
     def columns(self, relation: str) -> list[Column]:
+        if relation in self._derived:
+            return list(self._derived[relation])
         return list(self._declared[self._views[relation]])
 
     def timestamp_expression(self, column_sql: str, kind: str) -> str:

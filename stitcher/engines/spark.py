@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from stitcher.engines.base import (
     DATE,
+    DECIMAL,
     FLOAT,
     INTEGER,
     OTHER,
@@ -54,7 +55,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 log = logging.getLogger("stitcher")
 
 _SPARK_ERRORS = (PySparkException, Py4JError)
-_HIVE_DIR = re.compile(r"[^/\\]+=[^/\\]*")
 
 # Settings every stitcher session needs, whoever created the session: times are UTC, and
 # column names are case-sensitive as in DuckDB (`Plan` and `plan` are two trait columns).
@@ -228,10 +228,11 @@ class SparkEngine(Engine):
 
     def register_files(self, name: str, files: Sequence[Path | Url], file_format: str) -> None:
         paths = [str(f) for f in files]
+        # No basePath: with one, Spark discovers `key=value` folders as columns and lets the
+        # folder's value replace a column the file has (tracks/user_id=u9/ made every row's
+        # user u9). Given files and no basePath, it adds no partition columns; the loader
+        # fills from folders (see load.py).
         reader = self._spark.read
-        base = _hive_base(paths)
-        if base is not None:
-            reader = reader.option("basePath", base)
         try:
             if file_format == "parquet":
                 df = reader.option("mergeSchema", "true").parquet(*paths)
@@ -248,6 +249,14 @@ class SparkEngine(Engine):
             df.schema  # noqa: B018
         except _SPARK_ERRORS as exc:
             raise InputError(f"cannot read {_describe_files(files)}: {_first_line(exc)}") from exc
+        self._register(name, df)
+
+    def union_view(self, name: str, views: Sequence[str]) -> None:
+        # Spark SQL has no UNION BY NAME; its DataFrames do.
+        frames = [self._spark.table(_backquote(v)) for v in views]
+        df = frames[0]
+        for other in frames[1:]:
+            df = df.unionByName(other, allowMissingColumns=True)
         self._register(name, df)
 
     def _read_csv(self, reader: object, files: Sequence[Path | Url]) -> DataFrame:
@@ -363,7 +372,7 @@ class SparkEngine(Engine):
     def _timestamp(self, c: str, kind: str) -> str:
         if kind in (TIMESTAMP, TIMESTAMP_TZ, DATE):
             return f"CAST({c} AS TIMESTAMP)"
-        if kind in (INTEGER, FLOAT):
+        if kind in (INTEGER, FLOAT, DECIMAL):
             return _epoch_expression(f"CAST({c} AS DOUBLE)")
         if kind == STRING:
             number = f"TRY_CAST(trim({c}) AS DOUBLE)"
@@ -573,8 +582,10 @@ def _kind(data_type: T.DataType) -> str:
         return STRING
     if isinstance(data_type, T.ByteType | T.ShortType | T.IntegerType | T.LongType):
         return INTEGER
-    if isinstance(data_type, T.FloatType | T.DoubleType | T.DecimalType):
+    if isinstance(data_type, T.FloatType | T.DoubleType):
         return FLOAT
+    if isinstance(data_type, T.DecimalType):
+        return DECIMAL
     if isinstance(data_type, T.TimestampNTZType):
         return TIMESTAMP
     if isinstance(data_type, T.TimestampType):
@@ -599,17 +610,6 @@ def _nullable(field: pa.Field) -> pa.Field:
     elif pa.types.is_struct(t):
         t = pa.struct([_nullable(f) for f in t])
     return pa.field(field.name, t, nullable=True)
-
-
-def _hive_base(files: Sequence[str]) -> str | None:
-    """The folder above the first `key=value` folder, when the files are Hive-partitioned
-    (local paths or URLs)."""
-    for f in files:
-        parts = re.split(r"[/\\]", f)
-        for i, part in enumerate(parts[:-1]):
-            if _HIVE_DIR.fullmatch(part):
-                return "/".join(parts[:i]) or "/"
-    return None
 
 
 def _csv_header(path: Path) -> tuple[str, ...]:

@@ -13,96 +13,203 @@ SELECT
   *
 FROM `analytics`.`tracks`;
 
+CREATE OR REPLACE VIEW `raw_tracks_table_ids` AS
+SELECT
+  CASE
+    WHEN raw_tracks_table.`id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_tracks_table.`id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_tracks_table.`id`, '[.]0+$', '')
+    ELSE raw_tracks_table.`id`
+  END AS `id`,
+  CASE
+    WHEN raw_tracks_table.`anonymous_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_tracks_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_tracks_table.`anonymous_id`, '[.]0+$', '')
+    ELSE raw_tracks_table.`anonymous_id`
+  END AS `anonymous_id`,
+  CASE
+    WHEN raw_tracks_table.`user_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_tracks_table.`user_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_tracks_table.`user_id`, '[.]0+$', '')
+    ELSE raw_tracks_table.`user_id`
+  END AS `user_id`,
+  raw_tracks_table.`timestamp` AS `timestamp`
+FROM `raw_tracks_table` AS raw_tracks_table;
+
 CREATE OR REPLACE VIEW `events_tracks` AS
-/* Inputs: "raw_tracks_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_tracks_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'tracks' AS source_table,
-  CAST(raw_tracks_table.`id` AS STRING) AS message_id,
-  CAST(raw_tracks_table.`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(raw_tracks_table.`user_id` AS STRING) AS user_id,
+  CAST(raw_tracks_table_ids.`id` AS STRING) AS message_id,
+  CAST(raw_tracks_table_ids.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_tracks_table_ids.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
-  CAST(raw_tracks_table.`timestamp` AS DATETIME) AS ts
-FROM `raw_tracks_table` AS raw_tracks_table;
+  CAST(raw_tracks_table_ids.`timestamp` AS DATETIME) AS ts
+FROM `raw_tracks_table_ids` AS raw_tracks_table_ids;
 
 CREATE OR REPLACE VIEW `raw_pages_table` AS
 SELECT
   *
 FROM `analytics`.`pages`;
 
+CREATE OR REPLACE VIEW `raw_pages_table_ids` AS
+SELECT
+  CASE
+    WHEN raw_pages_table.`id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_pages_table.`id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_pages_table.`id`, '[.]0+$', '')
+    ELSE raw_pages_table.`id`
+  END AS `id`,
+  CASE
+    WHEN raw_pages_table.`anonymous_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_pages_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_pages_table.`anonymous_id`, '[.]0+$', '')
+    ELSE raw_pages_table.`anonymous_id`
+  END AS `anonymous_id`,
+  CASE
+    WHEN raw_pages_table.`user_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_pages_table.`user_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_pages_table.`user_id`, '[.]0+$', '')
+    ELSE raw_pages_table.`user_id`
+  END AS `user_id`,
+  raw_pages_table.`timestamp` AS `timestamp`
+FROM `raw_pages_table` AS raw_pages_table;
+
 CREATE OR REPLACE VIEW `events_pages` AS
-/* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_pages_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'pages' AS source_table,
-  CAST(raw_pages_table.`id` AS STRING) AS message_id,
-  CAST(raw_pages_table.`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(raw_pages_table.`user_id` AS STRING) AS user_id,
+  CAST(raw_pages_table_ids.`id` AS STRING) AS message_id,
+  CAST(raw_pages_table_ids.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_pages_table_ids.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
-  CAST(raw_pages_table.`timestamp` AS DATETIME) AS ts
-FROM `raw_pages_table` AS raw_pages_table;
+  CAST(raw_pages_table_ids.`timestamp` AS DATETIME) AS ts
+FROM `raw_pages_table_ids` AS raw_pages_table_ids;
 
 CREATE OR REPLACE VIEW `raw_identifies_table` AS
 SELECT
   *
 FROM `analytics`.`identifies`;
 
+CREATE OR REPLACE VIEW `raw_identifies_table_ids` AS
+SELECT
+  CASE
+    WHEN raw_identifies_table.`id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_identifies_table.`id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_identifies_table.`id`, '[.]0+$', '')
+    ELSE raw_identifies_table.`id`
+  END AS `id`,
+  CASE
+    WHEN raw_identifies_table.`anonymous_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_identifies_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_identifies_table.`anonymous_id`, '[.]0+$', '')
+    ELSE raw_identifies_table.`anonymous_id`
+  END AS `anonymous_id`,
+  CASE
+    WHEN raw_identifies_table.`user_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_identifies_table.`user_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_identifies_table.`user_id`, '[.]0+$', '')
+    ELSE raw_identifies_table.`user_id`
+  END AS `user_id`,
+  raw_identifies_table.`timestamp` AS `timestamp`,
+  raw_identifies_table.`plan` AS `plan`
+FROM `raw_identifies_table` AS raw_identifies_table;
+
 CREATE OR REPLACE VIEW `events_identifies` AS
-/* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_identifies_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'identifies' AS source_table,
-  CAST(raw_identifies_table.`id` AS STRING) AS message_id,
-  CAST(raw_identifies_table.`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(raw_identifies_table.`user_id` AS STRING) AS user_id,
+  CAST(raw_identifies_table_ids.`id` AS STRING) AS message_id,
+  CAST(raw_identifies_table_ids.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_identifies_table_ids.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
-  CAST(raw_identifies_table.`timestamp` AS DATETIME) AS ts
-FROM `raw_identifies_table` AS raw_identifies_table;
+  CAST(raw_identifies_table_ids.`timestamp` AS DATETIME) AS ts
+FROM `raw_identifies_table_ids` AS raw_identifies_table_ids;
 
 CREATE OR REPLACE VIEW identify_traits AS
 SELECT
-  CAST(raw_identifies_table.`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(raw_identifies_table.`user_id` AS STRING) AS user_id,
-  CAST(raw_identifies_table.`timestamp` AS DATETIME) AS ts,
-  raw_identifies_table.`plan` AS `plan`
-FROM `raw_identifies_table` AS raw_identifies_table;
+  CAST(raw_identifies_table_ids.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_identifies_table_ids.`user_id` AS STRING) AS user_id,
+  CAST(raw_identifies_table_ids.`timestamp` AS DATETIME) AS ts,
+  raw_identifies_table_ids.`plan` AS `plan`
+FROM `raw_identifies_table_ids` AS raw_identifies_table_ids;
 
 CREATE OR REPLACE VIEW `raw_aliases_table` AS
 SELECT
   *
 FROM `analytics`.`aliases`;
 
+CREATE OR REPLACE VIEW `raw_aliases_table_ids` AS
+SELECT
+  CASE
+    WHEN raw_aliases_table.`id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_aliases_table.`id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_aliases_table.`id`, '[.]0+$', '')
+    ELSE raw_aliases_table.`id`
+  END AS `id`,
+  CASE
+    WHEN raw_aliases_table.`previous_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_aliases_table.`previous_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_aliases_table.`previous_id`, '[.]0+$', '')
+    ELSE raw_aliases_table.`previous_id`
+  END AS `previous_id`,
+  CASE
+    WHEN raw_aliases_table.`user_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_aliases_table.`user_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_aliases_table.`user_id`, '[.]0+$', '')
+    ELSE raw_aliases_table.`user_id`
+  END AS `user_id`,
+  CASE
+    WHEN raw_aliases_table.`anonymous_id` LIKE '%.%0'
+    AND REGEXP_CONTAINS(raw_aliases_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(raw_aliases_table.`anonymous_id`, '[.]0+$', '')
+    ELSE raw_aliases_table.`anonymous_id`
+  END AS `anonymous_id`,
+  raw_aliases_table.`timestamp` AS `timestamp`
+FROM `raw_aliases_table` AS raw_aliases_table;
+
 CREATE OR REPLACE VIEW `events_aliases` AS
-/* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_aliases_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'aliases' AS source_table,
-  CAST(raw_aliases_table.`id` AS STRING) AS message_id,
-  CAST(raw_aliases_table.`anonymous_id` AS STRING) AS anonymous_id,
-  CAST(raw_aliases_table.`user_id` AS STRING) AS user_id,
-  CAST(raw_aliases_table.`previous_id` AS STRING) AS previous_id,
-  CAST(raw_aliases_table.`timestamp` AS DATETIME) AS ts
-FROM `raw_aliases_table` AS raw_aliases_table;
+  CAST(raw_aliases_table_ids.`id` AS STRING) AS message_id,
+  CAST(raw_aliases_table_ids.`anonymous_id` AS STRING) AS anonymous_id,
+  CAST(raw_aliases_table_ids.`user_id` AS STRING) AS user_id,
+  CAST(raw_aliases_table_ids.`previous_id` AS STRING) AS previous_id,
+  CAST(raw_aliases_table_ids.`timestamp` AS DATETIME) AS ts
+FROM `raw_aliases_table_ids` AS raw_aliases_table_ids;
 
 CREATE OR REPLACE VIEW events AS
 SELECT
@@ -167,6 +274,22 @@ UNION ALL
 SELECT
   CAST(NULL AS STRING) AS `identifier_type`,
   CAST('nan' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('inf' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('-inf' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('infinity' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('-infinity' AS STRING) AS `value`
 UNION ALL
 SELECT
   CAST(NULL AS STRING) AS `identifier_type`,

@@ -14,96 +14,203 @@ SELECT
   *
 FROM "ANALYTICS"."TRACKS";
 
+CREATE OR REPLACE VIEW "RAW_TRACKS_TABLE_IDS" AS
+SELECT
+  CASE
+    WHEN "RAW_TRACKS_TABLE"."ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_TRACKS_TABLE"."ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_TRACKS_TABLE"."ID", '[.]0+$', '')
+    ELSE "RAW_TRACKS_TABLE"."ID"
+  END AS "ID",
+  CASE
+    WHEN "RAW_TRACKS_TABLE"."ANONYMOUS_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_TRACKS_TABLE"."ANONYMOUS_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_TRACKS_TABLE"."ANONYMOUS_ID", '[.]0+$', '')
+    ELSE "RAW_TRACKS_TABLE"."ANONYMOUS_ID"
+  END AS "ANONYMOUS_ID",
+  CASE
+    WHEN "RAW_TRACKS_TABLE"."USER_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_TRACKS_TABLE"."USER_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_TRACKS_TABLE"."USER_ID", '[.]0+$', '')
+    ELSE "RAW_TRACKS_TABLE"."USER_ID"
+  END AS "USER_ID",
+  "RAW_TRACKS_TABLE"."TIMESTAMP" AS "TIMESTAMP"
+FROM "RAW_TRACKS_TABLE" AS "RAW_TRACKS_TABLE";
+
 CREATE OR REPLACE VIEW "EVENTS_TRACKS" AS
-/* Inputs: "raw_tracks_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_tracks_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'tracks' AS "SOURCE_TABLE",
-  CAST("RAW_TRACKS_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
-  CAST("RAW_TRACKS_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
-  CAST("RAW_TRACKS_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST("RAW_TRACKS_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_TRACKS_TABLE_IDS"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_TRACKS_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
-  CAST("RAW_TRACKS_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_TRACKS_TABLE" AS "RAW_TRACKS_TABLE";
+  CAST("RAW_TRACKS_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_TRACKS_TABLE_IDS" AS "RAW_TRACKS_TABLE_IDS";
 
 CREATE OR REPLACE VIEW "RAW_PAGES_TABLE" AS
 SELECT
   *
 FROM "ANALYTICS"."PAGES";
 
+CREATE OR REPLACE VIEW "RAW_PAGES_TABLE_IDS" AS
+SELECT
+  CASE
+    WHEN "RAW_PAGES_TABLE"."ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_PAGES_TABLE"."ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_PAGES_TABLE"."ID", '[.]0+$', '')
+    ELSE "RAW_PAGES_TABLE"."ID"
+  END AS "ID",
+  CASE
+    WHEN "RAW_PAGES_TABLE"."ANONYMOUS_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_PAGES_TABLE"."ANONYMOUS_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_PAGES_TABLE"."ANONYMOUS_ID", '[.]0+$', '')
+    ELSE "RAW_PAGES_TABLE"."ANONYMOUS_ID"
+  END AS "ANONYMOUS_ID",
+  CASE
+    WHEN "RAW_PAGES_TABLE"."USER_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_PAGES_TABLE"."USER_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_PAGES_TABLE"."USER_ID", '[.]0+$', '')
+    ELSE "RAW_PAGES_TABLE"."USER_ID"
+  END AS "USER_ID",
+  "RAW_PAGES_TABLE"."TIMESTAMP" AS "TIMESTAMP"
+FROM "RAW_PAGES_TABLE" AS "RAW_PAGES_TABLE";
+
 CREATE OR REPLACE VIEW "EVENTS_PAGES" AS
-/* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_pages_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'pages' AS "SOURCE_TABLE",
-  CAST("RAW_PAGES_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
-  CAST("RAW_PAGES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
-  CAST("RAW_PAGES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST("RAW_PAGES_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_PAGES_TABLE_IDS"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_PAGES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
-  CAST("RAW_PAGES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_PAGES_TABLE" AS "RAW_PAGES_TABLE";
+  CAST("RAW_PAGES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_PAGES_TABLE_IDS" AS "RAW_PAGES_TABLE_IDS";
 
 CREATE OR REPLACE VIEW "RAW_IDENTIFIES_TABLE" AS
 SELECT
   *
 FROM "ANALYTICS"."IDENTIFIES";
 
+CREATE OR REPLACE VIEW "RAW_IDENTIFIES_TABLE_IDS" AS
+SELECT
+  CASE
+    WHEN "RAW_IDENTIFIES_TABLE"."ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_IDENTIFIES_TABLE"."ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_IDENTIFIES_TABLE"."ID", '[.]0+$', '')
+    ELSE "RAW_IDENTIFIES_TABLE"."ID"
+  END AS "ID",
+  CASE
+    WHEN "RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID", '[.]0+$', '')
+    ELSE "RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID"
+  END AS "ANONYMOUS_ID",
+  CASE
+    WHEN "RAW_IDENTIFIES_TABLE"."USER_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_IDENTIFIES_TABLE"."USER_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_IDENTIFIES_TABLE"."USER_ID", '[.]0+$', '')
+    ELSE "RAW_IDENTIFIES_TABLE"."USER_ID"
+  END AS "USER_ID",
+  "RAW_IDENTIFIES_TABLE"."TIMESTAMP" AS "TIMESTAMP",
+  "RAW_IDENTIFIES_TABLE"."PLAN" AS "PLAN"
+FROM "RAW_IDENTIFIES_TABLE" AS "RAW_IDENTIFIES_TABLE";
+
 CREATE OR REPLACE VIEW "EVENTS_IDENTIFIES" AS
-/* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_identifies_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'identifies' AS "SOURCE_TABLE",
-  CAST("RAW_IDENTIFIES_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
-  CAST("RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
-  CAST("RAW_IDENTIFIES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST("RAW_IDENTIFIES_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_IDENTIFIES_TABLE_IDS"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_IDENTIFIES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
-  CAST("RAW_IDENTIFIES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_IDENTIFIES_TABLE" AS "RAW_IDENTIFIES_TABLE";
+  CAST("RAW_IDENTIFIES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_IDENTIFIES_TABLE_IDS" AS "RAW_IDENTIFIES_TABLE_IDS";
 
 CREATE OR REPLACE VIEW "IDENTIFY_TRAITS" AS
 SELECT
-  CAST("RAW_IDENTIFIES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
-  CAST("RAW_IDENTIFIES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
-  CAST("RAW_IDENTIFIES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS",
-  "RAW_IDENTIFIES_TABLE"."PLAN" AS "PLAN"
-FROM "RAW_IDENTIFIES_TABLE" AS "RAW_IDENTIFIES_TABLE";
+  CAST("RAW_IDENTIFIES_TABLE_IDS"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_IDENTIFIES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST("RAW_IDENTIFIES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS",
+  "RAW_IDENTIFIES_TABLE_IDS"."PLAN" AS "PLAN"
+FROM "RAW_IDENTIFIES_TABLE_IDS" AS "RAW_IDENTIFIES_TABLE_IDS";
 
 CREATE OR REPLACE VIEW "RAW_ALIASES_TABLE" AS
 SELECT
   *
 FROM "ANALYTICS"."ALIASES";
 
+CREATE OR REPLACE VIEW "RAW_ALIASES_TABLE_IDS" AS
+SELECT
+  CASE
+    WHEN "RAW_ALIASES_TABLE"."ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_ALIASES_TABLE"."ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_ALIASES_TABLE"."ID", '[.]0+$', '')
+    ELSE "RAW_ALIASES_TABLE"."ID"
+  END AS "ID",
+  CASE
+    WHEN "RAW_ALIASES_TABLE"."PREVIOUS_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_ALIASES_TABLE"."PREVIOUS_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_ALIASES_TABLE"."PREVIOUS_ID", '[.]0+$', '')
+    ELSE "RAW_ALIASES_TABLE"."PREVIOUS_ID"
+  END AS "PREVIOUS_ID",
+  CASE
+    WHEN "RAW_ALIASES_TABLE"."USER_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_ALIASES_TABLE"."USER_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_ALIASES_TABLE"."USER_ID", '[.]0+$', '')
+    ELSE "RAW_ALIASES_TABLE"."USER_ID"
+  END AS "USER_ID",
+  CASE
+    WHEN "RAW_ALIASES_TABLE"."ANONYMOUS_ID" LIKE '%.%0'
+    AND REGEXP_LIKE("RAW_ALIASES_TABLE"."ANONYMOUS_ID", '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE("RAW_ALIASES_TABLE"."ANONYMOUS_ID", '[.]0+$', '')
+    ELSE "RAW_ALIASES_TABLE"."ANONYMOUS_ID"
+  END AS "ANONYMOUS_ID",
+  "RAW_ALIASES_TABLE"."TIMESTAMP" AS "TIMESTAMP"
+FROM "RAW_ALIASES_TABLE" AS "RAW_ALIASES_TABLE";
+
 CREATE OR REPLACE VIEW "EVENTS_ALIASES" AS
-/* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_aliases_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'aliases' AS "SOURCE_TABLE",
-  CAST("RAW_ALIASES_TABLE"."ID" AS VARCHAR) AS "MESSAGE_ID",
-  CAST("RAW_ALIASES_TABLE"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
-  CAST("RAW_ALIASES_TABLE"."USER_ID" AS VARCHAR) AS "USER_ID",
-  CAST("RAW_ALIASES_TABLE"."PREVIOUS_ID" AS VARCHAR) AS "PREVIOUS_ID",
-  CAST("RAW_ALIASES_TABLE"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_ALIASES_TABLE" AS "RAW_ALIASES_TABLE";
+  CAST("RAW_ALIASES_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
+  CAST("RAW_ALIASES_TABLE_IDS"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
+  CAST("RAW_ALIASES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
+  CAST("RAW_ALIASES_TABLE_IDS"."PREVIOUS_ID" AS VARCHAR) AS "PREVIOUS_ID",
+  CAST("RAW_ALIASES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
+FROM "RAW_ALIASES_TABLE_IDS" AS "RAW_ALIASES_TABLE_IDS";
 
 CREATE OR REPLACE VIEW "EVENTS" AS
 SELECT
@@ -168,6 +275,22 @@ UNION ALL
 SELECT
   CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
   CAST('nan' AS VARCHAR) AS "VALUE"
+UNION ALL
+SELECT
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('inf' AS VARCHAR) AS "VALUE"
+UNION ALL
+SELECT
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('-inf' AS VARCHAR) AS "VALUE"
+UNION ALL
+SELECT
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('infinity' AS VARCHAR) AS "VALUE"
+UNION ALL
+SELECT
+  CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
+  CAST('-infinity' AS VARCHAR) AS "VALUE"
 UNION ALL
 SELECT
   CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",

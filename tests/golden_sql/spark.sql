@@ -10,13 +10,35 @@ SELECT
   *
 FROM `analytics`.`tracks`;
 
+CREATE OR REPLACE VIEW `raw_tracks_table_ids` AS
+SELECT
+  CASE
+    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
+    ELSE `id`
+  END AS `id`,
+  CASE
+    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
+    ELSE `anonymous_id`
+  END AS `anonymous_id`,
+  CASE
+    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
+    ELSE `user_id`
+  END AS `user_id`,
+  `timestamp`
+FROM `raw_tracks_table`;
+
 CREATE OR REPLACE VIEW `events_tracks` AS
-/* Inputs: "raw_tracks_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_tracks_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'tracks' AS source_table,
@@ -25,20 +47,42 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
-FROM `raw_tracks_table`;
+FROM `raw_tracks_table_ids`;
 
 CREATE OR REPLACE VIEW `raw_pages_table` AS
 SELECT
   *
 FROM `analytics`.`pages`;
 
+CREATE OR REPLACE VIEW `raw_pages_table_ids` AS
+SELECT
+  CASE
+    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
+    ELSE `id`
+  END AS `id`,
+  CASE
+    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
+    ELSE `anonymous_id`
+  END AS `anonymous_id`,
+  CASE
+    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
+    ELSE `user_id`
+  END AS `user_id`,
+  `timestamp`
+FROM `raw_pages_table`;
+
 CREATE OR REPLACE VIEW `events_pages` AS
-/* Inputs: "raw_pages_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_pages_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'pages' AS source_table,
@@ -47,20 +91,43 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
-FROM `raw_pages_table`;
+FROM `raw_pages_table_ids`;
 
 CREATE OR REPLACE VIEW `raw_identifies_table` AS
 SELECT
   *
 FROM `analytics`.`identifies`;
 
+CREATE OR REPLACE VIEW `raw_identifies_table_ids` AS
+SELECT
+  CASE
+    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
+    ELSE `id`
+  END AS `id`,
+  CASE
+    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
+    ELSE `anonymous_id`
+  END AS `anonymous_id`,
+  CASE
+    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
+    ELSE `user_id`
+  END AS `user_id`,
+  `timestamp`,
+  `plan`
+FROM `raw_identifies_table`;
+
 CREATE OR REPLACE VIEW `events_identifies` AS
-/* Inputs: "raw_identifies_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_identifies_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'identifies' AS source_table,
@@ -69,7 +136,7 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
-FROM `raw_identifies_table`;
+FROM `raw_identifies_table_ids`;
 
 CREATE OR REPLACE VIEW identify_traits AS
 SELECT
@@ -77,20 +144,47 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts,
   `plan` AS `plan`
-FROM `raw_identifies_table`;
+FROM `raw_identifies_table_ids`;
 
 CREATE OR REPLACE VIEW `raw_aliases_table` AS
 SELECT
   *
 FROM `analytics`.`aliases`;
 
+CREATE OR REPLACE VIEW `raw_aliases_table_ids` AS
+SELECT
+  CASE
+    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
+    ELSE `id`
+  END AS `id`,
+  CASE
+    WHEN `previous_id` LIKE '%.%0' AND `previous_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`previous_id`, '[.]0+$', '')
+    ELSE `previous_id`
+  END AS `previous_id`,
+  CASE
+    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
+    ELSE `user_id`
+  END AS `user_id`,
+  CASE
+    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
+    ELSE `anonymous_id`
+  END AS `anonymous_id`,
+  `timestamp`
+FROM `raw_aliases_table`;
+
 CREATE OR REPLACE VIEW `events_aliases` AS
-/* Inputs: "raw_aliases_table", one table's files (any column spelling); the loader fills each column */
-/*         expression from the columns it found (quoted names only, never data). */
+/* Inputs: "raw_aliases_table_ids", one table's files (any column spelling), identifier columns already read */
+/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
+/*         each column expression from the columns it found (quoted names only, never data). */
 /* Output: one row per input row: */
 /*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
 /*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR exactly as sent (no trimming, so "abc" and "abc " stay two ids); */
+/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
+/*             two ids); */
 /*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
 SELECT
   'aliases' AS source_table,
@@ -99,7 +193,7 @@ SELECT
   CAST(`user_id` AS STRING) AS user_id,
   CAST(`previous_id` AS STRING) AS previous_id,
   CAST(`timestamp` AS TIMESTAMP_NTZ) AS ts
-FROM `raw_aliases_table`;
+FROM `raw_aliases_table_ids`;
 
 CREATE OR REPLACE VIEW events AS
 SELECT
@@ -144,6 +238,22 @@ UNION ALL
 SELECT
   CAST(NULL AS STRING) AS `identifier_type`,
   CAST('nan' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('inf' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('-inf' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('infinity' AS STRING) AS `value`
+UNION ALL
+SELECT
+  CAST(NULL AS STRING) AS `identifier_type`,
+  CAST('-infinity' AS STRING) AS `value`
 UNION ALL
 SELECT
   CAST(NULL AS STRING) AS `identifier_type`,

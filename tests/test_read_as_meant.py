@@ -1,0 +1,260 @@
+"""Every input value read as the user meant (README, "Input"): partition keys, numeric ids.
+
+Each case was a silent wrong answer before: strangers merged, or one person split. Every test
+checks the exit code, the exact partition of `id_map` (which ids are one person) and what
+`run.json` reports.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import partition, read_output, run_cli, write_csv
+
+A, U = "anonymous_id", "user_id"
+
+
+def run(input_dir: Path, output_dir: Path, *extra: str) -> dict:
+    run_cli("run", "--input", str(input_dir), "--output", str(output_dir), "-q", *extra)
+    return json.loads((output_dir / "run.json").read_text(encoding="utf-8"))
+
+
+def persons(output_dir: Path) -> set[frozenset[tuple[str, str]]]:
+    return partition(read_output(output_dir, "id_map"))
+
+
+def ids(*pairs: tuple[str, str]) -> frozenset[tuple[str, str]]:
+    return frozenset(pairs)
+
+
+def parquet(path: Path, columns: dict[str, pa.Array | list]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+TIMES = ["2026-02-02T10:00:00Z", "2026-02-03T10:00:00Z"]
+
+
+# -- partition keys ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_a_partition_key_never_replaces_the_files_own_column(
+    tmp_path: Path, file_format: str
+) -> None:
+    # Two strangers in a folder named user_id=u9: the folder's value once became every row's
+    # user, and merged them.
+    folder = tmp_path / "in" / "tracks" / "user_id=u9"
+    rows = {"anonymous_id": ["a1", "a2"], "user_id": ["u1", "u2"], "timestamp": TIMES}
+    if file_format == "csv":
+        write_csv(folder / "part-0.csv", list(rows), zip(*rows.values(), strict=True))
+    else:
+        parquet(folder / "part-0.parquet", rows)
+    record = run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (U, "u1")),
+        ids((A, "a2"), (U, "u2")),
+    }
+    assert record["input"]["partition_keys"] == [
+        {
+            "table": "tracks",
+            "key": "user_id",
+            "field": "user_id",
+            "filled_files": 0,
+            "ignored_files": 1,
+            "reason": "the files have their own user_id column",
+        }
+    ]
+
+
+def test_a_time_partition_never_replaces_the_event_time(tmp_path: Path) -> None:
+    folder = tmp_path / "in" / "tracks" / "timestamp=2026-01-01"
+    write_csv(folder / "part-0.csv", [A, U, "timestamp"], [("a1", "u1", TIMES[0])])
+    run(tmp_path / "in", tmp_path / "out")
+    first_seen = read_output(tmp_path / "out", "id_map")["first_seen_at"].to_list()
+    assert {t.isoformat() for t in first_seen} == {"2026-02-02T10:00:00+00:00"}
+
+
+def test_a_partition_key_fills_a_field_only_in_files_that_lack_it(tmp_path: Path) -> None:
+    # Spark's partitionBy("user_id") leaves the column out of the files: the folder is then
+    # the only place the user id is, and fills it. A file in the same folder that has its own
+    # user_id column keeps it; rows of a file with the column but no value stay anonymous.
+    tracks = tmp_path / "in" / "tracks"
+    write_csv(tracks / "user_id=u9" / "a.csv", [A, "timestamp"], [("a1", TIMES[0])])
+    write_csv(tracks / "user_id=u9" / "b.csv", [A, U, "timestamp"], [("a2", "u2", TIMES[0])])
+    write_csv(tracks / "user_id=u9" / "c.csv", [A, U, "timestamp"], [("a3", None, TIMES[0])])
+    write_csv(tracks / "user_id=u8" / "d.csv", [A, "timestamp"], [("a4", TIMES[1])])
+    record = run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (U, "u9")),
+        ids((A, "a2"), (U, "u2")),
+        ids(
+            (A, "a3"),
+        ),
+        ids((A, "a4"), (U, "u8")),
+    }
+    (entry,) = record["input"]["partition_keys"]
+    assert (entry["filled_files"], entry["ignored_files"]) == (2, 2)
+    assert entry["reason"] == "the files have their own user_id column (in 2 files)"
+
+
+def test_partition_values_are_unescaped_and_stay_data(tmp_path: Path) -> None:
+    # Hive escapes a value's special characters as %XX; a quote or a backslash in a folder
+    # name is data, never SQL.
+    tracks = tmp_path / "in" / "tracks"
+    name = "user_id=o'b\\x%3Ay"
+    write_csv(tracks / name / "a.csv", [A, "timestamp"], [("a1", TIMES[0])])
+    write_csv(tracks / "user_id=1001.0" / "a.csv", [A, "timestamp"], [("a2", TIMES[0])])
+    run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (U, "o'b\\x:y")),
+        ids((A, "a2"), (U, "1001")),
+    }
+
+
+def test_other_partition_keys_are_ignored_and_listed(tmp_path: Path) -> None:
+    # dt= and source= describe the layout: neither an identifier, a time nor a trait.
+    folder = tmp_path / "in" / "identifies" / "dt=2026-01-01" / "source=web"
+    write_csv(folder / "p.csv", [A, U, "timestamp", "plan"], [("a1", "u1", TIMES[0], "pro")])
+    record = run(tmp_path / "in", tmp_path / "out")
+    assert record["input"]["trait_columns"] == ["plan"]
+    assert [(e["key"], e["field"], e["reason"]) for e in record["input"]["partition_keys"]] == [
+        ("dt", None, "not an identity or time column"),
+        ("source", None, "not an identity or time column"),
+    ]
+    users = read_output(tmp_path / "out", "users")
+    assert "dt" not in users.columns and "source" not in users.columns
+
+
+# -- numeric ids ---------------------------------------------------------------------------
+
+
+def test_one_numeric_id_whatever_its_type_is_one_identifier(tmp_path: Path) -> None:
+    # pandas writes an integer column with nulls as float64; warehouses export decimals;
+    # other writers int64 or text. 1001 in each is one user id, '1001'.
+    tracks = tmp_path / "in" / "tracks"
+    parquet(tracks / "float.parquet", {A: ["a1", "a0"], U: [1001.0, None], "timestamp": TIMES})
+    parquet(tracks / "int.parquet", {A: ["a2"], U: [1001], "timestamp": TIMES[:1]})
+    parquet(tracks / "text.parquet", {A: ["a3"], U: ["1001"], "timestamp": TIMES[:1]})
+    parquet(
+        tracks / "decimal.parquet",
+        {
+            A: ["a4"],
+            U: pa.array([Decimal("1001.00")], pa.decimal128(10, 2)),
+            "timestamp": TIMES[:1],
+        },
+    )
+    write_csv(tracks / "pandas.csv", [A, U, "timestamp"], [("a5", "1001.0", TIMES[0])])
+    record = run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (A, "a2"), (A, "a3"), (A, "a4"), (A, "a5"), (U, "1001")),
+        ids(
+            (A, "a0"),
+        ),
+    }
+    assert record["input"]["numeric_ids"] == {
+        "tracks.user_id": {"whole": 2, "not_whole": 0, "nan_or_infinite": 0}
+    }
+
+
+def test_big_integer_ids_keep_every_digit_beside_float_files(tmp_path: Path) -> None:
+    # Read together with a float64 file, an int64 column became double: 2**60 + 1 lost its
+    # last digits and could meet another id.
+    tracks = tmp_path / "in" / "tracks"
+    big = 2**60 + 1
+    parquet(tracks / "int.parquet", {A: ["a1", "a2"], U: [big, big + 1], "timestamp": TIMES})
+    parquet(tracks / "float.parquet", {A: ["a3"], U: [7.0], "timestamp": TIMES[:1]})
+    run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (U, str(big))),
+        ids((A, "a2"), (U, str(big + 1))),
+        ids((A, "a3"), (U, "7")),
+    }
+
+
+def test_nan_and_infinities_are_junk_and_link_nobody(tmp_path: Path) -> None:
+    nan, inf = float("nan"), float("inf")
+    parquet(
+        tmp_path / "in" / "tracks.parquet",
+        {
+            A: ["a1", "a2", "a3", "a4", "a5", "a6"],
+            U: [nan, nan, inf, inf, -inf, -inf],
+            "timestamp": TIMES * 3,
+        },
+    )
+    record = run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {ids((A, f"a{i}")) for i in range(1, 7)}
+    quarantine = read_output(tmp_path / "out", "quarantine")
+    assert sorted(quarantine["identifier"].to_list()) == ["-inf", "inf", "nan"]
+    assert set(quarantine["reason"].to_list()) == {"junk_value"}
+    assert record["input"]["numeric_ids"]["tracks.user_id"]["nan_or_infinite"] == 6
+
+
+def test_a_non_integral_float_id_keeps_its_shortest_text_and_is_counted(tmp_path: Path) -> None:
+    parquet(
+        tmp_path / "in" / "tracks.parquet",
+        {A: ["a1", "a2", "a3"], U: [1001.5, 0.1, 1e20], "timestamp": TIMES + TIMES[:1]},
+    )
+    record = run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (U, "1001.5")),
+        ids((A, "a2"), (U, "0.1")),
+        ids((A, "a3"), (U, "100000000000000000000")),
+    }
+    assert record["input"]["numeric_ids"] == {
+        "tracks.user_id": {"whole": 1, "not_whole": 2, "nan_or_infinite": 0}
+    }
+
+
+INTEGER_TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64()]
+INTEGER_TYPES += [pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [pa.array([101, 101], t) for t in INTEGER_TYPES]
+    + [
+        pa.array([101.0, 101.0], pa.float32()),
+        pa.array([101.0, 101.0], pa.float64()),
+        pa.array([Decimal("101"), Decimal("101")], pa.decimal128(3, 0)),
+        pa.array([Decimal("101.000000"), Decimal("101.0")], pa.decimal128(38, 6)),
+        pa.array(["101", "101.00"]),
+    ],
+    ids=lambda a: str(a.type),
+)
+def test_every_numeric_type_reads_as_the_same_text(tmp_path: Path, array: pa.Array) -> None:
+    # Each type beside a text file holding the same id: one person, one user id '101'.
+    tracks = tmp_path / "in" / "tracks"
+    parquet(tracks / "typed.parquet", {A: ["a1", "a2"], U: array, "timestamp": TIMES})
+    write_csv(tracks / "text.csv", [A, U, "timestamp"], [("a3", "101", TIMES[0])])
+    run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {ids((A, "a1"), (A, "a2"), (A, "a3"), (U, "101"))}
+
+
+def test_boolean_ids_are_junk(tmp_path: Path) -> None:
+    parquet(
+        tmp_path / "in" / "tracks.parquet",
+        {A: ["a1", "a2", "a3", "a4"], U: [True, True, False, False], "timestamp": TIMES * 2},
+    )
+    run(tmp_path / "in", tmp_path / "out")
+    assert persons(tmp_path / "out") == {ids((A, f"a{i}")) for i in range(1, 5)}
+    quarantine = read_output(tmp_path / "out", "quarantine")
+    assert sorted(quarantine["identifier"].to_list()) == ["false", "true"]
+
+
+def test_text_that_only_looks_numeric_stays_as_sent(tmp_path: Path) -> None:
+    # Only whole numbers written as floats are rewritten: leading zeros, versions, signs and
+    # exponents are text ids and stay as sent.
+    values = ["007", "1.5", "1.50", "1.0.0", "+12.0", "1e3", "12.0 ", "-12.00"]
+    rows = [(f"a{i}", v, TIMES[0]) for i, v in enumerate(values)]
+    write_csv(tmp_path / "in" / "tracks.csv", [A, U, "timestamp"], rows)
+    run(tmp_path / "in", tmp_path / "out")
+    expected = [*values[:-1], "-12"]
+    assert persons(tmp_path / "out") == {ids((A, f"a{i}"), (U, v)) for i, v in enumerate(expected)}
