@@ -111,13 +111,34 @@ class IdentifierType:
             )
         if self.name in BUILTIN_TYPES:
             raise ConfigError(f"identifier type {self.name!r} is built in; choose another name")
+        if "__" in self.name:
+            # The events view names a type's second, third... column `<type>__2`, `<type>__3`.
+            raise ConfigError(
+                f"identifier type name {self.name!r} must not contain '__' (reserved)"
+            )
         if not self.columns:
             raise ConfigError(f"identifier type {self.name!r} needs at least one column")
+        spellings: dict[str, str] = {}
+        for column in self.columns:
+            key = re.sub(r"[_\-\s]", "", column).lower()  # as the loader matches names
+            if key in spellings:
+                raise ConfigError(
+                    f"identifier type {self.name!r} lists the column {column!r} twice "
+                    f"(as {spellings[key]!r}; names match ignoring case, '_' and '-')"
+                )
+            spellings[key] = column
         if self.normalize not in NORMALIZATIONS:
             raise ConfigError(
                 f"identifier type {self.name!r}: unknown normalize {self.normalize!r}; "
                 f"valid values: {', '.join(NORMALIZATIONS)}"
             )
+
+    @property
+    def event_columns(self) -> tuple[str, ...]:
+        """The events view's columns of this type, one per configured column (each column's
+        value is an identifier of this type): `email`, then `email__2`, `email__3`..."""
+        extra = tuple(f"{self.name}__{i}" for i in range(2, len(self.columns) + 1))
+        return (self.name, *extra)
 
 
 @dataclass(frozen=True)

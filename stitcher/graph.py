@@ -21,7 +21,7 @@ RESERVED_COLUMNS = {"source_table", "message_id", "previous_id", "ts", "anonymou
 def event_columns(options: RunOptions) -> list[tuple[str, str]]:
     """(identifier type, events column) for every column carrying a same-event identifier."""
     return [("anonymous_id", "anonymous_id"), ("user_id", "user_id")] + [
-        (t.name, t.name) for t in options.identifier_types
+        (t.name, c) for t in options.identifier_types for c in t.event_columns
     ]
 
 
@@ -40,7 +40,7 @@ def _linked_pairs(options: RunOptions) -> list[tuple[str, str]]:
 def sql_fragments(options: RunOptions) -> dict[str, str]:
     q, lit = quote_identifier, quote_literal
     types = {col: type_name for type_name, col in event_columns(options)}
-    extras = [t.name for t in options.identifier_types]
+    extras = [c for t in options.identifier_types for c in t.event_columns]
     fragments: dict[str, str] = {
         "extra_columns": "".join(f", {q(c)}" for c in extras),
         "extra_columns_doc": "".join(f", {c}" for c in extras),
@@ -67,10 +67,13 @@ def sql_fragments(options: RunOptions) -> dict[str, str]:
     for col_a, col_b in _linked_pairs(options):
         if {col_a, col_b} == {"anonymous_id", "user_id"}:
             continue  # written out in sql/40_candidate_edges.sql
+        # Two columns of one type (em1, em2) holding the same value are one id, not a link.
+        same = f" AND {q(col_a)} <> {q(col_b)}" if types[col_a] == types[col_b] else ""
         links.append(
             f"\n    UNION ALL\n    SELECT {lit(types[col_a])}, {q(col_a)}, {lit(types[col_b])}, "
             f"{q(col_b)}, 'same_event', source_table, event_count, first_ts, last_ts, "
             f"first_evidence FROM pairs WHERE {q(col_a)} IS NOT NULL AND {q(col_b)} IS NOT NULL"
+            f"{same}"
         )
     fragments["extra_links"] = "".join(links)
     fragments["degree_queries"] = _degree_queries(options)
@@ -79,17 +82,33 @@ def sql_fragments(options: RunOptions) -> dict[str, str]:
 
 def _degree_queries(options: RunOptions) -> str:
     q, lit = quote_identifier, quote_literal
-    columns = {type_name: col for type_name, col in event_columns(options)}
+    columns: dict[str, list[str]] = {}
+    for type_name, col in event_columns(options):
+        columns.setdefault(type_name, []).append(col)
     queries = []
     for hub in options.hubs:
-        col_a, col_b = q(columns[hub.identifier_type]), q(columns[hub.linked_type])
+        a_columns, b_columns = columns[hub.identifier_type], columns[hub.linked_type]
+        source = "pairs"
+        col_a, col_b = q(a_columns[0]), q(b_columns[0])
+        if len(a_columns) > 1 or len(b_columns) > 1:
+            # A type read from several columns: every (column of one, column of the other).
+            source = (
+                "("
+                + " UNION ALL ".join(
+                    f"SELECT {q(a)} AS a, {q(b)} AS b FROM pairs"
+                    for a in a_columns
+                    for b in b_columns
+                )
+                + ")"
+            )
+            col_a, col_b = "a", "b"
         # max_linked is a validated int: safe to write into the statement.
         # Junk partners are left out by an anti-join with the junk identifiers only (a few
         # rows), not a join with every identifier: at 10M events that join probed 1.3M ids.
         queries.append(
             f"SELECT {lit(hub.identifier_type)} AS identifier_type, p.{col_a} AS identifier, "
             f"{lit(hub.linked_type)} AS linked_type, count(DISTINCT p.{col_b}) AS degree "
-            f"FROM pairs AS p LEFT JOIN identifiers_junk AS j ON j.identifier_type = "
+            f"FROM {source} AS p LEFT JOIN identifiers_junk AS j ON j.identifier_type = "
             f"{lit(hub.linked_type)} AND j.identifier = p.{col_b} "
             f"WHERE p.{col_a} IS NOT NULL AND p.{col_b} IS NOT NULL AND j.identifier IS NULL "
             f"GROUP BY p.{col_a} HAVING count(DISTINCT p.{col_b}) > {int(hub.max_linked)}"

@@ -559,14 +559,16 @@ def _read_as_meant(
 def _extra_identifiers(
     source: TableSource, columns: list[Column], identifier_types: Sequence[IdentifierType]
 ) -> dict[str, list[Column]]:
-    """The source columns of each configured extra identifier type present in this table."""
+    """The source columns of each configured extra identifier type's columns in this table, by
+    events column (IdentifierType.event_columns): each configured column is its own."""
     found: dict[str, list[Column]] = {}
     for id_type in identifier_types:
-        if id_type.tables and source.name not in id_type.tables:
-            found[id_type.name] = []
-            continue
-        wanted = [canonical(c) for c in id_type.columns]
-        found[id_type.name] = [c for key in wanted for c in columns if canonical(c.name) == key]
+        used = not id_type.tables or source.name in id_type.tables
+        for wanted, event_column in zip(id_type.columns, id_type.event_columns, strict=True):
+            key = canonical(wanted)
+            found[event_column] = [
+                c for c in columns if used and canonical(_unrenamed(c.name, columns)) == key
+            ]
     return found
 
 
@@ -630,8 +632,9 @@ def _project(
     identifier_types: Sequence[IdentifierType],
 ) -> str:
     extra_sql = "".join(
-        f", {_normalized(_text(extra[t.name]), t.normalize)} AS {quote_identifier(t.name)}"
+        f", {_normalized(_text(extra[c]), t.normalize)} AS {quote_identifier(c)}"
         for t in identifier_types
+        for c in t.event_columns
     )
     return render(
         "01_normalize_events",

@@ -161,7 +161,9 @@ def register_export(
         )
     # The events view has a column per configured identifier type; here they are all empty.
     extra = "".join(
-        f", CAST(NULL AS VARCHAR) AS {quote_identifier(t.name)}" for t in identifier_types
+        f", CAST(NULL AS VARCHAR) AS {quote_identifier(c)}"
+        for t in identifier_types
+        for c in t.event_columns
     )
     mapping = "original" if policy == ORIGINAL else "simplified"
     engine.execute(

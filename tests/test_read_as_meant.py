@@ -258,3 +258,87 @@ def test_text_that_only_looks_numeric_stays_as_sent(tmp_path: Path) -> None:
     run(tmp_path / "in", tmp_path / "out")
     expected = [*values[:-1], "-12"]
     assert persons(tmp_path / "out") == {ids((A, f"a{i}"), (U, v)) for i, v in enumerate(expected)}
+
+
+# -- every column of an identifier type ----------------------------------------------------
+
+
+def _config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "stitcher.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_every_column_of_an_identifier_type_is_an_identifier(tmp_path: Path) -> None:
+    # Only the first non-null value of each row was kept: em2 never became an email, and the
+    # person who signed up with it on another device was never linked.
+    write_csv(
+        tmp_path / "in" / "identifies.csv",
+        [A, U, "timestamp", "em1", "em2"],
+        [
+            ("a1", "u1", TIMES[0], "x@a.com", "y@b.com"),
+            ("a2", None, TIMES[1], None, "y@b.com"),
+            ("a3", None, TIMES[1], "z@c.com", "z@c.com"),
+        ],
+    )
+    cfg = _config(tmp_path, '[identifiers.email]\ncolumns = ["em1", "em2"]\n')
+    record = run(tmp_path / "in", tmp_path / "out", "--config", cfg)
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (A, "a2"), (U, "u1"), ("email", "x@a.com"), ("email", "y@b.com")),
+        ids((A, "a3"), ("email", "z@c.com")),
+    }
+    # The same value in both columns is one id, never a link of an id to itself.
+    edges = read_output(tmp_path / "out", "edges")
+    assert not any(a == b for a, b in zip(edges["from_id"], edges["to_id"], strict=True))
+    assert record["identifiers"]["email"] == 3
+
+
+def test_a_hub_rule_counts_every_column_of_a_type(tmp_path: Path) -> None:
+    # A shared inbox seen with three user ids, the third time in the second column beside the
+    # user's own address: a hub at a limit of 2.
+    rows = [(f"a{i}", f"u{i}", TIMES[0], "team@x.com" if i != 2 else None, None) for i in range(3)]
+    rows[2] = ("a2", "u2", TIMES[0], "own@x.com", "team@x.com")
+    write_csv(tmp_path / "in" / "identifies.csv", [A, U, "timestamp", "em1", "em2"], rows)
+    cfg = _config(
+        tmp_path,
+        '[identifiers.email]\ncolumns = ["em1", "em2"]\n[hubs]\nemail = { user_id = 2 }\n',
+    )
+    run(tmp_path / "in", tmp_path / "out", "--config", cfg)
+    quarantine = read_output(tmp_path / "out", "quarantine")
+    assert quarantine.select("identifier", "reason").rows() == [("team@x.com", "hub")]
+    assert persons(tmp_path / "out") == {
+        ids((A, "a0"), (U, "u0")),
+        ids((A, "a1"), (U, "u1")),
+        ids((A, "a2"), (U, "u2"), ("email", "own@x.com")),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[identifiers.email]\ncolumns = ["email", "E-mail"]\n',
+            "identifier type 'email' lists the column 'E-mail' twice",
+        ),
+        (
+            '[identifiers.work__email]\ncolumns = ["email"]\n',
+            "identifier type name 'work__email' must not contain '__'",
+        ),
+    ],
+)
+def test_identifier_type_columns_that_cannot_be_read_apart_are_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    write_csv(tmp_path / "in" / "tracks.csv", [A, U, "timestamp"], [("a1", "u1", TIMES[0])])
+    result = run_cli(
+        "run",
+        "--input",
+        str(tmp_path / "in"),
+        "--output",
+        str(tmp_path / "out"),
+        "--config",
+        _config(tmp_path, text),
+        expect=1,
+    )
+    assert message in result.output
+    assert not (tmp_path / "out").exists()
