@@ -127,6 +127,9 @@ class LoadedInput:
     skipped_files: list[str] = field(default_factory=list)
     # Each `key=value` folder name met, per table: what it filled, or why it was ignored.
     partition_keys: list[dict[str, object]] = field(default_factory=list)
+    # Columns that spell one field twice in a table (userId and user_id): which one is read
+    # first, and on how many rows they disagree.
+    twin_columns: list[dict[str, object]] = field(default_factory=list)
     # (table, view, column) of identifier columns typed float or decimal in some files: their
     # values are counted for run.json (numeric_id_counts).
     numeric_id_columns: list[tuple[str, str, str]] = field(default_factory=list)
@@ -318,6 +321,7 @@ def register_inputs(
         columns = engine.columns(raw)
         extra = _extra_identifiers(source, columns, identifier_types)
         mapping = _map_columns(source, columns, has_extra=any(extra.values()))
+        loaded.twin_columns.extend(_twins(engine, source.name, raw, {**mapping, **extra}, columns))
         engine.execute(
             f"CREATE OR REPLACE VIEW {event_view(source.name)} AS "
             + _project(engine, source, raw, mapping, extra, identifier_types)
@@ -460,7 +464,14 @@ def _file_groups(
     for file_format, files in sorted(source.files_by_format.items()):
         for path in files:
             pairs = _partition_pairs(path)
-            columns = _file_columns(path, file_format) if pairs or file_format != "csv" else {}
+            listed = _file_columns(path, file_format)
+            columns = None if listed is None else dict(listed)
+            if listed is not None and len(columns or {}) < len(listed):
+                names = [name for name, _ in listed]
+                twice = next(n for n in names if names.count(n) > 1)
+                raise InputError(
+                    f"{path} has two columns named {twice!r}: rename or drop one, then run again"
+                )
             has = {fields.of(name) for name in columns or {}}
             fills: list[tuple[str, str]] = []
             for key, value in pairs:
@@ -482,11 +493,10 @@ def _file_groups(
                 elif columns is None:
                     entry["ignored_files"] += 1  # type: ignore[operator]
                     entry["reason"] = "the files' columns could not be listed (a URL input)"
-                elif (
-                    field_name in has
-                    or value == _HIVE_NULL
-                    or any(fields.of(k) == field_name for k, _ in fills)
-                ):
+                elif value == _HIVE_NULL:
+                    entry["ignored_files"] += 1  # type: ignore[operator]
+                    entry["reason"] = f"{_HIVE_NULL} is Hive's null"
+                elif field_name in has or any(fields.of(k) == field_name for k, _ in fills):
                     entry["ignored_files"] += 1  # type: ignore[operator]
                     entry["reason"] = f"the files have their own {field_name} column"
                 else:
@@ -518,21 +528,21 @@ def _file_groups(
     return list(groups.values()), list(usage.values())
 
 
-def _file_columns(path: Path | Url, file_format: str) -> dict[str, str] | None:
-    """A local file's own columns and their types, from its footer or header; None where they
-    cannot be read here (a URL, or a broken file, which the engine then names)."""
+def _file_columns(path: Path | Url, file_format: str) -> list[tuple[str, str]] | None:
+    """A local file's own columns and their types, in order, from its footer or header; None
+    where they cannot be read here (a URL, or a broken file, which the engine then names)."""
     if not isinstance(path, Path):
         return None
     try:
         if file_format == "parquet":
             # The exact type, not its kind: Spark cannot even merge float with double.
-            return {f.name: str(f.type) for f in pq.read_schema(path)}
+            return [(f.name, str(f.type)) for f in pq.read_schema(path)]
         if file_format == "csv":
             opener = gzip.open if path.name.lower().endswith(".gz") else open
             with opener(path, "rb") as f:  # type: ignore[operator]
                 line = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
-            return {name: "string" for name in next(csv.reader(io.StringIO(line)), [])}
-    except (OSError, pa.ArrowException, EOFError, UnicodeError):
+            return [(name, "string") for name in next(csv.reader(io.StringIO(line)), [])]
+    except (OSError, pa.ArrowException, EOFError, UnicodeError, csv.Error):
         return None
     return None
 
@@ -569,6 +579,52 @@ def _extra_identifiers(
             found[event_column] = [
                 c for c in columns if used and canonical(_unrenamed(c.name, columns)) == key
             ]
+    return found
+
+
+def _twins(
+    engine: Engine,
+    table: str,
+    raw: str,
+    fields: dict[str, list[Column]],
+    all_columns: list[Column],
+) -> list[dict[str, object]]:
+    """Order each field's spelling twins (`user_id`, `userId`, `USERID`: one canonical name)
+    by the documented rule, in place: the all-lower-case spelling (the warehouse's) first, the
+    others in the file's column order; the first one set on a row is read. Count the rows
+    where two of them are set and differ, and warn about them."""
+    twins = {name: columns for name, columns in fields.items() if len(columns) > 1}
+    if not twins:
+        return []
+    spelled = {c.name: _unrenamed(c.name, all_columns) for c in all_columns}
+    counts = []
+    for name, columns in twins.items():
+        columns.sort(key=lambda c: spelled[c.name] != spelled[c.name].lower())
+        if name == "timestamp":
+            values = [
+                engine.timestamp_expression(quote_identifier(c.name), c.kind) for c in columns
+            ]
+        else:
+            values = [f"CAST({quote_identifier(c.name)} AS VARCHAR)" for c in columns]
+        differ = " OR ".join(f"{a} <> {b}" for i, a in enumerate(values) for b in values[i + 1 :])
+        counts.append(f"count(*) FILTER (WHERE {differ})")
+    row = engine.fetch_rows(f"SELECT {', '.join(counts)} FROM {quote_identifier(raw)}")[0]
+    found = []
+    for (name, columns), disagreeing in zip(twins.items(), row, strict=True):
+        names = [spelled[c.name] for c in columns]
+        found.append(
+            {"table": table, "field": name, "columns": names, "rows_disagreeing": int(disagreeing)}
+        )
+        if disagreeing:
+            log.warning(
+                "%s: columns %s all hold %s and disagree on %d rows; %s is read where it is "
+                "set (README: How input is read)",
+                table,
+                " and ".join(names),
+                name,
+                disagreeing,
+                names[0],
+            )
     return found
 
 

@@ -626,6 +626,7 @@ def _run_record(
             "events_unattributed": int(unattributed),
             "skipped_files": loaded.skipped_files,
             "partition_keys": loaded.partition_keys,
+            "twin_columns": loaded.twin_columns,
             "numeric_ids": numeric_id_counts(engine, loaded),
             "dedupe": options.dedupe,
             "tables_without_message_ids": loaded.tables_without_message_ids,

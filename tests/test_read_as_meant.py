@@ -11,6 +11,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -342,3 +343,78 @@ def test_identifier_type_columns_that_cannot_be_read_apart_are_refused(
     )
     assert message in result.output
     assert not (tmp_path / "out").exists()
+
+
+# -- duplicate and twin columns ------------------------------------------------------------
+
+
+def _hashes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_two_columns_with_one_name_are_an_error(tmp_path: Path, file_format: str) -> None:
+    # The second user_id was dropped in silence.
+    write_csv(tmp_path / "good" / "tracks.csv", [A, U, "timestamp"], [("a1", "u1", TIMES[0])])
+    run(tmp_path / "good", tmp_path / "out")
+    before = _hashes(tmp_path / "out")
+    bad = tmp_path / "bad" / f"tracks.{file_format}"
+    if file_format == "csv":
+        write_csv(bad, [A, U, U, "timestamp"], [("a1", "u1", "u2", TIMES[0])])
+    else:
+        bad.parent.mkdir()
+        table = pa.table([["a1"], ["u1"], ["u2"], TIMES[:1]], names=[A, U, U, "timestamp"])
+        pq.write_table(table, bad)
+    result = run_cli(
+        "run", "--input", str(tmp_path / "bad"), "--output", str(tmp_path / "out"), expect=1
+    )
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {bad} has two columns named 'user_id': rename or drop one, then run again"
+    ]
+    assert _hashes(tmp_path / "out") == before
+
+
+def test_spelling_twins_follow_one_rule_and_disagreements_are_counted(tmp_path: Path) -> None:
+    # userId and user_id in one file: the lower-case (warehouse) spelling is read where it is
+    # set, the other fills its gaps; rows where both are set and differ are counted and named.
+    write_csv(
+        tmp_path / "in" / "tracks.csv",
+        [A, "userId", U, "TimeStamp", "timestamp"],
+        [
+            ("a1", "U1", "u1", TIMES[0], TIMES[1]),
+            ("a2", None, "u2", TIMES[0], None),
+            ("a3", "u3", None, None, TIMES[1]),
+            ("a4", "u4", "u4", TIMES[0], TIMES[0]),
+        ],
+    )
+    result = run_cli("run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"))
+    assert persons(tmp_path / "out") == {
+        ids((A, "a1"), (U, "u1")),
+        ids((A, "a2"), (U, "u2")),
+        ids((A, "a3"), (U, "u3")),
+        ids((A, "a4"), (U, "u4")),
+    }
+    record = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    assert record["input"]["twin_columns"] == [
+        {
+            "table": "tracks",
+            "field": "user_id",
+            "columns": ["user_id", "userId"],
+            "rows_disagreeing": 1,
+        },
+        {
+            "table": "tracks",
+            "field": "timestamp",
+            "columns": ["timestamp", "TimeStamp"],
+            "rows_disagreeing": 1,
+        },
+    ]
+    warnings = [line for line in result.stderr.splitlines() if "disagree" in line]
+    assert len(warnings) == 2
+    assert (
+        "tracks: columns user_id and userId all hold user_id and disagree on 1 rows"
+        in (warnings[0])
+    )
+    first_seen = read_output(tmp_path / "out", "id_map").filter(pl.col("identifier") == "a1")
+    # The lower-case spelling wins wherever it stands in the file (here after TimeStamp).
+    assert first_seen["first_seen_at"][0].isoformat() == "2026-02-03T10:00:00+00:00"
