@@ -1,6 +1,8 @@
 -- Step: each person's latest non-null trait values, straight from the identify calls.
--- Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map
--- Output: person_traits(component, <trait columns>)
+-- Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>), the traits under their
+--         internal names __trait_0, __trait_1... (load.trait_column), so that no input name
+--         can meet a column of ours; quarantine; id_map
+-- Output: person_traits(component, <trait columns>), by the same internal names
 -- Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id
 --             (the attribution of 35_reattributed_events.sql, decided against the small
 --             quarantine table so each call is looked up in id_map once); calls whose ids are

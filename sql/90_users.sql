@@ -1,7 +1,8 @@
 -- Step: one row per person with its ids, activity and latest traits.
 -- Inputs: persons, id_map, person_activity, person_traits
 -- Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at,
---         last_seen_at, event_count, <traits>)
+--         last_seen_at, event_count, <traits>); each trait under its input name (lower
+--         case), or trait_<name> where users already has that column (load.output_trait_names)
 -- Invariants: one row per person; user_id is the anchor when the person has any user id, NULL
 --             for anonymous-only people; the id lists are sorted, never NULL. Every join and
 --             grouping is on the integer component.

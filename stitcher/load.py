@@ -10,7 +10,7 @@ import gzip
 import io
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -705,6 +705,32 @@ def _project(
     )
 
 
+# The reserved prefix of the internal trait columns. Input names never become column names
+# in stitcher's own tables, so no input can take these; users gets the input's names back.
+TRAIT_PREFIX = "__trait_"
+
+
+def trait_column(position: int) -> str:
+    """The internal name of the trait at `position` in LoadedInput.trait_columns."""
+    return f"{TRAIT_PREFIX}{position}"
+
+
+def output_trait_names(traits: Sequence[str], taken: Collection[str]) -> list[str]:
+    """The name of each trait in `users`: its own (lower-cased) name, or, where that is one
+    of users' own columns or already given, `trait_` prefixed until it is free (`person_id`
+    becomes `trait_person_id`, and `trait_trait_person_id` if a trait has that name)."""
+    used = set(taken) | {t for t in traits if t not in taken}
+    names = []
+    for trait in traits:
+        name = trait
+        if trait in taken:
+            while name in used:
+                name = f"trait_{name}"
+            used.add(name)
+        names.append(name)
+    return names
+
+
 def _register_traits(
     engine: Engine,
     raw: str,
@@ -719,7 +745,12 @@ def _register_traits(
             continue
         traits.setdefault(name.lower(), []).append(column)
     names = sorted(traits)
-    trait_sql = "".join(f", {_trait_value(traits[n])} AS {quote_identifier(n)}" for n in names)
+    # Traits take internal names (trait_column) in every table stitcher builds: a trait named
+    # ts, component or _attributed_id once collided with our own columns there.
+    trait_sql = "".join(
+        f", {_trait_value(traits[n])} AS {quote_identifier(trait_column(i))}"
+        for i, n in enumerate(names)
+    )
     engine.execute(
         "CREATE OR REPLACE VIEW identify_traits AS SELECT "
         f"{_text(mapping['anonymous_id'])} AS anonymous_id, {_text(mapping['user_id'])} AS "

@@ -27,7 +27,14 @@ from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph import junk_pattern_match, junk_tables, sql_fragments
-from stitcher.load import LoadedInput, find_tables, numeric_id_counts, register_inputs
+from stitcher.load import (
+    LoadedInput,
+    find_tables,
+    numeric_id_counts,
+    output_trait_names,
+    register_inputs,
+    trait_column,
+)
 from stitcher.location import Url
 from stitcher.mixpanel import add_distinct_ids
 from stitcher.outputs import (
@@ -44,8 +51,10 @@ from stitcher.thresholds import run_metrics
 
 log = logging.getLogger("stitcher")
 
-# Columns later steps join on (integers instead of id strings) that are not part of any output.
-INTERNAL_COLUMNS = frozenset({"node_id", "component"})
+# Columns later steps join on (integers instead of id strings) that are not part of the output,
+# per output table. Only id_map carries them: users' columns are its own and the traits, whose
+# names (a trait may be called `component`) must all reach the file.
+INTERNAL_COLUMNS = {"id_map": frozenset({"node_id", "component"})}
 # name in the output folder -> (relation, ORDER BY that makes the file deterministic); type
 # columns in it are sorted by a rank instead (see _order_by)
 OUTPUT_TABLES: dict[str, tuple[str, str]] = {
@@ -377,15 +386,16 @@ def _persons(
     if writer is not None:
         writer.ready("edges", "rejected_edges")
     q = quote_identifier
+    internal = [trait_column(i) for i in range(len(traits))]
     engine.create_table_as(
         "person_traits",
         render(
             "86_person_traits",
             trait_latest="".join(
                 ", struct_extract(max(struct_pack("
-                f"ts := coalesce(t.ts, TIMESTAMP '0001-01-01'), v := t.{q(t)})) "
-                f"FILTER (WHERE t.{q(t)} IS NOT NULL), 'v') AS {q(t)}"
-                for t in traits
+                f"ts := coalesce(t.ts, TIMESTAMP '0001-01-01'), v := t.{q(c)})) "
+                f"FILTER (WHERE t.{q(c)} IS NOT NULL), 'v') AS {q(c)}"
+                for c in internal
             ),
         ),
     )
@@ -397,7 +407,8 @@ def _persons(
         render(
             "90_users",
             trait_columns="".join(
-                f", t.{q(t)} AS {q('trait_' + t if t in USERS_COLUMNS else t)}" for t in traits
+                f", t.{q(c)} AS {q(name)}"
+                for c, name in zip(internal, output_trait_names(traits, USERS_COLUMNS), strict=True)
             ),
         ),
         order,
@@ -559,8 +570,9 @@ class OutputWriter:
 
 def public_columns(engine: Engine, relation: str) -> str:
     """The select list of an output table: its columns minus the internal join keys."""
+    internal = INTERNAL_COLUMNS.get(relation, frozenset())
     return ", ".join(
-        quote_identifier(c.name) for c in engine.columns(relation) if c.name not in INTERNAL_COLUMNS
+        quote_identifier(c.name) for c in engine.columns(relation) if c.name not in internal
     )
 
 

@@ -418,3 +418,48 @@ def test_spelling_twins_follow_one_rule_and_disagreements_are_counted(tmp_path: 
     first_seen = read_output(tmp_path / "out", "id_map").filter(pl.col("identifier") == "a1")
     # The lower-case spelling wins wherever it stands in the file (here after TimeStamp).
     assert first_seen["first_seen_at"][0].isoformat() == "2026-02-03T10:00:00+00:00"
+
+
+# -- traits --------------------------------------------------------------------------------
+
+CLASHING_TRAITS = [
+    "ts",
+    "component",
+    "person_id",
+    "trait_person_id",
+    "event_count",
+    "_attributed_id",
+    "_attributed_type",
+    "m",
+    "__trait_0",
+]
+
+
+def test_traits_named_like_our_columns_reach_users_under_documented_names(
+    tmp_path: Path,
+) -> None:
+    # A trait named ts became the event time, one named component vanished, _attributed_id
+    # nulled every trait. Each now reaches users with its value, under its name or, where
+    # users has that column, trait_<name> (again until free).
+    header = [A, U, "timestamp", *CLASHING_TRAITS]
+    values = [f"v-{t}" for t in CLASHING_TRAITS]
+    write_csv(tmp_path / "in" / "identifies.csv", header, [("a1", "u1", TIMES[0], *values)])
+    write_csv(tmp_path / "in" / "tracks.csv", [A, U, "timestamp"], [("a2", "u1", TIMES[1])])
+    record = run(tmp_path / "in", tmp_path / "out")
+    users = read_output(tmp_path / "out", "users")
+    assert users.height == 1
+    renamed = {
+        "person_id": "trait_person_id",
+        "trait_person_id": "trait_person_id",
+        "event_count": "trait_event_count",
+    }
+    row = users.row(0, named=True)
+    for trait, value in zip(CLASHING_TRAITS, values, strict=True):
+        if trait == "person_id":
+            assert row["trait_trait_person_id"] == value
+        else:
+            assert row[renamed.get(trait, trait)] == value, trait
+    assert row["event_count"] == 2
+    assert row["first_seen_at"].isoformat() == "2026-02-02T10:00:00+00:00"
+    assert row["last_seen_at"].isoformat() == "2026-02-03T10:00:00+00:00"
+    assert sorted(record["input"]["trait_columns"]) == sorted(CLASHING_TRAITS)

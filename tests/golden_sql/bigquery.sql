@@ -155,7 +155,7 @@ SELECT
   CAST(raw_identifies_table_ids.`anonymous_id` AS STRING) AS anonymous_id,
   CAST(raw_identifies_table_ids.`user_id` AS STRING) AS user_id,
   CAST(raw_identifies_table_ids.`timestamp` AS DATETIME) AS ts,
-  raw_identifies_table_ids.`plan` AS `plan`
+  raw_identifies_table_ids.`plan` AS `__trait_0`
 FROM `raw_identifies_table_ids` AS raw_identifies_table_ids;
 
 CREATE OR REPLACE VIEW `raw_aliases_table` AS
@@ -1599,8 +1599,10 @@ DROP TABLE IF EXISTS `classified_edges`;
 DROP TABLE IF EXISTS `person_traits`;
 
 CREATE TABLE `person_traits` AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map */
-/* Output: person_traits(component, <trait columns>) */
+/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>), the traits under their */
+/*         internal names __trait_0, __trait_1... (load.trait_column), so that no input name */
+/*         can meet a column of ours; quarantine; id_map */
+/* Output: person_traits(component, <trait columns>), by the same internal names */
 /* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
 /*             (the attribution of 35_reattributed_events.sql, decided against the small */
 /*             quarantine table so each call is looked up in id_map once); calls whose ids are */
@@ -1612,7 +1614,7 @@ WITH attributed AS (
     t.anonymous_id AS anonymous_id,
     t.user_id AS user_id,
     t.ts AS ts,
-    t.plan AS plan,
+    t.__trait_0 AS __trait_0,
     CASE
       WHEN NOT t.user_id IS NULL AND qu.identifier IS NULL
       THEN 'user_id'
@@ -1636,13 +1638,13 @@ SELECT
   (
     ARRAY_AGG(
       IF(
-        NOT t.`plan` IS NULL,
-        STRUCT(COALESCE(t.ts, CAST('0001-01-01 00:00:00' AS DATETIME)) AS ts, t.`plan` AS v),
+        NOT t.`__trait_0` IS NULL,
+        STRUCT(COALESCE(t.ts, CAST('0001-01-01 00:00:00' AS DATETIME)) AS ts, t.`__trait_0` AS v),
         NULL
-      ) IGNORE NULLS ORDER BY COALESCE(t.ts, CAST('0001-01-01 00:00:00' AS DATETIME)) DESC, t.`plan` IS NULL DESC, t.`plan` DESC
+      ) IGNORE NULLS ORDER BY COALESCE(t.ts, CAST('0001-01-01 00:00:00' AS DATETIME)) DESC, t.`__trait_0` IS NULL DESC, t.`__trait_0` DESC
       LIMIT 1
     )[SAFE_OFFSET(0)]
-  ).v AS `plan`
+  ).v AS `__trait_0`
 FROM attributed AS t
 JOIN id_map AS m
   ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
@@ -1654,7 +1656,8 @@ DROP TABLE IF EXISTS `users`;
 CREATE TABLE `users` AS
 /* Inputs: persons, id_map, person_activity, person_traits */
 /* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
-/*         last_seen_at, event_count, <traits>) */
+/*         last_seen_at, event_count, <traits>); each trait under its input name (lower */
+/*         case), or trait_<name> where users already has that column (load.output_trait_names) */
 /* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
 /*             for anonymous-only people; the id lists are sorted, never NULL. Every join and */
 /*             grouping is on the integer component. */
@@ -1680,7 +1683,7 @@ SELECT
   a.first_seen_at AS first_seen_at,
   a.last_seen_at AS last_seen_at,
   COALESCE(a.event_count, 0) AS event_count,
-  t.`plan` AS `plan`
+  t.`__trait_0` AS `plan`
 FROM persons AS p
 JOIN id_lists AS l
   ON l.component = p.component

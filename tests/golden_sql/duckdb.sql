@@ -143,7 +143,7 @@ SELECT
   CAST("anonymous_id" AS TEXT) AS anonymous_id,
   CAST("user_id" AS TEXT) AS user_id,
   CAST("timestamp" AS TIMESTAMP) AS ts,
-  "plan" AS "plan"
+  "plan" AS "__trait_0"
 FROM "raw_identifies_table_ids";
 
 CREATE OR REPLACE VIEW "raw_aliases_table" AS
@@ -1318,8 +1318,10 @@ DROP TABLE IF EXISTS "classified_edges";
 DROP TABLE IF EXISTS "person_traits";
 
 CREATE TABLE "person_traits" AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map */
-/* Output: person_traits(component, <trait columns>) */
+/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>), the traits under their */
+/*         internal names __trait_0, __trait_1... (load.trait_column), so that no input name */
+/*         can meet a column of ours; quarantine; id_map */
+/* Output: person_traits(component, <trait columns>), by the same internal names */
 /* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
 /*             (the attribution of 35_reattributed_events.sql, decided against the small */
 /*             quarantine table so each call is looked up in id_map once); calls whose ids are */
@@ -1350,10 +1352,10 @@ WITH attributed AS (
 SELECT
   m.component,
   STRUCT_EXTRACT(
-    MAX({'ts': COALESCE(t.ts, CAST('0001-01-01' AS TIMESTAMP)), 'v': t."plan"}) FILTER(WHERE
-      NOT t."plan" IS NULL),
+    MAX({'ts': COALESCE(t.ts, CAST('0001-01-01' AS TIMESTAMP)), 'v': t."__trait_0"}) FILTER(WHERE
+      NOT t."__trait_0" IS NULL),
     'v'
-  ) AS "plan"
+  ) AS "__trait_0"
 FROM attributed AS t
 JOIN id_map AS m
   ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
@@ -1365,7 +1367,8 @@ DROP TABLE IF EXISTS "users";
 CREATE TABLE "users" AS
 /* Inputs: persons, id_map, person_activity, person_traits */
 /* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
-/*         last_seen_at, event_count, <traits>) */
+/*         last_seen_at, event_count, <traits>); each trait under its input name (lower */
+/*         case), or trait_<name> where users already has that column (load.output_trait_names) */
 /* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
 /*             for anonymous-only people; the id lists are sorted, never NULL. Every join and */
 /*             grouping is on the integer component. */
@@ -1389,7 +1392,7 @@ SELECT
   a.first_seen_at,
   a.last_seen_at,
   COALESCE(a.event_count, 0) AS event_count,
-  t."plan" AS "plan"
+  t."__trait_0" AS "plan"
 FROM persons AS p
 JOIN id_lists AS l
   ON l.component = p.component

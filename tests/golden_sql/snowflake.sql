@@ -156,7 +156,7 @@ SELECT
   CAST("RAW_IDENTIFIES_TABLE_IDS"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
   CAST("RAW_IDENTIFIES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST("RAW_IDENTIFIES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS",
-  "RAW_IDENTIFIES_TABLE_IDS"."PLAN" AS "PLAN"
+  "RAW_IDENTIFIES_TABLE_IDS"."PLAN" AS "__TRAIT_0"
 FROM "RAW_IDENTIFIES_TABLE_IDS" AS "RAW_IDENTIFIES_TABLE_IDS";
 
 CREATE OR REPLACE VIEW "RAW_ALIASES_TABLE" AS
@@ -1673,8 +1673,10 @@ DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
 DROP TABLE IF EXISTS "PERSON_TRAITS";
 
 CREATE TABLE "PERSON_TRAITS" AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>); quarantine; id_map */
-/* Output: person_traits(component, <trait columns>) */
+/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>), the traits under their */
+/*         internal names __trait_0, __trait_1... (load.trait_column), so that no input name */
+/*         can meet a column of ours; quarantine; id_map */
+/* Output: person_traits(component, <trait columns>), by the same internal names */
 /* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
 /*             (the attribution of 35_reattributed_events.sql, decided against the small */
 /*             quarantine table so each call is looked up in id_map once); calls whose ids are */
@@ -1686,7 +1688,7 @@ WITH "ATTRIBUTED" AS (
     "T"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
     "T"."USER_ID" AS "USER_ID",
     "T"."TS" AS "TS",
-    "T"."PLAN" AS "PLAN",
+    "T"."__TRAIT_0" AS "__TRAIT_0",
     CASE
       WHEN NOT "T"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
       THEN 'user_id'
@@ -1713,18 +1715,18 @@ SELECT
       GET(
         ARRAY_AGG(
           IFF(
-            NOT "T"."PLAN" IS NULL,
-            OBJECT_CONSTRUCT('ts', COALESCE("T"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)), 'v', "T"."PLAN"),
+            NOT "T"."__TRAIT_0" IS NULL,
+            OBJECT_CONSTRUCT('ts', COALESCE("T"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)), 'v', "T"."__TRAIT_0"),
             NULL
           )
         ) WITHIN GROUP (ORDER BY
           COALESCE("T"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)) DESC,
-          "T"."PLAN" DESC),
+          "T"."__TRAIT_0" DESC),
         0
       )
     ),
     'v'
-  ) AS VARCHAR) AS "PLAN"
+  ) AS VARCHAR) AS "__TRAIT_0"
 FROM "ATTRIBUTED" AS "T"
 JOIN "ID_MAP" AS "M"
   ON "M"."IDENTIFIER_TYPE" = "T"."_ATTRIBUTED_TYPE"
@@ -1737,7 +1739,8 @@ DROP TABLE IF EXISTS "USERS";
 CREATE TABLE "USERS" AS
 /* Inputs: persons, id_map, person_activity, person_traits */
 /* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
-/*         last_seen_at, event_count, <traits>) */
+/*         last_seen_at, event_count, <traits>); each trait under its input name (lower */
+/*         case), or trait_<name> where users already has that column (load.output_trait_names) */
 /* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
 /*             for anonymous-only people; the id lists are sorted, never NULL. Every join and */
 /*             grouping is on the integer component. */
@@ -1761,7 +1764,7 @@ SELECT
   "A"."FIRST_SEEN_AT" AS "FIRST_SEEN_AT",
   "A"."LAST_SEEN_AT" AS "LAST_SEEN_AT",
   COALESCE("A"."EVENT_COUNT", 0) AS "EVENT_COUNT",
-  "T"."PLAN" AS "PLAN"
+  "T"."__TRAIT_0" AS "PLAN"
 FROM "PERSONS" AS "P"
 JOIN "ID_LISTS" AS "L"
   ON "L"."COMPONENT" = "P"."COMPONENT"
