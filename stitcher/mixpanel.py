@@ -196,7 +196,10 @@ def _json_fragments(engine: Engine, raw: str) -> dict[str, str]:
     def key(name: str) -> str:
         return f"json_extract_string({props}, {_json_path(name)})"
 
-    fragments = {name: key(json_key) for name, (json_key, _) in _FIELDS.items()}
+    # Ids as the user meant them (Engine.id_text): a JSON number 1001.0 is the id 1001.
+    fragments = {
+        name: engine.id_text(key(json_key), STRING) for name, (json_key, _) in _FIELDS.items()
+    }
     fragments["event"] = f'json_extract_string("json", {_json_path("event")})'
     fragments["distinct_ids"] = engine.json_string_list(
         f"json_extract({props}, {_json_path('$distinct_ids')})"
@@ -230,6 +233,12 @@ def _flat_fragments(engine: Engine, raw: str, files: Sequence[Path]) -> tuple[di
             return "CAST(NULL AS VARCHAR)"
         return f"CAST({quote_identifier(column.name)} AS VARCHAR)"
 
+    def identifier(column: Column | None) -> str:
+        # As the user meant it (Engine.id_text): a float column's 1001.0 is the id 1001.
+        if column is None:
+            return text(column)
+        return engine.id_text(quote_identifier(column.name), column.kind)
+
     where = str(files[0]) if len(files) == 1 else f"{files[0].parent}/ ({len(files)} files)"
     found = ", ".join(c.name for c in columns[:20]) + (" ..." if len(columns) > 20 else "")
     if all(find(_FIELDS[f][1]) is None for f in _ID_FIELDS):
@@ -241,7 +250,7 @@ def _flat_fragments(engine: Engine, raw: str, files: Sequence[Path]) -> tuple[di
     time = find(_TIME_COLUMNS)
     if time is None:
         raise InputError(f"{where} has no time column (time or timestamp) (found: {found})")
-    fragments = {name: text(find(names)) for name, (_, names) in _FIELDS.items()}
+    fragments = {name: identifier(find(names)) for name, (_, names) in _FIELDS.items()}
     fragments["event"] = text(find(_EVENT_COLUMNS))
     fragments["ts"] = engine.timestamp_expression(quote_identifier(time.name), time.kind)
     fragments["distinct_ids"] = _id_list(engine, find(_DISTINCT_IDS_COLUMNS))

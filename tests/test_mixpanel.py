@@ -366,3 +366,33 @@ def test_original_without_special_events_merges_nothing(tmp_path: Path) -> None:
                  "mixpanel-original")  # fmt: skip
     assert len(partition(read_output(out, "id_map"))) == 2
     assert read_output(out, "edges").height == 0
+
+
+def test_numeric_ids_are_one_id_with_their_text(tmp_path: Path) -> None:
+    # A JSON number 1001.0 and a float column's 1001.0 are the user id 1001, as the text is.
+    _export(
+        tmp_path / "json",
+        [
+            _event("Page View", 0, distinct_id=U1, **{"$device_id": U1}),
+            _event("Log In", 1, distinct_id=1001.0, **{"$device_id": U1, "$user_id": 1001.0}),
+            _event("Log In", 2, distinct_id="1001", **{"$device_id": U2, "$user_id": "1001"}),
+        ],
+    )
+    out = stitch(tmp_path / "json", tmp_path / "j", "--policy", "mixpanel-simplified")
+    expected = {frozenset({("anonymous_id", U1), ("anonymous_id", U2), ("user_id", "1001")})}
+    assert partition(read_output(out, "id_map")) == expected
+    (tmp_path / "flat").mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "event": ["Log In", "Log In"],
+                "time": [T0, T0 + 1],
+                "distinct_id": [1001.0, 1001.0],
+                "$device_id": [U1, U2],
+                "$user_id": [1001.0, 1001.0],
+            }
+        ),
+        tmp_path / "flat" / "events.parquet",
+    )
+    out = stitch(tmp_path / "flat", tmp_path / "f", "--policy", "mixpanel-simplified")
+    assert partition(read_output(out, "id_map")) == expected
