@@ -527,6 +527,31 @@ def test_partition_keys_and_numeric_ids_read_the_same_on_both_engines(tmp_path: 
     assert users == {"u1", "u2", "o'b:x", "1001", str(2**60 + 1), "1.5", "0.5"}
 
 
+def test_twins_traits_and_id_columns_read_the_same_on_both_engines(tmp_path: Path) -> None:
+    # Spelling twins that disagree, traits named like stitcher's own columns, and an
+    # identifier type read from two columns.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pl.DataFrame(
+        {
+            "anonymous_id": ["a1", "a2", "a3"],
+            "userId": ["U1", None, "u3"],
+            "user_id": ["u1", "u2", None],
+            "timestamp": ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", None],
+            "em1": ["x@a.com", None, "z@c.com"],
+            "em2": ["y@b.com", "y@b.com", "z@c.com"],
+            "ts": ["t1", "t2", "t3"],
+            "component": ["c1", "c2", "c3"],
+            "person_id": ["p1", "p2", "p3"],
+        }
+    ).write_csv(folder / "identifies.csv")
+    config = tmp_path / "stitcher.toml"
+    config.write_text('[identifiers.email]\ncolumns = ["em1", "em2"]\n', encoding="utf-8")
+    _both_engines(folder, tmp_path / "out", "--config", str(config))
+    users = read_output(tmp_path / "out" / "spark", "users")
+    assert {"ts", "component", "trait_person_id"} <= set(users.columns)
+
+
 class _SparkSQL:
     """The little of DB-API that run_script uses, over a Spark session."""
 
