@@ -115,7 +115,9 @@ class Engine(ABC):
         dialect with functions that sqlglot carries to Spark and the warehouses."""
         c = column_sql
         if kind == STRING:
-            return _integral_text(c)
+            # The cast is a no-op on text; it keeps the rule valid where a column declared as
+            # text is a number in the warehouse (`stitcher sql` declares every id as text).
+            return _integral_text(f"CAST({c} AS VARCHAR)")
         if kind == FLOAT:
             infinity = "CAST('inf' AS DOUBLE)"
             return (

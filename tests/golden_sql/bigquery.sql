@@ -16,22 +16,22 @@ FROM `analytics`.`tracks`;
 CREATE OR REPLACE VIEW `raw_tracks_table_ids` AS
 SELECT
   CASE
-    WHEN raw_tracks_table.`id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_tracks_table.`id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_tracks_table.`id`, '[.]0+$', '')
-    ELSE raw_tracks_table.`id`
+    WHEN CAST(raw_tracks_table.`id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_tracks_table.`id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_tracks_table.`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_tracks_table.`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN raw_tracks_table.`anonymous_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_tracks_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_tracks_table.`anonymous_id`, '[.]0+$', '')
-    ELSE raw_tracks_table.`anonymous_id`
+    WHEN CAST(raw_tracks_table.`anonymous_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_tracks_table.`anonymous_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_tracks_table.`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_tracks_table.`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   CASE
-    WHEN raw_tracks_table.`user_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_tracks_table.`user_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_tracks_table.`user_id`, '[.]0+$', '')
-    ELSE raw_tracks_table.`user_id`
+    WHEN CAST(raw_tracks_table.`user_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_tracks_table.`user_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_tracks_table.`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_tracks_table.`user_id` AS STRING)
   END AS `user_id`,
   raw_tracks_table.`timestamp` AS `timestamp`
 FROM `raw_tracks_table` AS raw_tracks_table;
@@ -63,22 +63,22 @@ FROM `analytics`.`pages`;
 CREATE OR REPLACE VIEW `raw_pages_table_ids` AS
 SELECT
   CASE
-    WHEN raw_pages_table.`id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_pages_table.`id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_pages_table.`id`, '[.]0+$', '')
-    ELSE raw_pages_table.`id`
+    WHEN CAST(raw_pages_table.`id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_pages_table.`id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_pages_table.`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_pages_table.`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN raw_pages_table.`anonymous_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_pages_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_pages_table.`anonymous_id`, '[.]0+$', '')
-    ELSE raw_pages_table.`anonymous_id`
+    WHEN CAST(raw_pages_table.`anonymous_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_pages_table.`anonymous_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_pages_table.`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_pages_table.`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   CASE
-    WHEN raw_pages_table.`user_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_pages_table.`user_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_pages_table.`user_id`, '[.]0+$', '')
-    ELSE raw_pages_table.`user_id`
+    WHEN CAST(raw_pages_table.`user_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_pages_table.`user_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_pages_table.`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_pages_table.`user_id` AS STRING)
   END AS `user_id`,
   raw_pages_table.`timestamp` AS `timestamp`
 FROM `raw_pages_table` AS raw_pages_table;
@@ -110,22 +110,22 @@ FROM `analytics`.`identifies`;
 CREATE OR REPLACE VIEW `raw_identifies_table_ids` AS
 SELECT
   CASE
-    WHEN raw_identifies_table.`id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_identifies_table.`id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_identifies_table.`id`, '[.]0+$', '')
-    ELSE raw_identifies_table.`id`
+    WHEN CAST(raw_identifies_table.`id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_identifies_table.`id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_identifies_table.`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_identifies_table.`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN raw_identifies_table.`anonymous_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_identifies_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_identifies_table.`anonymous_id`, '[.]0+$', '')
-    ELSE raw_identifies_table.`anonymous_id`
+    WHEN CAST(raw_identifies_table.`anonymous_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_identifies_table.`anonymous_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_identifies_table.`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_identifies_table.`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   CASE
-    WHEN raw_identifies_table.`user_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_identifies_table.`user_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_identifies_table.`user_id`, '[.]0+$', '')
-    ELSE raw_identifies_table.`user_id`
+    WHEN CAST(raw_identifies_table.`user_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_identifies_table.`user_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_identifies_table.`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_identifies_table.`user_id` AS STRING)
   END AS `user_id`,
   raw_identifies_table.`timestamp` AS `timestamp`,
   raw_identifies_table.`plan` AS `plan`
@@ -166,28 +166,28 @@ FROM `analytics`.`aliases`;
 CREATE OR REPLACE VIEW `raw_aliases_table_ids` AS
 SELECT
   CASE
-    WHEN raw_aliases_table.`id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_aliases_table.`id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_aliases_table.`id`, '[.]0+$', '')
-    ELSE raw_aliases_table.`id`
+    WHEN CAST(raw_aliases_table.`id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_aliases_table.`id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_aliases_table.`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_aliases_table.`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN raw_aliases_table.`previous_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_aliases_table.`previous_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_aliases_table.`previous_id`, '[.]0+$', '')
-    ELSE raw_aliases_table.`previous_id`
+    WHEN CAST(raw_aliases_table.`previous_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_aliases_table.`previous_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_aliases_table.`previous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_aliases_table.`previous_id` AS STRING)
   END AS `previous_id`,
   CASE
-    WHEN raw_aliases_table.`user_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_aliases_table.`user_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_aliases_table.`user_id`, '[.]0+$', '')
-    ELSE raw_aliases_table.`user_id`
+    WHEN CAST(raw_aliases_table.`user_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_aliases_table.`user_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_aliases_table.`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_aliases_table.`user_id` AS STRING)
   END AS `user_id`,
   CASE
-    WHEN raw_aliases_table.`anonymous_id` LIKE '%.%0'
-    AND REGEXP_CONTAINS(raw_aliases_table.`anonymous_id`, '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE(raw_aliases_table.`anonymous_id`, '[.]0+$', '')
-    ELSE raw_aliases_table.`anonymous_id`
+    WHEN CAST(raw_aliases_table.`anonymous_id` AS STRING) LIKE '%.%0'
+    AND REGEXP_CONTAINS(CAST(raw_aliases_table.`anonymous_id` AS STRING), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST(raw_aliases_table.`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(raw_aliases_table.`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   raw_aliases_table.`timestamp` AS `timestamp`
 FROM `raw_aliases_table` AS raw_aliases_table;

@@ -13,19 +13,22 @@ FROM "analytics"."tracks";
 CREATE OR REPLACE VIEW "raw_tracks_table_ids" AS
 SELECT
   CASE
-    WHEN "id" LIKE '%.%0' AND REGEXP_MATCHES("id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("id", '[.]0+$', '', 'g')
-    ELSE "id"
+    WHEN CAST("id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("id" AS TEXT)
   END AS "id",
   CASE
-    WHEN "anonymous_id" LIKE '%.%0' AND REGEXP_MATCHES("anonymous_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("anonymous_id", '[.]0+$', '', 'g')
-    ELSE "anonymous_id"
+    WHEN CAST("anonymous_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("anonymous_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("anonymous_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("anonymous_id" AS TEXT)
   END AS "anonymous_id",
   CASE
-    WHEN "user_id" LIKE '%.%0' AND REGEXP_MATCHES("user_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("user_id", '[.]0+$', '', 'g')
-    ELSE "user_id"
+    WHEN CAST("user_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("user_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("user_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("user_id" AS TEXT)
   END AS "user_id",
   "timestamp"
 FROM "raw_tracks_table";
@@ -57,19 +60,22 @@ FROM "analytics"."pages";
 CREATE OR REPLACE VIEW "raw_pages_table_ids" AS
 SELECT
   CASE
-    WHEN "id" LIKE '%.%0' AND REGEXP_MATCHES("id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("id", '[.]0+$', '', 'g')
-    ELSE "id"
+    WHEN CAST("id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("id" AS TEXT)
   END AS "id",
   CASE
-    WHEN "anonymous_id" LIKE '%.%0' AND REGEXP_MATCHES("anonymous_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("anonymous_id", '[.]0+$', '', 'g')
-    ELSE "anonymous_id"
+    WHEN CAST("anonymous_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("anonymous_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("anonymous_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("anonymous_id" AS TEXT)
   END AS "anonymous_id",
   CASE
-    WHEN "user_id" LIKE '%.%0' AND REGEXP_MATCHES("user_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("user_id", '[.]0+$', '', 'g')
-    ELSE "user_id"
+    WHEN CAST("user_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("user_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("user_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("user_id" AS TEXT)
   END AS "user_id",
   "timestamp"
 FROM "raw_pages_table";
@@ -101,19 +107,22 @@ FROM "analytics"."identifies";
 CREATE OR REPLACE VIEW "raw_identifies_table_ids" AS
 SELECT
   CASE
-    WHEN "id" LIKE '%.%0' AND REGEXP_MATCHES("id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("id", '[.]0+$', '', 'g')
-    ELSE "id"
+    WHEN CAST("id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("id" AS TEXT)
   END AS "id",
   CASE
-    WHEN "anonymous_id" LIKE '%.%0' AND REGEXP_MATCHES("anonymous_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("anonymous_id", '[.]0+$', '', 'g')
-    ELSE "anonymous_id"
+    WHEN CAST("anonymous_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("anonymous_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("anonymous_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("anonymous_id" AS TEXT)
   END AS "anonymous_id",
   CASE
-    WHEN "user_id" LIKE '%.%0' AND REGEXP_MATCHES("user_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("user_id", '[.]0+$', '', 'g')
-    ELSE "user_id"
+    WHEN CAST("user_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("user_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("user_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("user_id" AS TEXT)
   END AS "user_id",
   "timestamp",
   "plan"
@@ -154,24 +163,28 @@ FROM "analytics"."aliases";
 CREATE OR REPLACE VIEW "raw_aliases_table_ids" AS
 SELECT
   CASE
-    WHEN "id" LIKE '%.%0' AND REGEXP_MATCHES("id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("id", '[.]0+$', '', 'g')
-    ELSE "id"
+    WHEN CAST("id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("id" AS TEXT)
   END AS "id",
   CASE
-    WHEN "previous_id" LIKE '%.%0' AND REGEXP_MATCHES("previous_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("previous_id", '[.]0+$', '', 'g')
-    ELSE "previous_id"
+    WHEN CAST("previous_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("previous_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("previous_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("previous_id" AS TEXT)
   END AS "previous_id",
   CASE
-    WHEN "user_id" LIKE '%.%0' AND REGEXP_MATCHES("user_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("user_id", '[.]0+$', '', 'g')
-    ELSE "user_id"
+    WHEN CAST("user_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("user_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("user_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("user_id" AS TEXT)
   END AS "user_id",
   CASE
-    WHEN "anonymous_id" LIKE '%.%0' AND REGEXP_MATCHES("anonymous_id", '^-?[0-9]+[.]0+$')
-    THEN REGEXP_REPLACE("anonymous_id", '[.]0+$', '', 'g')
-    ELSE "anonymous_id"
+    WHEN CAST("anonymous_id" AS TEXT) LIKE '%.%0'
+    AND REGEXP_MATCHES(CAST("anonymous_id" AS TEXT), '^-?[0-9]+[.]0+$')
+    THEN REGEXP_REPLACE(CAST("anonymous_id" AS TEXT), '[.]0+$', '', 'g')
+    ELSE CAST("anonymous_id" AS TEXT)
   END AS "anonymous_id",
   "timestamp"
 FROM "raw_aliases_table";

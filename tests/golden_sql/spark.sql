@@ -13,19 +13,21 @@ FROM `analytics`.`tracks`;
 CREATE OR REPLACE VIEW `raw_tracks_table_ids` AS
 SELECT
   CASE
-    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
-    ELSE `id`
+    WHEN CAST(`id` AS STRING) LIKE '%.%0' AND CAST(`id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
-    ELSE `anonymous_id`
+    WHEN CAST(`anonymous_id` AS STRING) LIKE '%.%0'
+    AND CAST(`anonymous_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   CASE
-    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
-    ELSE `user_id`
+    WHEN CAST(`user_id` AS STRING) LIKE '%.%0'
+    AND CAST(`user_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`user_id` AS STRING)
   END AS `user_id`,
   `timestamp`
 FROM `raw_tracks_table`;
@@ -57,19 +59,21 @@ FROM `analytics`.`pages`;
 CREATE OR REPLACE VIEW `raw_pages_table_ids` AS
 SELECT
   CASE
-    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
-    ELSE `id`
+    WHEN CAST(`id` AS STRING) LIKE '%.%0' AND CAST(`id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
-    ELSE `anonymous_id`
+    WHEN CAST(`anonymous_id` AS STRING) LIKE '%.%0'
+    AND CAST(`anonymous_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   CASE
-    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
-    ELSE `user_id`
+    WHEN CAST(`user_id` AS STRING) LIKE '%.%0'
+    AND CAST(`user_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`user_id` AS STRING)
   END AS `user_id`,
   `timestamp`
 FROM `raw_pages_table`;
@@ -101,19 +105,21 @@ FROM `analytics`.`identifies`;
 CREATE OR REPLACE VIEW `raw_identifies_table_ids` AS
 SELECT
   CASE
-    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
-    ELSE `id`
+    WHEN CAST(`id` AS STRING) LIKE '%.%0' AND CAST(`id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
-    ELSE `anonymous_id`
+    WHEN CAST(`anonymous_id` AS STRING) LIKE '%.%0'
+    AND CAST(`anonymous_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   CASE
-    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
-    ELSE `user_id`
+    WHEN CAST(`user_id` AS STRING) LIKE '%.%0'
+    AND CAST(`user_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`user_id` AS STRING)
   END AS `user_id`,
   `timestamp`,
   `plan`
@@ -154,24 +160,27 @@ FROM `analytics`.`aliases`;
 CREATE OR REPLACE VIEW `raw_aliases_table_ids` AS
 SELECT
   CASE
-    WHEN `id` LIKE '%.%0' AND `id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`id`, '[.]0+$', '')
-    ELSE `id`
+    WHEN CAST(`id` AS STRING) LIKE '%.%0' AND CAST(`id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`id` AS STRING)
   END AS `id`,
   CASE
-    WHEN `previous_id` LIKE '%.%0' AND `previous_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`previous_id`, '[.]0+$', '')
-    ELSE `previous_id`
+    WHEN CAST(`previous_id` AS STRING) LIKE '%.%0'
+    AND CAST(`previous_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`previous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`previous_id` AS STRING)
   END AS `previous_id`,
   CASE
-    WHEN `user_id` LIKE '%.%0' AND `user_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`user_id`, '[.]0+$', '')
-    ELSE `user_id`
+    WHEN CAST(`user_id` AS STRING) LIKE '%.%0'
+    AND CAST(`user_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`user_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`user_id` AS STRING)
   END AS `user_id`,
   CASE
-    WHEN `anonymous_id` LIKE '%.%0' AND `anonymous_id` RLIKE '^-?[0-9]+[.]0+$'
-    THEN REGEXP_REPLACE(`anonymous_id`, '[.]0+$', '')
-    ELSE `anonymous_id`
+    WHEN CAST(`anonymous_id` AS STRING) LIKE '%.%0'
+    AND CAST(`anonymous_id` AS STRING) RLIKE '^-?[0-9]+[.]0+$'
+    THEN REGEXP_REPLACE(CAST(`anonymous_id` AS STRING), '[.]0+$', '')
+    ELSE CAST(`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   `timestamp`
 FROM `raw_aliases_table`;
