@@ -610,21 +610,24 @@ def _twins(
         counts.append(f"count(*) FILTER (WHERE {differ})")
     row = engine.fetch_rows(f"SELECT {', '.join(counts)} FROM {quote_identifier(raw)}")[0]
     found = []
+    problems = []
     for (name, columns), disagreeing in zip(twins.items(), row, strict=True):
         names = [spelled[c.name] for c in columns]
         found.append(
             {"table": table, "field": name, "columns": names, "rows_disagreeing": int(disagreeing)}
         )
         if disagreeing:
-            log.warning(
-                "%s: columns %s all hold %s and disagree on %d rows; %s is read where it is "
-                "set (README: How input is read)",
-                table,
-                " and ".join(names),
-                name,
-                disagreeing,
-                names[0],
+            problems.append(
+                f"{' and '.join(names)} (both {name}) disagree on {disagreeing} rows, "
+                f"{names[0]} is read"
             )
+    if problems:
+        # One line per table, so a scheduler's log shows it whole.
+        log.warning(
+            "%s: %s (README: How input is read; run.json input.twin_columns)",
+            table,
+            "; ".join(problems),
+        )
     return found
 
 
