@@ -51,6 +51,12 @@ REGEX_PREFIX = "regex:"
 DEFAULT_MAX_ROUNDS = 100
 
 
+def canonical(name: str) -> str:
+    """A column name as the loader matches it: lower case with `_`, `-` and spaces removed, so
+    `anonymous_id`, `anonymousId` and `ANONYMOUS_ID` are one column."""
+    return re.sub(r"[_\-\s]", "", name).lower()
+
+
 @dataclass(frozen=True)
 class JunkRules:
     values: tuple[str, ...] = DEFAULT_JUNK_VALUES
@@ -120,7 +126,7 @@ class IdentifierType:
             raise ConfigError(f"identifier type {self.name!r} needs at least one column")
         spellings: dict[str, str] = {}
         for column in self.columns:
-            key = re.sub(r"[_\-\s]", "", column).lower()  # as the loader matches names
+            key = canonical(column)
             if key in spellings:
                 raise ConfigError(
                     f"identifier type {self.name!r} lists the column {column!r} twice "

@@ -3,13 +3,15 @@
 Engines report some CSV failures without a line number (DuckDB's dialect sniffer only says it
 could not make sense of the file). This module re-reads such a file with Python's strict CSV
 parser, only after a failure, and names the first offending line. It never decides whether a
-file is read: the engine does; this only explains why it was not.
+file is read: the engine does; this only explains why it was not. It also reads a file's
+header line, for the loader and the Spark engine, which need a file's columns before reading it.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -19,6 +21,16 @@ from typing import IO
 _MAX_LINES = 1_000_000
 
 REENCODE_HINT = "re-encode it as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > NEW`"
+
+
+def csv_header(path: Path) -> tuple[str, ...]:
+    """The column names of a local CSV file's header (gzip by suffix, a byte order mark
+    dropped). Raises OSError (or EOFError for a broken gzip) when it cannot be read."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:  # type: ignore[operator]
+        line = f.readline()
+    text = line.decode("utf-8", errors="replace").lstrip("\ufeff")
+    return tuple(next(csv.reader(io.StringIO(text)), []))
 
 
 class _NotUtf8(Exception):

@@ -6,8 +6,6 @@ Nothing is read here beyond file schemas: the events are scanned once, later, by
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import logging
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -19,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stitcher import mixpanel
-from stitcher.config import IdentifierType
+from stitcher.config import IdentifierType, canonical
+from stitcher.csv_check import csv_header
 from stitcher.engines.base import (
     DECIMAL,
     FLOAT,
@@ -77,10 +76,6 @@ _NOT_TRAITS = {
 }
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[_\-\s]", "", name).lower()
-
-
 _RENAMED = re.compile(r"(.+)_\d+")
 
 
@@ -105,6 +100,9 @@ class TableSource:
     # Local Paths, or Urls (s3a://...) that the engine reads.
     files_by_format: dict[str, list[Path | Url]]
     skipped_files: tuple[Path | Url, ...] = ()
+    # The table's folders (tracks/): only `key=value` folders below them are partition keys,
+    # never the folders that hold --input itself.
+    roots: tuple[Path | Url, ...] = ()
     # A URL input not listed yet (only the engine can list it; see find_tables), and the
     # --input-format to list it with.
     unlisted: tuple[Url, str] | None = None
@@ -245,9 +243,11 @@ def _collect(
     file_format_of: Callable[[Path | Url], str | None] = _file_format,
 ) -> TableSource:
     files: list[Path | Url] = []
+    roots: list[Path | Url] = []
     for entry in entries:
         if tree.is_dir(entry):
             files.extend(tree.walk_files(entry))
+            roots.append(entry)
         else:
             files.append(entry)
     by_format: dict[str, list[Path | Url]] = {}
@@ -273,13 +273,13 @@ def _collect(
         by_format.setdefault(file_format, []).append(path)
     if not by_format and skipped:
         log.warning("skipping table %s: all its files are empty", table)
-        return TableSource(table, {}, tuple(skipped))
+        return TableSource(table, {}, tuple(skipped), tuple(roots))
     if not by_format:
         where = entries[0] if len(entries) == 1 else entries[0].parent
         raise InputError(
             f"table {table} in {where} has no readable .parquet, .csv or .csv.gz files"
         )
-    return TableSource(table, by_format, tuple(skipped))
+    return TableSource(table, by_format, tuple(skipped), tuple(roots))
 
 
 def list_sources(engine: Engine, sources: list[TableSource]) -> list[TableSource]:
@@ -373,7 +373,7 @@ def _register_source(
         view = f"{files_view}_ids"
         engine.execute(
             f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS "
-            + _read_as_meant(engine, files_view, group.fills, fields)
+            + _read_as_meant(engine, files_view, columns, group.fills, fields)
         )
         views.append(view)
     if len(views) == 1:
@@ -440,13 +440,45 @@ class _FileGroup:
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
-def _partition_pairs(path: Path | Url) -> list[tuple[str, str]]:
+def _partition_pairs(path: Path | Url, roots: Sequence[Path | Url]) -> list[tuple[str, str]]:
+    """The `key=value` folders between the table's folder and the file."""
+    folders = path.parent.parts
+    root = next((r for r in roots if folders[: len(r.parts)] == r.parts), None)
     pairs = []
-    for part in path.parent.parts:
+    for part in folders[len(root.parts) :] if root is not None else ():
         if "=" in part and not part.startswith("="):
             key, value = part.split("=", 1)
             pairs.append((key, unquote(value)))  # Hive and Spark escape values as %XX
     return pairs
+
+
+@dataclass
+class _KeyUse:
+    """What became of one partition key of a table, for run.json."""
+
+    table: str
+    key: str
+    field: str | None
+    filled_files: int = 0
+    ignored_files: int = 0
+    reason: str | None = None
+
+    def ignore(self, reason: str) -> None:
+        self.ignored_files += 1
+        self.reason = reason
+
+    def record(self) -> dict[str, object]:
+        reason = self.reason
+        if self.filled_files:
+            reason = f"{reason} (in {self.ignored_files} files)" if self.ignored_files else None
+        return {
+            "table": self.table,
+            "key": self.key,
+            "field": self.field,
+            "filled_files": self.filled_files,
+            "ignored_files": self.ignored_files,
+            "reason": reason,
+        }
 
 
 def _file_groups(
@@ -460,10 +492,9 @@ def _file_groups(
     only in files with no time column). Keys that name no identity or time field are ignored.
     """
     groups: dict[tuple[object, ...], _FileGroup] = {}
-    usage: dict[str, dict[str, object]] = {}
+    usage: dict[str, _KeyUse] = {}
     for file_format, files in sorted(source.files_by_format.items()):
         for path in files:
-            pairs = _partition_pairs(path)
             listed = _file_columns(path, file_format)
             columns = None if listed is None else dict(listed)
             if listed is not None and len(columns or {}) < len(listed):
@@ -474,33 +505,21 @@ def _file_groups(
                 )
             has = {fields.of(name) for name in columns or {}}
             fills: list[tuple[str, str]] = []
-            for key, value in pairs:
+            for key, value in _partition_pairs(path, source.roots):
                 field_name = fields.of(key)
-                entry = usage.setdefault(
-                    key,
-                    {
-                        "table": source.name,
-                        "key": key,
-                        "field": field_name,
-                        "filled_files": 0,
-                        "ignored_files": 0,
-                        "reason": None,
-                    },
-                )
+                use = usage.setdefault(key, _KeyUse(source.name, key, field_name))
                 if field_name is None:
-                    entry["ignored_files"] += 1  # type: ignore[operator]
-                    entry["reason"] = "not an identity or time column"
+                    use.ignore("not an identity or time column")
                 elif columns is None:
-                    entry["ignored_files"] += 1  # type: ignore[operator]
-                    entry["reason"] = "the files' columns could not be listed (a URL input)"
+                    use.ignore("the files' columns could not be listed (a URL input)")
                 elif value == _HIVE_NULL:
-                    entry["ignored_files"] += 1  # type: ignore[operator]
-                    entry["reason"] = f"{_HIVE_NULL} is Hive's null"
-                elif field_name in has or any(fields.of(k) == field_name for k, _ in fills):
-                    entry["ignored_files"] += 1  # type: ignore[operator]
-                    entry["reason"] = f"the files have their own {field_name} column"
+                    use.ignore(f"{_HIVE_NULL} is Hive's null")
+                elif field_name in has:
+                    use.ignore(f"the files have their own {field_name} column")
+                elif any(fields.of(k) == field_name for k, _ in fills):
+                    use.ignore(f"an outer folder already fills {field_name}")
                 else:
-                    entry["filled_files"] += 1  # type: ignore[operator]
+                    use.filled_files += 1
                     fills.append((key, value))
             kinds = tuple(
                 sorted(
@@ -512,20 +531,16 @@ def _file_groups(
             signature = (file_format, kinds, tuple(fills))
             group = groups.setdefault(signature, _FileGroup(file_format, [], tuple(fills)))
             group.files.append(path)
-    for entry in usage.values():
-        if entry["filled_files"] and entry["ignored_files"]:
-            entry["reason"] = f"{entry['reason']} (in {entry['ignored_files']} files)"
-        elif entry["filled_files"]:
-            entry["reason"] = None
+    for use in usage.values():
         log.info(
             "%s: partition key %s %s",
             source.name,
-            entry["key"],
-            f"fills {entry['field']} in {entry['filled_files']} files"
-            if entry["filled_files"]
-            else f"ignored: {entry['reason']}",
+            use.key,
+            f"fills {use.field} in {use.filled_files} files"
+            if use.filled_files
+            else f"ignored: {use.reason}",
         )
-    return list(groups.values()), list(usage.values())
+    return list(groups.values()), [use.record() for use in usage.values()]
 
 
 def _file_columns(path: Path | Url, file_format: str) -> list[tuple[str, str]] | None:
@@ -538,19 +553,19 @@ def _file_columns(path: Path | Url, file_format: str) -> list[tuple[str, str]] |
             # The exact type, not its kind: Spark cannot even merge float with double.
             return [(f.name, str(f.type)) for f in pq.read_schema(path)]
         if file_format == "csv":
-            opener = gzip.open if path.name.lower().endswith(".gz") else open
-            with opener(path, "rb") as f:  # type: ignore[operator]
-                line = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
-            return [(name, "string") for name in next(csv.reader(io.StringIO(line)), [])]
+            return [(name, "string") for name in csv_header(path)]
     except (OSError, pa.ArrowException, EOFError, UnicodeError, csv.Error):
         return None
     return None
 
 
 def _read_as_meant(
-    engine: Engine, view: str, fills: tuple[tuple[str, str], ...], fields: _Fields
+    engine: Engine,
+    view: str,
+    columns: list[Column],
+    fills: tuple[tuple[str, str], ...],
+    fields: _Fields,
 ) -> str:
-    columns = engine.columns(view)
     select = []
     for column in columns:
         name = quote_identifier(column.name)

@@ -134,6 +134,20 @@ def test_other_partition_keys_are_ignored_and_listed(tmp_path: Path) -> None:
     assert "dt" not in users.columns and "source" not in users.columns
 
 
+def test_folders_above_the_input_are_not_partition_keys(tmp_path: Path) -> None:
+    # A nightly run pointed at one day's folder of a lake: the folders that hold --input are
+    # where the user keeps it, not a layout of the table, and fill nothing.
+    root = tmp_path / "lake" / "user_id=u9" / "dt=2026-01-01"
+    write_csv(root / "tracks.csv", [A, "timestamp"], [("a1", TIMES[0])])
+    folder = root / "identifies" / "user_id=u8"
+    write_csv(folder / "p.csv", [A, "timestamp"], [("a3", TIMES[0])])
+    record = run(root, tmp_path / "out")
+    assert persons(tmp_path / "out") == {ids((A, "a1")), ids((A, "a3"), (U, "u8"))}
+    assert [(e["table"], e["key"]) for e in record["input"]["partition_keys"]] == [
+        ("identifies", "user_id")
+    ]
+
+
 # -- numeric ids ---------------------------------------------------------------------------
 
 

@@ -13,10 +13,12 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from stitcher.components import solve_in_sql
@@ -497,10 +499,6 @@ def test_ids_stay_text_and_traits_keep_their_case(tmp_path: Path) -> None:
 def test_partition_keys_and_numeric_ids_read_the_same_on_both_engines(tmp_path: Path) -> None:
     # The cases of test_read_as_meant.py in one input: a folder key the files have as a
     # column (ignored), one they lack (fills), and one id in every numeric kind, NaN included.
-    from decimal import Decimal
-
-    import pyarrow.parquet as pq
-
     tracks = tmp_path / "in" / "tracks"
     times = ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
     own = tracks / "user_id=u9"

@@ -24,6 +24,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from stitcher.csv_check import csv_header
 from stitcher.engines.base import (
     DATE,
     DECIMAL,
@@ -613,14 +614,10 @@ def _nullable(field: pa.Field) -> pa.Field:
 
 
 def _csv_header(path: Path) -> tuple[str, ...]:
-    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rb") as f:  # type: ignore[operator]
-            line = f.readline()
-    except OSError as exc:
+        return csv_header(path)
+    except (OSError, EOFError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from exc
-    text = line.decode("utf-8", errors="replace").lstrip("\ufeff")
-    return tuple(next(csv.reader(io.StringIO(text)), []))
 
 
 def _first_json_line(path: Path) -> str:
