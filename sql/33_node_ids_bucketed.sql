@@ -68,7 +68,7 @@ ranked AS (
 SELECT
     r.identifier_type, r.identifier, r.first_seen, r.last_seen, r.event_count,
     r.attributed_event_count, r.attributed_first_ts, r.attributed_last_ts, r.quarantine_reason,
-    r.hub_linked_type, r.hub_degree,
+    r.hub_linked_type, r.hub_degree, r.hub_contention, r.hub_typical_degree, r.hub_rule,
     CAST(o.bucket_offset + r.rank_in_bucket AS BIGINT) AS node_id
 FROM ranked AS r
 JOIN bucket_offsets AS o
@@ -80,6 +80,7 @@ UNION ALL
 SELECT
     identifier_type, identifier, first_seen, last_seen, event_count, attributed_event_count,
     attributed_first_ts, attributed_last_ts, quarantine_reason, hub_linked_type, hub_degree,
+    hub_contention, hub_typical_degree, hub_rule,
     CAST(NULL AS BIGINT) AS node_id
 FROM identifiers_quarantined
 WHERE quarantine_reason IS NOT NULL

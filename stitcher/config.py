@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -163,8 +164,10 @@ class HubRule:
             )
 
 
-# An anonymous id seen with more than 50 user ids is a shared kiosk or a hard-coded device id;
-# a user id seen with more than 1,000 anonymous ids is a shared login such as a guest account.
+# The fixed bounds: whatever the shape of the graph, an anonymous id seen with more than 50 user
+# ids (a shared kiosk, a hard-coded device id) or a user id seen with more than 1,000 anonymous
+# ids (a shared login such as a guest account) is a hub. Below them, sql/31_hub_degrees.sql
+# judges by contention and by the data's own degree distribution.
 DEFAULT_HUBS: tuple[HubRule, ...] = (
     HubRule("anonymous_id", "user_id", 50),
     HubRule("user_id", "anonymous_id", 1000),
@@ -174,6 +177,12 @@ DEFAULT_LIMITS: tuple[tuple[str, int], ...] = (("user_id", 1),)
 DEFAULT_LIMIT = 5
 DEFAULT_PRIORITY: tuple[str, ...] = ("user_id", "email")
 MIXPANEL_MAX_CLUSTER_IDS = 500
+# A hub by contention: its partners lead to at least this many other identifiers of its type. A
+# family of three sharing a computer reaches 3 at most (the computer), 2 for each login.
+DEFAULT_HUB_MIN_CONTENTION = 4
+# A hub as an outlier: more than this many times the type's 99th-percentile degree (and at least
+# two partners shared with others). A real user's devices in generated data stay within 2x.
+DEFAULT_HUB_OUTLIER_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +200,8 @@ class RunOptions:
     input_format: str = "auto"
     identifier_types: tuple[IdentifierType, ...] = ()
     hubs: tuple[HubRule, ...] = DEFAULT_HUBS
+    hub_min_contention: int = DEFAULT_HUB_MIN_CONTENTION
+    hub_outlier_factor: float = DEFAULT_HUB_OUTLIER_FACTOR
     limits: tuple[tuple[str, int], ...] = DEFAULT_LIMITS
     default_limit: int = DEFAULT_LIMIT
     priority: tuple[str, ...] = DEFAULT_PRIORITY
@@ -264,12 +275,35 @@ class RunOptions:
                     f"known types: {', '.join(names)}"
                 )
         for hub in self.hubs:
+            if hub.identifier_type == hub.linked_type:
+                raise ConfigError(
+                    f"hub rule {hub.identifier_type} = {{ {hub.linked_type} = ... }} links a "
+                    "type to itself; a hub rule names two different identifier types"
+                )
             for type_name in (hub.identifier_type, hub.linked_type):
                 if type_name not in names:
                     raise ConfigError(
                         f"hub rule names unknown identifier type {type_name!r}; "
                         f"known types: {', '.join(names)}"
                     )
+        if isinstance(self.hub_min_contention, bool) or not isinstance(
+            self.hub_min_contention, int
+        ):
+            raise ConfigError("hubs min_contention must be an integer")
+        if self.hub_min_contention < 2:
+            raise ConfigError(
+                f"hubs min_contention must be at least 2 (got {self.hub_min_contention}): "
+                "with 1, every login that shares one device with anyone would be a hub"
+            )
+        if isinstance(self.hub_outlier_factor, bool) or not isinstance(
+            self.hub_outlier_factor, int | float
+        ):
+            raise ConfigError("hubs outlier_factor must be a number")
+        if not math.isfinite(self.hub_outlier_factor) or self.hub_outlier_factor < 1:
+            raise ConfigError(
+                f"hubs outlier_factor must be a finite number of at least 1 "
+                f"(got {self.hub_outlier_factor})"
+            )
         if self.mixpanel_max_cluster_ids < 2:
             raise ConfigError("mixpanel max_cluster_ids must be at least 2")
         if self.policy not in POLICIES:

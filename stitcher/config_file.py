@@ -52,7 +52,7 @@ _TOP_KEYS = {
 }
 _JUNK_KEYS = {"values", "patterns", "files", "replace_defaults"}
 _IDENTIFIER_KEYS = {"column", "columns", "tables", "normalize", "junk_values", "junk_patterns"}
-_HUB_KEYS = {"enabled"}
+_HUB_KEYS = {"enabled", "min_contention", "outlier_factor"}
 _MIXPANEL_KEYS = {"max_cluster_ids"}
 
 
@@ -95,7 +95,8 @@ def _check_keys(table: dict, valid: set[str] | dict, where: str) -> None:
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
-    if isinstance(value, bool) and kind is int:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and int in kinds:
         raise ConfigError(f"{where} must be {what}, not {value!r}")
     if not isinstance(value, kind):
         raise ConfigError(f"{where} must be {what}, not {value!r}")
@@ -157,6 +158,20 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
         values["priority"] = _string_list(config["priority"], f"{where}: priority")
     if "hubs" in config:
         values["hubs"] = _hubs(config["hubs"], where)
+        hubs = config["hubs"]
+        if "min_contention" in hubs:
+            values["hub_min_contention"] = _typed(
+                hubs["min_contention"], int, f"{where}: hubs.min_contention", "an integer"
+            )
+        if "outlier_factor" in hubs:
+            values["hub_outlier_factor"] = float(
+                _typed(
+                    hubs["outlier_factor"],
+                    (int, float),
+                    f"{where}: hubs.outlier_factor",
+                    "a number",
+                )
+            )
     if "mixpanel" in config:
         mixpanel = _typed(config["mixpanel"], dict, f"{where}: mixpanel", "a table")
         _check_keys(mixpanel, _MIXPANEL_KEYS, f"{where} [mixpanel]")
@@ -307,6 +322,8 @@ def effective_config_toml(options: RunOptions) -> str:
     lines += ["", "[limits]", f"default = {options.default_limit}"]
     lines += [f"{k} = {v}" for k, v in options.limits]
     lines += ["", "[hubs]", f"enabled = {_toml(bool(options.hubs))}"]
+    lines.append(f"min_contention = {options.hub_min_contention}")
+    lines.append(f"outlier_factor = {float(options.hub_outlier_factor)!r}")
     by_type: dict[str, list[HubRule]] = {}
     for hub in options.hubs:
         by_type.setdefault(hub.identifier_type, []).append(hub)

@@ -76,50 +76,98 @@ def sql_fragments(options: RunOptions) -> dict[str, str]:
             f"{same}"
         )
     fragments["extra_links"] = "".join(links)
-    fragments["degree_queries"] = _degree_queries(options)
+    fragments.update(_hub_fragments(options))
     return fragments
 
 
-def _degree_queries(options: RunOptions) -> str:
+def _hub_fragments(options: RunOptions) -> dict[str, str]:
+    """The hub rules for sql/31_hub_degrees.sql: each unordered pair of types some rule links
+    (pair_no, a_type, b_type), that pair's links read off pairs (pair_no, a, b: every column of
+    a_type against every column of b_type), and the rules (rule_no, pair_no, side,
+    identifier_type, linked_type, max_linked), side naming the end of the pair a rule judges."""
     q, lit = quote_identifier, quote_literal
     columns: dict[str, list[str]] = {}
     for type_name, col in event_columns(options):
         columns.setdefault(type_name, []).append(col)
-    queries = []
-    for hub in options.hubs:
-        a_columns, b_columns = columns[hub.identifier_type], columns[hub.linked_type]
-        source = "pairs"
-        col_a, col_b = q(a_columns[0]), q(b_columns[0])
-        if len(a_columns) > 1 or len(b_columns) > 1:
-            # A type read from several columns: every (column of one, column of the other).
-            source = (
-                "("
-                + " UNION ALL ".join(
-                    f"SELECT {q(a)} AS a, {q(b)} AS b FROM pairs"
-                    for a in a_columns
-                    for b in b_columns
-                )
-                + ")"
-            )
-            col_a, col_b = "a", "b"
+    type_pairs: dict[frozenset[str], tuple[int, str, str]] = {}
+    rules = []
+    for rule_no, hub in enumerate(options.hubs):
+        key = frozenset((hub.identifier_type, hub.linked_type))
+        if key not in type_pairs:
+            type_pairs[key] = (len(type_pairs), hub.identifier_type, hub.linked_type)
+        pair_no, a_type, _ = type_pairs[key]
+        side = "a" if hub.identifier_type == a_type else "b"
         # max_linked is a validated int: safe to write into the statement.
-        # Junk partners are left out by an anti-join with the junk identifiers only (a few
-        # rows), not a join with every identifier: at 10M events that join probed 1.3M ids.
-        queries.append(
-            f"SELECT {lit(hub.identifier_type)} AS identifier_type, p.{col_a} AS identifier, "
-            f"{lit(hub.linked_type)} AS linked_type, count(DISTINCT p.{col_b}) AS degree "
-            f"FROM {source} AS p LEFT JOIN identifiers_junk AS j ON j.identifier_type = "
-            f"{lit(hub.linked_type)} AND j.identifier = p.{col_b} "
-            f"WHERE p.{col_a} IS NOT NULL AND p.{col_b} IS NOT NULL AND j.identifier IS NULL "
-            f"GROUP BY p.{col_a} HAVING count(DISTINCT p.{col_b}) > {int(hub.max_linked)}"
+        rules.append(
+            f"SELECT {rule_no} AS rule_no, {pair_no} AS pair_no, {lit(side)} AS side, "
+            f"{lit(hub.identifier_type)} AS identifier_type, {lit(hub.linked_type)} AS "
+            f"linked_type, {int(hub.max_linked)} AS max_linked"
         )
-    if not queries:
-        return (
-            "SELECT CAST(NULL AS VARCHAR) AS identifier_type, CAST(NULL AS VARCHAR) AS "
-            "identifier, CAST(NULL AS VARCHAR) AS linked_type, CAST(NULL AS BIGINT) AS degree "
+    pairs = [
+        f"SELECT {n} AS pair_no, {lit(a)} AS a_type, {lit(b)} AS b_type"
+        for n, a, b in type_pairs.values()
+    ]
+    links = [
+        f"SELECT {n} AS pair_no, {q(ca)} AS a, {q(cb)} AS b FROM pairs "
+        f"WHERE {q(ca)} IS NOT NULL AND {q(cb)} IS NOT NULL"
+        for n, a, b in type_pairs.values()
+        for ca in columns[a]
+        for cb in columns[b]
+    ]
+    if not rules:
+        # No rules (--no-hubs): typed empty rows, so the step finds no hub.
+        pairs = ["SELECT 0 AS pair_no, 'none' AS a_type, 'none' AS b_type WHERE false"]
+        rules = [
+            "SELECT 0 AS rule_no, 0 AS pair_no, 'a' AS side, 'none' AS identifier_type, "
+            "'none' AS linked_type, 0 AS max_linked WHERE false"
+        ]
+        links = [
+            "SELECT 0 AS pair_no, CAST(NULL AS VARCHAR) AS a, CAST(NULL AS VARCHAR) AS b "
             "WHERE false"
+        ]
+    union = "\n    UNION ALL\n    ".join
+    return {
+        "hub_type_pairs": union(pairs),
+        "hub_rules": union(rules),
+        "hub_links": union(links),
+        # Validated numbers (config.RunOptions): safe to write into the statement.
+        "min_contention": str(int(options.hub_min_contention)),
+        "outlier_factor": repr(float(options.hub_outlier_factor)),
+    }
+
+
+def hub_reason(
+    identifier_type: str,
+    linked_type: str,
+    degree: int,
+    contention: int,
+    typical_degree: int,
+    rule: str,
+    options: RunOptions,
+) -> str:
+    """One sentence saying why a hub was condemned, from its row of sql/31_hub_degrees.sql."""
+    if rule == "max_linked":
+        bound = next(
+            h.max_linked
+            for h in options.hubs
+            if (h.identifier_type, h.linked_type) == (identifier_type, linked_type)
         )
-    return "\nUNION ALL\n".join(queries)
+        return (
+            f"linked to {degree:,} {linked_type} values, more than the bound of {bound:,} "
+            f"([hubs] {identifier_type} = {{ {linked_type} = {bound} }})"
+        )
+    if rule == "contention":
+        return (
+            f"its {degree:,} {linked_type} values lead to {contention:,} other {identifier_type} "
+            f"values (a hub at {options.hub_min_contention} or more: [hubs] min_contention)"
+        )
+    above = options.hub_outlier_factor * max(typical_degree, 2)
+    return (
+        f"linked to {degree:,} {linked_type} values, more than {above:g} "
+        f"({options.hub_outlier_factor:g} x the 99th-percentile {identifier_type} degree "
+        f"{typical_degree:,}: [hubs] outlier_factor), and they lead to {contention:,} other "
+        f"{identifier_type} values"
+    )
 
 
 def junk_tables(options: RunOptions) -> tuple[pa.Table, pa.Table]:

@@ -26,7 +26,7 @@ from stitcher.config import RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
-from stitcher.graph import junk_pattern_match, junk_tables, sql_fragments
+from stitcher.graph import hub_reason, junk_pattern_match, junk_tables, sql_fragments
 from stitcher.load import (
     LoadedInput,
     find_tables,
@@ -605,12 +605,16 @@ def _run_record(
             "identifier": i,
             "linked_type": lt,
             "degree": int(d),
+            "contention": int(c),
+            "typical_degree": int(typical),
+            "rule": rule,
+            "why": hub_reason(t, lt, int(d), int(c), int(typical), rule, options),
             "event_count": int(n),
         }
-        for t, i, lt, d, n in rows(
-            "SELECT identifier_type, identifier, hub_linked_type, hub_degree, event_count "
-            "FROM quarantine WHERE reason = 'hub' ORDER BY hub_degree DESC, identifier_type, "
-            "identifier LIMIT 50"
+        for t, i, lt, d, c, typical, rule, n in rows(
+            "SELECT identifier_type, identifier, hub_linked_type, hub_degree, hub_contention, "
+            "hub_typical_degree, hub_rule, event_count FROM quarantine WHERE reason = 'hub' "
+            "ORDER BY hub_degree DESC, identifier_type, identifier LIMIT 50"
         )
     ]
     kept = dict(rows("SELECT reason, edges FROM edge_totals WHERE kept"))

@@ -86,6 +86,9 @@ def handmade_table() -> pa.Table:
             "quarantine_reason": reason,
             "hub_linked_type": "user_id" if reason == "hub" else None,
             "hub_degree": 9 if reason == "hub" else None,
+            "hub_contention": 5 if reason == "hub" else None,
+            "hub_typical_degree": 2 if reason == "hub" else None,
+            "hub_rule": "contention" if reason == "hub" else None,
         }
         for t, v, seen, reason in HANDMADE
     ]
@@ -102,6 +105,9 @@ def handmade_table() -> pa.Table:
             ("quarantine_reason", pa.string()),
             ("hub_linked_type", pa.string()),
             ("hub_degree", pa.int64()),
+            ("hub_contention", pa.int64()),
+            ("hub_typical_degree", pa.int64()),
+            ("hub_rule", pa.string()),
         ]
     )
     return pa.Table.from_pylist(rows, schema=schema)
@@ -211,7 +217,9 @@ SELECT
     CAST(1 AS BIGINT) AS event_count, CAST(1 AS BIGINT) AS attributed_event_count,
     TIMESTAMP '2026-03-01' AS attributed_first_ts, TIMESTAMP '2026-03-02' AS attributed_last_ts,
     CASE WHEN i % 97 = 0 THEN 'hub' END AS quarantine_reason,
-    CAST(NULL AS VARCHAR) AS hub_linked_type, CAST(NULL AS BIGINT) AS hub_degree
+    CAST(NULL AS VARCHAR) AS hub_linked_type, CAST(NULL AS BIGINT) AS hub_degree,
+    CAST(NULL AS BIGINT) AS hub_contention, CAST(NULL AS BIGINT) AS hub_typical_degree,
+    CAST(NULL AS VARCHAR) AS hub_rule
 FROM range(600000) AS t(i)
 """
 

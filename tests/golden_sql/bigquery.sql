@@ -667,14 +667,34 @@ LEFT JOIN junk_one_type AS t
 DROP TABLE IF EXISTS `hub_degrees`;
 
 CREATE TABLE `hub_degrees` AS
-/*       ever has (a kiosk, a hard-coded device id, a shared `guest-account` login). */
-/* Inputs: pairs; identifiers (quarantine_reason from the junk step); degree_queries, one */
-/*         SELECT per hub rule over pairs and identifiers_junk (stitcher/graph.py) */
-/* Output: hub_degrees(identifier_type, identifier, linked_type, degree), one row per */
-/*         (identifier, hub rule) whose threshold is exceeded. */
-/* Invariants: degree = number of distinct non-junk identifiers of linked_type seen on the same */
-/*             events as the identifier; junk partners do not count, so one junk value cannot */
-/*             make a real id a hub. */
+/*       hard-coded device id, a shared `guest-account` login), judged by the shape of the graph */
+/*       rather than by one fixed count, so that small and large data get the same answer. */
+/* Inputs: pairs; identifiers (quarantine_reason from the junk step); from stitcher/graph.py: */
+/*         hub_type_pairs (pair_no, a_type, b_type), one row per pair of types some rule links; */
+/*         hub_links (pair_no, a, b), a SELECT over pairs per column of a_type and column of */
+/*         b_type; hub_rules (rule_no, pair_no, side, identifier_type, linked_type, max_linked), */
+/*         side = 'a' or 'b', the side of the pair the rule judges; min_contention and */
+/*         outlier_factor, validated numbers from the run options. */
+/* Output: hub_degrees(identifier_type, identifier, linked_type, degree, contention, */
+/*         typical_degree, hub_rule), one row per (identifier, hub rule) found to be a hub. */
+/* Invariants: */
+/*   degree = distinct non-junk partners of linked_type seen on the same events as the */
+/*     identifier; */
+/*   contention = distinct other identifiers of the identifier's own type that its partners lead */
+/*     to, at most one per partner (the partner's first owner other than itself). A shared */
+/*     login's devices lead to their owners' own logins, one owner each; a power user's cookies */
+/*     lead nowhere; a family of three sharing one computer gives each of its logins a */
+/*     contention of at most 2 and the computer at most 3; */
+/*   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the */
+/*     type that have a partner under the rule: the data's own idea of "many"; */
+/*   a hub breaks at least one rule, and hub_rule names the first it breaks: */
+/*     'max_linked'  degree > max_linked (the fixed bound a user sets), */
+/*     'contention'  contention >= min_contention, */
+/*     'outlier'     contention >= 2 and degree > outlier_factor * greatest(typical_degree, 2); */
+/*   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub. */
+/* Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so */
+/*   one DISTINCT and one aggregate per end serve both (at 10M events a DISTINCT per rule cost */
+/*   half as much again). */
 WITH identifiers_junk AS (
   SELECT
     identifiers.identifier_type AS identifier_type,
@@ -682,52 +702,226 @@ WITH identifiers_junk AS (
   FROM identifiers AS identifiers
   WHERE
     NOT identifiers.quarantine_reason IS NULL
+), type_pairs AS (
+  SELECT
+    0 AS pair_no,
+    'anonymous_id' AS a_type,
+    'user_id' AS b_type
+), hub_rules AS (
+  SELECT
+    0 AS rule_no,
+    0 AS pair_no,
+    'a' AS side,
+    'anonymous_id' AS identifier_type,
+    'user_id' AS linked_type,
+    50 AS max_linked
+  UNION ALL
+  SELECT
+    1 AS rule_no,
+    0 AS pair_no,
+    'b' AS side,
+    'user_id' AS identifier_type,
+    'anonymous_id' AS linked_type,
+    1000 AS max_linked
+), distinct_edges AS (
+  SELECT DISTINCT
+    l.pair_no AS pair_no,
+    l.a AS a,
+    l.b AS b
+  FROM (
+    SELECT
+      0 AS pair_no,
+      pairs.`anonymous_id` AS a,
+      pairs.`user_id` AS b
+    FROM pairs AS pairs
+    WHERE
+      NOT pairs.`anonymous_id` IS NULL AND NOT pairs.`user_id` IS NULL
+  ) AS l
+), edges AS (
+  SELECT
+    e.pair_no AS pair_no,
+    e.a AS a,
+    e.b AS b
+  FROM distinct_edges AS e
+  JOIN type_pairs AS t
+    ON t.pair_no = e.pair_no
+  /* Anti-joins with the junk identifiers only (a few rows), after the DISTINCT: half the */
+  /* probes of joining every pairs row. */
+  LEFT JOIN identifiers_junk AS ja
+    ON ja.identifier_type = t.a_type AND ja.identifier = e.a
+  LEFT JOIN identifiers_junk AS jb
+    ON jb.identifier_type = t.b_type AND jb.identifier = e.b
+  WHERE
+    ja.identifier IS NULL AND jb.identifier IS NULL
+), ends /* Each end of each edge set: its degree, and the first and last identifier on the other end */ /* (for a partner shared by two or more owners, the one it leads to). */ AS (
+  SELECT
+    edges.pair_no AS pair_no,
+    'a' AS side,
+    edges.a AS identifier,
+    COUNT(*) AS degree,
+    MIN(edges.b) AS first_other,
+    MAX(edges.b) AS last_other
+  FROM edges AS edges
+  GROUP BY
+    edges.pair_no,
+    edges.a
+  UNION ALL
+  SELECT
+    edges.pair_no AS pair_no,
+    'b' AS side,
+    edges.b AS identifier,
+    COUNT(*) AS degree,
+    MIN(edges.a) AS first_other,
+    MAX(edges.a) AS last_other
+  FROM edges AS edges
+  GROUP BY
+    edges.pair_no,
+    edges.b
+), shared_partners /* Only partners with two or more owners add contention: a few percent of them. */ AS (
+  SELECT
+    ends.pair_no AS pair_no,
+    ends.side AS side,
+    ends.identifier AS partner,
+    ends.first_other AS first_other,
+    ends.last_other AS last_other
+  FROM ends AS ends
+  WHERE
+    ends.degree > 1
+), leads AS (
+  SELECT
+    r.rule_no AS rule_no,
+    e.a AS identifier,
+    CASE WHEN p.first_other <> e.a THEN p.first_other ELSE p.last_other END AS other
+  FROM hub_rules AS r
+  JOIN edges AS e
+    ON e.pair_no = r.pair_no
+  JOIN shared_partners AS p
+    ON p.pair_no = e.pair_no AND p.side = 'b' AND p.partner = e.b
+  WHERE
+    r.side = 'a'
+  UNION ALL
+  SELECT
+    r.rule_no AS rule_no,
+    e.b AS identifier,
+    CASE WHEN p.first_other <> e.b THEN p.first_other ELSE p.last_other END AS other
+  FROM hub_rules AS r
+  JOIN edges AS e
+    ON e.pair_no = r.pair_no
+  JOIN shared_partners AS p
+    ON p.pair_no = e.pair_no AND p.side = 'a' AND p.partner = e.a
+  WHERE
+    r.side = 'b'
+), contentions AS (
+  SELECT
+    leads.rule_no AS rule_no,
+    leads.identifier AS identifier,
+    COUNT(DISTINCT leads.other) AS contention
+  FROM leads AS leads
+  GROUP BY
+    leads.rule_no,
+    leads.identifier
+), degrees AS (
+  SELECT
+    r.rule_no AS rule_no,
+    x.identifier AS identifier,
+    x.degree AS degree
+  FROM hub_rules AS r
+  JOIN ends AS x
+    ON x.pair_no = r.pair_no AND x.side = r.side
+), histogram /* The percentile from a histogram of degrees (a few hundred rows), not a sort of every */ /* identifier; integer arithmetic, so every engine picks the same degree. */ AS (
+  SELECT
+    degrees.rule_no AS rule_no,
+    degrees.degree AS degree,
+    COUNT(*) AS identifiers
+  FROM degrees AS degrees
+  GROUP BY
+    degrees.rule_no,
+    degrees.degree
+), cumulative AS (
+  SELECT
+    histogram.rule_no AS rule_no,
+    histogram.degree AS degree,
+    SUM(histogram.identifiers) OVER (
+      PARTITION BY histogram.rule_no
+      ORDER BY histogram.degree IS NULL ASC, histogram.degree ASC
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS at_most,
+    SUM(histogram.identifiers) OVER (PARTITION BY histogram.rule_no) AS total
+  FROM histogram AS histogram
+), typical AS (
+  SELECT
+    cumulative.rule_no AS rule_no,
+    MIN(cumulative.degree) AS typical_degree
+  FROM cumulative AS cumulative
+  WHERE
+    100 * cumulative.at_most >= 99 * cumulative.total
+  GROUP BY
+    cumulative.rule_no
+), judged AS (
+  SELECT
+    r.identifier_type AS identifier_type,
+    d.identifier AS identifier,
+    r.linked_type AS linked_type,
+    d.degree AS degree,
+    COALESCE(c.contention, 0) AS contention,
+    t.typical_degree AS typical_degree,
+    r.max_linked AS max_linked
+  FROM degrees AS d
+  JOIN hub_rules AS r
+    ON r.rule_no = d.rule_no
+  JOIN typical AS t
+    ON t.rule_no = d.rule_no
+  LEFT JOIN contentions AS c
+    ON c.rule_no = d.rule_no AND c.identifier = d.identifier
 )
 SELECT
-  'anonymous_id' AS identifier_type,
-  p.`anonymous_id` AS identifier,
-  'user_id' AS linked_type,
-  COUNT(DISTINCT p.`user_id`) AS degree
-FROM pairs AS p
-LEFT JOIN identifiers_junk AS j
-  ON j.identifier_type = 'user_id' AND j.identifier = p.`user_id`
+  judged.identifier_type AS identifier_type,
+  judged.identifier AS identifier,
+  judged.linked_type AS linked_type,
+  judged.degree AS degree,
+  judged.contention AS contention,
+  judged.typical_degree AS typical_degree,
+  CASE
+    WHEN judged.degree > judged.max_linked
+    THEN 'max_linked'
+    WHEN judged.contention >= 4
+    THEN 'contention'
+    ELSE 'outlier'
+  END AS hub_rule
+FROM judged AS judged
 WHERE
-  NOT p.`anonymous_id` IS NULL AND NOT p.`user_id` IS NULL AND j.identifier IS NULL
-GROUP BY
-  p.`anonymous_id`
-HAVING
-  COUNT(DISTINCT p.`user_id`) > 50
-UNION ALL
-SELECT
-  'user_id' AS identifier_type,
-  p.`user_id` AS identifier,
-  'anonymous_id' AS linked_type,
-  COUNT(DISTINCT p.`anonymous_id`) AS degree
-FROM pairs AS p
-LEFT JOIN identifiers_junk AS j
-  ON j.identifier_type = 'anonymous_id' AND j.identifier = p.`anonymous_id`
-WHERE
-  NOT p.`user_id` IS NULL AND NOT p.`anonymous_id` IS NULL AND j.identifier IS NULL
-GROUP BY
-  p.`user_id`
-HAVING
-  COUNT(DISTINCT p.`anonymous_id`) > 1000;
+  judged.degree > judged.max_linked
+  OR judged.contention >= 4
+  OR (
+    judged.contention >= 2
+    AND judged.degree > 2.0 * (
+      CASE WHEN judged.typical_degree > 2 THEN judged.typical_degree ELSE 2 END
+    )
+  );
 
 DROP TABLE IF EXISTS `identifiers_quarantined`;
 
 CREATE TABLE `identifiers_quarantined` AS
 /* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
+/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree, hub_contention, */
+/*         hub_typical_degree, hub_rule), the evidence that condemned a hub (31_hub_degrees.sql); */
 /*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
 /*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
 /*         step (33_node_ids*.sql), which adds node_id. */
-/* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
+/* Invariants: one row per identifier; a hub reports the hub rule under which its degree is */
+/*             largest; the hub columns are NULL for every identifier that is not a hub. */
 WITH hub AS (
   SELECT
     hub_degrees.identifier_type AS identifier_type,
     hub_degrees.identifier AS identifier,
     ARRAY_AGG(
-      STRUCT(hub_degrees.degree AS degree, hub_degrees.linked_type AS linked_type) IGNORE NULLS ORDER BY hub_degrees.degree IS NULL DESC, hub_degrees.degree DESC, hub_degrees.linked_type IS NULL DESC, hub_degrees.linked_type DESC
+      STRUCT(
+        hub_degrees.degree AS degree,
+        hub_degrees.linked_type AS linked_type,
+        hub_degrees.contention AS contention,
+        hub_degrees.typical_degree AS typical_degree,
+        hub_degrees.hub_rule AS hub_rule
+      ) IGNORE NULLS ORDER BY hub_degrees.degree IS NULL DESC, hub_degrees.degree DESC, hub_degrees.linked_type IS NULL DESC, hub_degrees.linked_type DESC, hub_degrees.contention IS NULL DESC, hub_degrees.contention DESC, hub_degrees.typical_degree IS NULL DESC, hub_degrees.typical_degree DESC, hub_degrees.hub_rule IS NULL DESC, hub_degrees.hub_rule DESC
       LIMIT 1
     )[SAFE_OFFSET(0)] AS worst
   FROM hub_degrees AS hub_degrees
@@ -751,7 +945,10 @@ SELECT
     THEN 'hub'
   END AS quarantine_reason,
   h.worst.linked_type AS hub_linked_type,
-  h.worst.degree AS hub_degree
+  h.worst.degree AS hub_degree,
+  h.worst.contention AS hub_contention,
+  h.worst.typical_degree AS hub_typical_degree,
+  h.worst.hub_rule AS hub_rule
 FROM identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
@@ -773,9 +970,12 @@ DROP TABLE IF EXISTS `quarantine`;
 CREATE TABLE `quarantine` AS
 /* Inputs: identifiers_quarantined (32_quarantine.sql) */
 /* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
-/*         last_seen_at, hub_linked_type, hub_degree) */
+/*         last_seen_at, hub_linked_type, hub_degree, hub_contention, hub_typical_degree, */
+/*         hub_rule) */
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
-/*             or hub; hubs carry the rule they broke and their degree under it. */
+/*             or hub; hubs carry the evidence that condemned them (31_hub_degrees.sql): the */
+/*             linked type, the degree, the contention, the type's typical degree and the */
+/*             rule broken; those columns are NULL on junk. */
 SELECT
   identifiers_quarantined.identifier_type AS identifier_type,
   identifiers_quarantined.identifier AS identifier,
@@ -784,7 +984,10 @@ SELECT
   identifiers_quarantined.first_seen AS first_seen_at,
   identifiers_quarantined.last_seen AS last_seen_at,
   identifiers_quarantined.hub_linked_type AS hub_linked_type,
-  identifiers_quarantined.hub_degree AS hub_degree
+  identifiers_quarantined.hub_degree AS hub_degree,
+  identifiers_quarantined.hub_contention AS hub_contention,
+  identifiers_quarantined.hub_typical_degree AS hub_typical_degree,
+  identifiers_quarantined.hub_rule AS hub_rule
 FROM identifiers_quarantined AS identifiers_quarantined
 WHERE
   NOT identifiers_quarantined.quarantine_reason IS NULL;
@@ -998,6 +1201,9 @@ WITH keyed AS (
     identifiers_quarantined.quarantine_reason AS quarantine_reason,
     identifiers_quarantined.hub_linked_type AS hub_linked_type,
     identifiers_quarantined.hub_degree AS hub_degree,
+    identifiers_quarantined.hub_contention AS hub_contention,
+    identifiers_quarantined.hub_typical_degree AS hub_typical_degree,
+    identifiers_quarantined.hub_rule AS hub_rule,
     identifiers_quarantined.identifier_type <> 'user_id' AS bucket_later_type,
     identifiers_quarantined.first_seen IS NULL AS bucket_unknown_time,
     COALESCE(
@@ -1049,6 +1255,9 @@ WITH keyed AS (
     keyed.quarantine_reason AS quarantine_reason,
     keyed.hub_linked_type AS hub_linked_type,
     keyed.hub_degree AS hub_degree,
+    keyed.hub_contention AS hub_contention,
+    keyed.hub_typical_degree AS hub_typical_degree,
+    keyed.hub_rule AS hub_rule,
     keyed.bucket_later_type AS bucket_later_type,
     keyed.bucket_unknown_time AS bucket_unknown_time,
     keyed.bucket_minute AS bucket_minute,
@@ -1073,6 +1282,9 @@ SELECT
   r.quarantine_reason AS quarantine_reason,
   r.hub_linked_type AS hub_linked_type,
   r.hub_degree AS hub_degree,
+  r.hub_contention AS hub_contention,
+  r.hub_typical_degree AS hub_typical_degree,
+  r.hub_rule AS hub_rule,
   CAST(o.bucket_offset + r.rank_in_bucket AS INT64) AS node_id
 FROM ranked AS r
 JOIN bucket_offsets AS o
@@ -1093,6 +1305,9 @@ SELECT
   identifiers_quarantined.quarantine_reason AS quarantine_reason,
   identifiers_quarantined.hub_linked_type AS hub_linked_type,
   identifiers_quarantined.hub_degree AS hub_degree,
+  identifiers_quarantined.hub_contention AS hub_contention,
+  identifiers_quarantined.hub_typical_degree AS hub_typical_degree,
+  identifiers_quarantined.hub_rule AS hub_rule,
   CAST(NULL AS INT64) AS node_id
 FROM identifiers_quarantined AS identifiers_quarantined
 WHERE

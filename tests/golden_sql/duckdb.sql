@@ -588,14 +588,34 @@ LEFT JOIN junk_one_type AS t
 DROP TABLE IF EXISTS "hub_degrees";
 
 CREATE TABLE "hub_degrees" AS
-/*       ever has (a kiosk, a hard-coded device id, a shared `guest-account` login). */
-/* Inputs: pairs; identifiers (quarantine_reason from the junk step); degree_queries, one */
-/*         SELECT per hub rule over pairs and identifiers_junk (stitcher/graph.py) */
-/* Output: hub_degrees(identifier_type, identifier, linked_type, degree), one row per */
-/*         (identifier, hub rule) whose threshold is exceeded. */
-/* Invariants: degree = number of distinct non-junk identifiers of linked_type seen on the same */
-/*             events as the identifier; junk partners do not count, so one junk value cannot */
-/*             make a real id a hub. */
+/*       hard-coded device id, a shared `guest-account` login), judged by the shape of the graph */
+/*       rather than by one fixed count, so that small and large data get the same answer. */
+/* Inputs: pairs; identifiers (quarantine_reason from the junk step); from stitcher/graph.py: */
+/*         hub_type_pairs (pair_no, a_type, b_type), one row per pair of types some rule links; */
+/*         hub_links (pair_no, a, b), a SELECT over pairs per column of a_type and column of */
+/*         b_type; hub_rules (rule_no, pair_no, side, identifier_type, linked_type, max_linked), */
+/*         side = 'a' or 'b', the side of the pair the rule judges; min_contention and */
+/*         outlier_factor, validated numbers from the run options. */
+/* Output: hub_degrees(identifier_type, identifier, linked_type, degree, contention, */
+/*         typical_degree, hub_rule), one row per (identifier, hub rule) found to be a hub. */
+/* Invariants: */
+/*   degree = distinct non-junk partners of linked_type seen on the same events as the */
+/*     identifier; */
+/*   contention = distinct other identifiers of the identifier's own type that its partners lead */
+/*     to, at most one per partner (the partner's first owner other than itself). A shared */
+/*     login's devices lead to their owners' own logins, one owner each; a power user's cookies */
+/*     lead nowhere; a family of three sharing one computer gives each of its logins a */
+/*     contention of at most 2 and the computer at most 3; */
+/*   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the */
+/*     type that have a partner under the rule: the data's own idea of "many"; */
+/*   a hub breaks at least one rule, and hub_rule names the first it breaks: */
+/*     'max_linked'  degree > max_linked (the fixed bound a user sets), */
+/*     'contention'  contention >= min_contention, */
+/*     'outlier'     contention >= 2 and degree > outlier_factor * greatest(typical_degree, 2); */
+/*   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub. */
+/* Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so */
+/*   one DISTINCT and one aggregate per end serve both (at 10M events a DISTINCT per rule cost */
+/*   half as much again). */
 WITH identifiers_junk AS (
   SELECT
     identifier_type,
@@ -603,49 +623,219 @@ WITH identifiers_junk AS (
   FROM identifiers
   WHERE
     NOT quarantine_reason IS NULL
+), type_pairs AS (
+  SELECT
+    0 AS pair_no,
+    'anonymous_id' AS a_type,
+    'user_id' AS b_type
+), hub_rules AS (
+  SELECT
+    0 AS rule_no,
+    0 AS pair_no,
+    'a' AS side,
+    'anonymous_id' AS identifier_type,
+    'user_id' AS linked_type,
+    50 AS max_linked
+  UNION ALL
+  SELECT
+    1 AS rule_no,
+    0 AS pair_no,
+    'b' AS side,
+    'user_id' AS identifier_type,
+    'anonymous_id' AS linked_type,
+    1000 AS max_linked
+), distinct_edges AS (
+  SELECT DISTINCT
+    pair_no,
+    a,
+    b
+  FROM (
+    SELECT
+      0 AS pair_no,
+      "anonymous_id" AS a,
+      "user_id" AS b
+    FROM pairs
+    WHERE
+      NOT "anonymous_id" IS NULL AND NOT "user_id" IS NULL
+  ) AS l
+), edges AS (
+  SELECT
+    e.pair_no,
+    e.a,
+    e.b
+  FROM distinct_edges AS e
+  JOIN type_pairs AS t
+    ON t.pair_no = e.pair_no
+  /* Anti-joins with the junk identifiers only (a few rows), after the DISTINCT: half the */
+  /* probes of joining every pairs row. */
+  LEFT JOIN identifiers_junk AS ja
+    ON ja.identifier_type = t.a_type AND ja.identifier = e.a
+  LEFT JOIN identifiers_junk AS jb
+    ON jb.identifier_type = t.b_type AND jb.identifier = e.b
+  WHERE
+    ja.identifier IS NULL AND jb.identifier IS NULL
+), ends /* Each end of each edge set: its degree, and the first and last identifier on the other end */ /* (for a partner shared by two or more owners, the one it leads to). */ AS (
+  SELECT
+    pair_no,
+    'a' AS side,
+    a AS identifier,
+    COUNT(*) AS degree,
+    MIN(b) AS first_other,
+    MAX(b) AS last_other
+  FROM edges
+  GROUP BY
+    pair_no,
+    a
+  UNION ALL
+  SELECT
+    pair_no,
+    'b' AS side,
+    b AS identifier,
+    COUNT(*) AS degree,
+    MIN(a) AS first_other,
+    MAX(a) AS last_other
+  FROM edges
+  GROUP BY
+    pair_no,
+    b
+), shared_partners /* Only partners with two or more owners add contention: a few percent of them. */ AS (
+  SELECT
+    pair_no,
+    side,
+    identifier AS partner,
+    first_other,
+    last_other
+  FROM ends
+  WHERE
+    degree > 1
+), leads AS (
+  SELECT
+    r.rule_no,
+    e.a AS identifier,
+    CASE WHEN p.first_other <> e.a THEN p.first_other ELSE p.last_other END AS other
+  FROM hub_rules AS r
+  JOIN edges AS e
+    ON e.pair_no = r.pair_no
+  JOIN shared_partners AS p
+    ON p.pair_no = e.pair_no AND p.side = 'b' AND p.partner = e.b
+  WHERE
+    r.side = 'a'
+  UNION ALL
+  SELECT
+    r.rule_no,
+    e.b AS identifier,
+    CASE WHEN p.first_other <> e.b THEN p.first_other ELSE p.last_other END AS other
+  FROM hub_rules AS r
+  JOIN edges AS e
+    ON e.pair_no = r.pair_no
+  JOIN shared_partners AS p
+    ON p.pair_no = e.pair_no AND p.side = 'a' AND p.partner = e.a
+  WHERE
+    r.side = 'b'
+), contentions AS (
+  SELECT
+    rule_no,
+    identifier,
+    COUNT(DISTINCT other) AS contention
+  FROM leads
+  GROUP BY
+    rule_no,
+    identifier
+), degrees AS (
+  SELECT
+    r.rule_no,
+    x.identifier,
+    x.degree
+  FROM hub_rules AS r
+  JOIN ends AS x
+    ON x.pair_no = r.pair_no AND x.side = r.side
+), histogram /* The percentile from a histogram of degrees (a few hundred rows), not a sort of every */ /* identifier; integer arithmetic, so every engine picks the same degree. */ AS (
+  SELECT
+    rule_no,
+    degree,
+    COUNT(*) AS identifiers
+  FROM degrees
+  GROUP BY
+    rule_no,
+    degree
+), cumulative AS (
+  SELECT
+    rule_no,
+    degree,
+    SUM(identifiers) OVER (
+      PARTITION BY rule_no
+      ORDER BY degree
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS at_most,
+    SUM(identifiers) OVER (PARTITION BY rule_no) AS total
+  FROM histogram
+), typical AS (
+  SELECT
+    rule_no,
+    MIN(degree) AS typical_degree
+  FROM cumulative
+  WHERE
+    100 * at_most >= 99 * total
+  GROUP BY
+    rule_no
+), judged AS (
+  SELECT
+    r.identifier_type,
+    d.identifier,
+    r.linked_type,
+    d.degree,
+    COALESCE(c.contention, 0) AS contention,
+    t.typical_degree,
+    r.max_linked
+  FROM degrees AS d
+  JOIN hub_rules AS r
+    ON r.rule_no = d.rule_no
+  JOIN typical AS t
+    ON t.rule_no = d.rule_no
+  LEFT JOIN contentions AS c
+    ON c.rule_no = d.rule_no AND c.identifier = d.identifier
 )
 SELECT
-  'anonymous_id' AS identifier_type,
-  p."anonymous_id" AS identifier,
-  'user_id' AS linked_type,
-  COUNT(DISTINCT p."user_id") AS degree
-FROM pairs AS p
-LEFT JOIN identifiers_junk AS j
-  ON j.identifier_type = 'user_id' AND j.identifier = p."user_id"
+  identifier_type,
+  identifier,
+  linked_type,
+  degree,
+  contention,
+  typical_degree,
+  CASE
+    WHEN degree > max_linked
+    THEN 'max_linked'
+    WHEN contention >= 4
+    THEN 'contention'
+    ELSE 'outlier'
+  END AS hub_rule
+FROM judged
 WHERE
-  NOT p."anonymous_id" IS NULL AND NOT p."user_id" IS NULL AND j.identifier IS NULL
-GROUP BY
-  p."anonymous_id"
-HAVING
-  COUNT(DISTINCT p."user_id") > 50
-UNION ALL
-SELECT
-  'user_id' AS identifier_type,
-  p."user_id" AS identifier,
-  'anonymous_id' AS linked_type,
-  COUNT(DISTINCT p."anonymous_id") AS degree
-FROM pairs AS p
-LEFT JOIN identifiers_junk AS j
-  ON j.identifier_type = 'anonymous_id' AND j.identifier = p."anonymous_id"
-WHERE
-  NOT p."user_id" IS NULL AND NOT p."anonymous_id" IS NULL AND j.identifier IS NULL
-GROUP BY
-  p."user_id"
-HAVING
-  COUNT(DISTINCT p."anonymous_id") > 1000;
+  degree > max_linked
+  OR contention >= 4
+  OR (
+    contention >= 2
+    AND degree > 2.0 * (
+      CASE WHEN typical_degree > 2 THEN typical_degree ELSE 2 END
+    )
+  );
 
 CREATE OR REPLACE VIEW identifiers_quarantined AS
 /* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
+/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree, hub_contention, */
+/*         hub_typical_degree, hub_rule), the evidence that condemned a hub (31_hub_degrees.sql); */
 /*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
 /*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
 /*         step (33_node_ids*.sql), which adds node_id. */
-/* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
+/* Invariants: one row per identifier; a hub reports the hub rule under which its degree is */
+/*             largest; the hub columns are NULL for every identifier that is not a hub. */
 WITH hub AS (
   SELECT
     identifier_type,
     identifier,
-    MAX({'degree': degree, 'linked_type': linked_type}) AS worst
+    MAX(
+      {'degree': degree, 'linked_type': linked_type, 'contention': contention, 'typical_degree': typical_degree, 'hub_rule': hub_rule}
+    ) AS worst
   FROM hub_degrees
   GROUP BY
     identifier_type,
@@ -667,7 +857,10 @@ SELECT
     THEN 'hub'
   END AS quarantine_reason,
   h.worst.linked_type AS hub_linked_type,
-  h.worst.degree AS hub_degree
+  h.worst.degree AS hub_degree,
+  h.worst.contention AS hub_contention,
+  h.worst.typical_degree AS hub_typical_degree,
+  h.worst.hub_rule AS hub_rule
 FROM identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
@@ -689,9 +882,12 @@ DROP TABLE IF EXISTS "quarantine";
 CREATE TABLE "quarantine" AS
 /* Inputs: identifiers_quarantined (32_quarantine.sql) */
 /* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
-/*         last_seen_at, hub_linked_type, hub_degree) */
+/*         last_seen_at, hub_linked_type, hub_degree, hub_contention, hub_typical_degree, */
+/*         hub_rule) */
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
-/*             or hub; hubs carry the rule they broke and their degree under it. */
+/*             or hub; hubs carry the evidence that condemned them (31_hub_degrees.sql): the */
+/*             linked type, the degree, the contention, the type's typical degree and the */
+/*             rule broken; those columns are NULL on junk. */
 SELECT
   identifier_type,
   identifier,
@@ -700,7 +896,10 @@ SELECT
   first_seen AS first_seen_at,
   last_seen AS last_seen_at,
   hub_linked_type,
-  hub_degree
+  hub_degree,
+  hub_contention,
+  hub_typical_degree,
+  hub_rule
 FROM identifiers_quarantined
 WHERE
   NOT quarantine_reason IS NULL;

@@ -714,14 +714,34 @@ LEFT JOIN "JUNK_ONE_TYPE" AS "T"
 DROP TABLE IF EXISTS "HUB_DEGREES";
 
 CREATE TABLE "HUB_DEGREES" AS
-/*       ever has (a kiosk, a hard-coded device id, a shared `guest-account` login). */
-/* Inputs: pairs; identifiers (quarantine_reason from the junk step); degree_queries, one */
-/*         SELECT per hub rule over pairs and identifiers_junk (stitcher/graph.py) */
-/* Output: hub_degrees(identifier_type, identifier, linked_type, degree), one row per */
-/*         (identifier, hub rule) whose threshold is exceeded. */
-/* Invariants: degree = number of distinct non-junk identifiers of linked_type seen on the same */
-/*             events as the identifier; junk partners do not count, so one junk value cannot */
-/*             make a real id a hub. */
+/*       hard-coded device id, a shared `guest-account` login), judged by the shape of the graph */
+/*       rather than by one fixed count, so that small and large data get the same answer. */
+/* Inputs: pairs; identifiers (quarantine_reason from the junk step); from stitcher/graph.py: */
+/*         hub_type_pairs (pair_no, a_type, b_type), one row per pair of types some rule links; */
+/*         hub_links (pair_no, a, b), a SELECT over pairs per column of a_type and column of */
+/*         b_type; hub_rules (rule_no, pair_no, side, identifier_type, linked_type, max_linked), */
+/*         side = 'a' or 'b', the side of the pair the rule judges; min_contention and */
+/*         outlier_factor, validated numbers from the run options. */
+/* Output: hub_degrees(identifier_type, identifier, linked_type, degree, contention, */
+/*         typical_degree, hub_rule), one row per (identifier, hub rule) found to be a hub. */
+/* Invariants: */
+/*   degree = distinct non-junk partners of linked_type seen on the same events as the */
+/*     identifier; */
+/*   contention = distinct other identifiers of the identifier's own type that its partners lead */
+/*     to, at most one per partner (the partner's first owner other than itself). A shared */
+/*     login's devices lead to their owners' own logins, one owner each; a power user's cookies */
+/*     lead nowhere; a family of three sharing one computer gives each of its logins a */
+/*     contention of at most 2 and the computer at most 3; */
+/*   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the */
+/*     type that have a partner under the rule: the data's own idea of "many"; */
+/*   a hub breaks at least one rule, and hub_rule names the first it breaks: */
+/*     'max_linked'  degree > max_linked (the fixed bound a user sets), */
+/*     'contention'  contention >= min_contention, */
+/*     'outlier'     contention >= 2 and degree > outlier_factor * greatest(typical_degree, 2); */
+/*   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub. */
+/* Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so */
+/*   one DISTINCT and one aggregate per end serve both (at 10M events a DISTINCT per rule cost */
+/*   half as much again). */
 WITH "IDENTIFIERS_JUNK" AS (
   SELECT
     "IDENTIFIERS"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
@@ -729,60 +749,246 @@ WITH "IDENTIFIERS_JUNK" AS (
   FROM "IDENTIFIERS" AS "IDENTIFIERS"
   WHERE
     NOT "IDENTIFIERS"."QUARANTINE_REASON" IS NULL
+), "TYPE_PAIRS" AS (
+  SELECT
+    0 AS "PAIR_NO",
+    'anonymous_id' AS "A_TYPE",
+    'user_id' AS "B_TYPE"
+), "HUB_RULES" AS (
+  SELECT
+    0 AS "RULE_NO",
+    0 AS "PAIR_NO",
+    'a' AS "SIDE",
+    'anonymous_id' AS "IDENTIFIER_TYPE",
+    'user_id' AS "LINKED_TYPE",
+    50 AS "MAX_LINKED"
+  UNION ALL
+  SELECT
+    1 AS "RULE_NO",
+    0 AS "PAIR_NO",
+    'b' AS "SIDE",
+    'user_id' AS "IDENTIFIER_TYPE",
+    'anonymous_id' AS "LINKED_TYPE",
+    1000 AS "MAX_LINKED"
+), "DISTINCT_EDGES" AS (
+  SELECT DISTINCT
+    "L"."PAIR_NO" AS "PAIR_NO",
+    "L"."A" AS "A",
+    "L"."B" AS "B"
+  FROM (
+    SELECT
+      0 AS "PAIR_NO",
+      "PAIRS"."ANONYMOUS_ID" AS "A",
+      "PAIRS"."USER_ID" AS "B"
+    FROM "PAIRS" AS "PAIRS"
+    WHERE
+      NOT "PAIRS"."ANONYMOUS_ID" IS NULL AND NOT "PAIRS"."USER_ID" IS NULL
+  ) AS "L"
+), "EDGES" AS (
+  SELECT
+    "E"."PAIR_NO" AS "PAIR_NO",
+    "E"."A" AS "A",
+    "E"."B" AS "B"
+  FROM "DISTINCT_EDGES" AS "E"
+  JOIN "TYPE_PAIRS" AS "T"
+    ON "T"."PAIR_NO" = "E"."PAIR_NO"
+  /* Anti-joins with the junk identifiers only (a few rows), after the DISTINCT: half the */
+  /* probes of joining every pairs row. */
+  LEFT JOIN "IDENTIFIERS_JUNK" AS "JA"
+    ON "JA"."IDENTIFIER_TYPE" = "T"."A_TYPE" AND "JA"."IDENTIFIER" = "E"."A"
+  LEFT JOIN "IDENTIFIERS_JUNK" AS "JB"
+    ON "JB"."IDENTIFIER_TYPE" = "T"."B_TYPE" AND "JB"."IDENTIFIER" = "E"."B"
+  WHERE
+    "JA"."IDENTIFIER" IS NULL AND "JB"."IDENTIFIER" IS NULL
+), "ENDS" /* Each end of each edge set: its degree, and the first and last identifier on the other end */ /* (for a partner shared by two or more owners, the one it leads to). */ AS (
+  SELECT
+    "EDGES"."PAIR_NO" AS "PAIR_NO",
+    'a' AS "SIDE",
+    "EDGES"."A" AS "IDENTIFIER",
+    COUNT(*) AS "DEGREE",
+    MIN("EDGES"."B") AS "FIRST_OTHER",
+    MAX("EDGES"."B") AS "LAST_OTHER"
+  FROM "EDGES" AS "EDGES"
+  GROUP BY
+    "EDGES"."PAIR_NO",
+    "EDGES"."A"
+  UNION ALL
+  SELECT
+    "EDGES"."PAIR_NO" AS "PAIR_NO",
+    'b' AS "SIDE",
+    "EDGES"."B" AS "IDENTIFIER",
+    COUNT(*) AS "DEGREE",
+    MIN("EDGES"."A") AS "FIRST_OTHER",
+    MAX("EDGES"."A") AS "LAST_OTHER"
+  FROM "EDGES" AS "EDGES"
+  GROUP BY
+    "EDGES"."PAIR_NO",
+    "EDGES"."B"
+), "SHARED_PARTNERS" /* Only partners with two or more owners add contention: a few percent of them. */ AS (
+  SELECT
+    "ENDS"."PAIR_NO" AS "PAIR_NO",
+    "ENDS"."SIDE" AS "SIDE",
+    "ENDS"."IDENTIFIER" AS "PARTNER",
+    "ENDS"."FIRST_OTHER" AS "FIRST_OTHER",
+    "ENDS"."LAST_OTHER" AS "LAST_OTHER"
+  FROM "ENDS" AS "ENDS"
+  WHERE
+    "ENDS"."DEGREE" > 1
+), "LEADS" AS (
+  SELECT
+    "R"."RULE_NO" AS "RULE_NO",
+    "E"."A" AS "IDENTIFIER",
+    CASE
+      WHEN "P"."FIRST_OTHER" <> "E"."A"
+      THEN "P"."FIRST_OTHER"
+      ELSE "P"."LAST_OTHER"
+    END AS "OTHER"
+  FROM "HUB_RULES" AS "R"
+  JOIN "EDGES" AS "E"
+    ON "E"."PAIR_NO" = "R"."PAIR_NO"
+  JOIN "SHARED_PARTNERS" AS "P"
+    ON "P"."PAIR_NO" = "E"."PAIR_NO" AND "P"."SIDE" = 'b' AND "P"."PARTNER" = "E"."B"
+  WHERE
+    "R"."SIDE" = 'a'
+  UNION ALL
+  SELECT
+    "R"."RULE_NO" AS "RULE_NO",
+    "E"."B" AS "IDENTIFIER",
+    CASE
+      WHEN "P"."FIRST_OTHER" <> "E"."B"
+      THEN "P"."FIRST_OTHER"
+      ELSE "P"."LAST_OTHER"
+    END AS "OTHER"
+  FROM "HUB_RULES" AS "R"
+  JOIN "EDGES" AS "E"
+    ON "E"."PAIR_NO" = "R"."PAIR_NO"
+  JOIN "SHARED_PARTNERS" AS "P"
+    ON "P"."PAIR_NO" = "E"."PAIR_NO" AND "P"."SIDE" = 'a' AND "P"."PARTNER" = "E"."A"
+  WHERE
+    "R"."SIDE" = 'b'
+), "CONTENTIONS" AS (
+  SELECT
+    "LEADS"."RULE_NO" AS "RULE_NO",
+    "LEADS"."IDENTIFIER" AS "IDENTIFIER",
+    COUNT(DISTINCT "LEADS"."OTHER") AS "CONTENTION"
+  FROM "LEADS" AS "LEADS"
+  GROUP BY
+    "LEADS"."RULE_NO",
+    "LEADS"."IDENTIFIER"
+), "DEGREES" AS (
+  SELECT
+    "R"."RULE_NO" AS "RULE_NO",
+    "X"."IDENTIFIER" AS "IDENTIFIER",
+    "X"."DEGREE" AS "DEGREE"
+  FROM "HUB_RULES" AS "R"
+  JOIN "ENDS" AS "X"
+    ON "X"."PAIR_NO" = "R"."PAIR_NO" AND "X"."SIDE" = "R"."SIDE"
+), "HISTOGRAM" /* The percentile from a histogram of degrees (a few hundred rows), not a sort of every */ /* identifier; integer arithmetic, so every engine picks the same degree. */ AS (
+  SELECT
+    "DEGREES"."RULE_NO" AS "RULE_NO",
+    "DEGREES"."DEGREE" AS "DEGREE",
+    COUNT(*) AS "IDENTIFIERS"
+  FROM "DEGREES" AS "DEGREES"
+  GROUP BY
+    "DEGREES"."RULE_NO",
+    "DEGREES"."DEGREE"
+), "CUMULATIVE" AS (
+  SELECT
+    "HISTOGRAM"."RULE_NO" AS "RULE_NO",
+    "HISTOGRAM"."DEGREE" AS "DEGREE",
+    SUM("HISTOGRAM"."IDENTIFIERS") OVER (
+      PARTITION BY "HISTOGRAM"."RULE_NO"
+      ORDER BY "HISTOGRAM"."DEGREE"
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS "AT_MOST",
+    SUM("HISTOGRAM"."IDENTIFIERS") OVER (PARTITION BY "HISTOGRAM"."RULE_NO") AS "TOTAL"
+  FROM "HISTOGRAM" AS "HISTOGRAM"
+), "TYPICAL" AS (
+  SELECT
+    "CUMULATIVE"."RULE_NO" AS "RULE_NO",
+    MIN("CUMULATIVE"."DEGREE") AS "TYPICAL_DEGREE"
+  FROM "CUMULATIVE" AS "CUMULATIVE"
+  WHERE
+    100 * "CUMULATIVE"."AT_MOST" >= 99 * "CUMULATIVE"."TOTAL"
+  GROUP BY
+    "CUMULATIVE"."RULE_NO"
+), "JUDGED" AS (
+  SELECT
+    "R"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+    "D"."IDENTIFIER" AS "IDENTIFIER",
+    "R"."LINKED_TYPE" AS "LINKED_TYPE",
+    "D"."DEGREE" AS "DEGREE",
+    COALESCE("C"."CONTENTION", 0) AS "CONTENTION",
+    "T"."TYPICAL_DEGREE" AS "TYPICAL_DEGREE",
+    "R"."MAX_LINKED" AS "MAX_LINKED"
+  FROM "DEGREES" AS "D"
+  JOIN "HUB_RULES" AS "R"
+    ON "R"."RULE_NO" = "D"."RULE_NO"
+  JOIN "TYPICAL" AS "T"
+    ON "T"."RULE_NO" = "D"."RULE_NO"
+  LEFT JOIN "CONTENTIONS" AS "C"
+    ON "C"."RULE_NO" = "D"."RULE_NO" AND "C"."IDENTIFIER" = "D"."IDENTIFIER"
 )
 SELECT
-  'anonymous_id' AS "IDENTIFIER_TYPE",
-  "P"."ANONYMOUS_ID" AS "IDENTIFIER",
-  'user_id' AS "LINKED_TYPE",
-  COUNT(DISTINCT "P"."USER_ID") AS "DEGREE"
-FROM "PAIRS" AS "P"
-LEFT JOIN "IDENTIFIERS_JUNK" AS "J"
-  ON "J"."IDENTIFIER_TYPE" = 'user_id' AND "J"."IDENTIFIER" = "P"."USER_ID"
+  "JUDGED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
+  "JUDGED"."IDENTIFIER" AS "IDENTIFIER",
+  "JUDGED"."LINKED_TYPE" AS "LINKED_TYPE",
+  "JUDGED"."DEGREE" AS "DEGREE",
+  "JUDGED"."CONTENTION" AS "CONTENTION",
+  "JUDGED"."TYPICAL_DEGREE" AS "TYPICAL_DEGREE",
+  CASE
+    WHEN "JUDGED"."DEGREE" > "JUDGED"."MAX_LINKED"
+    THEN 'max_linked'
+    WHEN "JUDGED"."CONTENTION" >= 4
+    THEN 'contention'
+    ELSE 'outlier'
+  END AS "HUB_RULE"
+FROM "JUDGED" AS "JUDGED"
 WHERE
-  NOT "P"."ANONYMOUS_ID" IS NULL
-  AND NOT "P"."USER_ID" IS NULL
-  AND "J"."IDENTIFIER" IS NULL
-GROUP BY
-  "P"."ANONYMOUS_ID"
-HAVING
-  COUNT(DISTINCT "P"."USER_ID") > 50
-UNION ALL
-SELECT
-  'user_id' AS "IDENTIFIER_TYPE",
-  "P"."USER_ID" AS "IDENTIFIER",
-  'anonymous_id' AS "LINKED_TYPE",
-  COUNT(DISTINCT "P"."ANONYMOUS_ID") AS "DEGREE"
-FROM "PAIRS" AS "P"
-LEFT JOIN "IDENTIFIERS_JUNK" AS "J"
-  ON "J"."IDENTIFIER_TYPE" = 'anonymous_id' AND "J"."IDENTIFIER" = "P"."ANONYMOUS_ID"
-WHERE
-  NOT "P"."USER_ID" IS NULL
-  AND NOT "P"."ANONYMOUS_ID" IS NULL
-  AND "J"."IDENTIFIER" IS NULL
-GROUP BY
-  "P"."USER_ID"
-HAVING
-  COUNT(DISTINCT "P"."ANONYMOUS_ID") > 1000;
+  "JUDGED"."DEGREE" > "JUDGED"."MAX_LINKED"
+  OR "JUDGED"."CONTENTION" >= 4
+  OR (
+    "JUDGED"."CONTENTION" >= 2
+    AND "JUDGED"."DEGREE" > 2.0 * (
+      CASE WHEN "JUDGED"."TYPICAL_DEGREE" > 2 THEN "JUDGED"."TYPICAL_DEGREE" ELSE 2 END
+    )
+  );
 
 DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
 
 CREATE TABLE "IDENTIFIERS_QUARANTINED" AS
 /* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree); */
+/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree, hub_contention, */
+/*         hub_typical_degree, hub_rule), the evidence that condemned a hub (31_hub_degrees.sql); */
 /*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
 /*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
 /*         step (33_node_ids*.sql), which adds node_id. */
-/* Invariants: one row per identifier; a hub's reported degree is its largest over the rules. */
+/* Invariants: one row per identifier; a hub reports the hub rule under which its degree is */
+/*             largest; the hub columns are NULL for every identifier that is not a hub. */
 WITH "HUB" AS (
   SELECT
     "HUB_DEGREES"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
     "HUB_DEGREES"."IDENTIFIER" AS "IDENTIFIER",
     GET(
       ARRAY_AGG(
-        OBJECT_CONSTRUCT('degree', "HUB_DEGREES"."DEGREE", 'linked_type', "HUB_DEGREES"."LINKED_TYPE")
+        OBJECT_CONSTRUCT(
+          'degree',
+          "HUB_DEGREES"."DEGREE",
+          'linked_type',
+          "HUB_DEGREES"."LINKED_TYPE",
+          'contention',
+          "HUB_DEGREES"."CONTENTION",
+          'typical_degree',
+          "HUB_DEGREES"."TYPICAL_DEGREE",
+          'hub_rule',
+          "HUB_DEGREES"."HUB_RULE"
+        )
       ) WITHIN GROUP (ORDER BY
         "HUB_DEGREES"."DEGREE" DESC,
-        "HUB_DEGREES"."LINKED_TYPE" DESC),
+        "HUB_DEGREES"."LINKED_TYPE" DESC,
+        "HUB_DEGREES"."CONTENTION" DESC,
+        "HUB_DEGREES"."TYPICAL_DEGREE" DESC,
+        "HUB_DEGREES"."HUB_RULE" DESC),
       0
     ) AS "WORST"
   FROM "HUB_DEGREES" AS "HUB_DEGREES"
@@ -806,7 +1012,10 @@ SELECT
     THEN 'hub'
   END AS "QUARANTINE_REASON",
   CAST(GET("H"."WORST", 'linked_type') AS VARCHAR) AS "HUB_LINKED_TYPE",
-  CAST(GET("H"."WORST", 'degree') AS BIGINT) AS "HUB_DEGREE"
+  CAST(GET("H"."WORST", 'degree') AS BIGINT) AS "HUB_DEGREE",
+  CAST(GET("H"."WORST", 'contention') AS BIGINT) AS "HUB_CONTENTION",
+  CAST(GET("H"."WORST", 'typical_degree') AS BIGINT) AS "HUB_TYPICAL_DEGREE",
+  CAST(GET("H"."WORST", 'hub_rule') AS VARCHAR) AS "HUB_RULE"
 FROM "IDENTIFIERS" AS "I"
 LEFT JOIN "HUB" AS "H"
   ON "H"."IDENTIFIER_TYPE" = "I"."IDENTIFIER_TYPE"
@@ -829,9 +1038,12 @@ DROP TABLE IF EXISTS "QUARANTINE";
 CREATE TABLE "QUARANTINE" AS
 /* Inputs: identifiers_quarantined (32_quarantine.sql) */
 /* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
-/*         last_seen_at, hub_linked_type, hub_degree) */
+/*         last_seen_at, hub_linked_type, hub_degree, hub_contention, hub_typical_degree, */
+/*         hub_rule) */
 /* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
-/*             or hub; hubs carry the rule they broke and their degree under it. */
+/*             or hub; hubs carry the evidence that condemned them (31_hub_degrees.sql): the */
+/*             linked type, the degree, the contention, the type's typical degree and the */
+/*             rule broken; those columns are NULL on junk. */
 SELECT
   "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
   "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
@@ -840,7 +1052,10 @@ SELECT
   "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" AS "FIRST_SEEN_AT",
   "IDENTIFIERS_QUARANTINED"."LAST_SEEN" AS "LAST_SEEN_AT",
   "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
-  "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE"
+  "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
+  "IDENTIFIERS_QUARANTINED"."HUB_CONTENTION" AS "HUB_CONTENTION",
+  "IDENTIFIERS_QUARANTINED"."HUB_TYPICAL_DEGREE" AS "HUB_TYPICAL_DEGREE",
+  "IDENTIFIERS_QUARANTINED"."HUB_RULE" AS "HUB_RULE"
 FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 WHERE
   NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
@@ -1069,6 +1284,9 @@ WITH "KEYED" AS (
     "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
     "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
     "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
+    "IDENTIFIERS_QUARANTINED"."HUB_CONTENTION" AS "HUB_CONTENTION",
+    "IDENTIFIERS_QUARANTINED"."HUB_TYPICAL_DEGREE" AS "HUB_TYPICAL_DEGREE",
+    "IDENTIFIERS_QUARANTINED"."HUB_RULE" AS "HUB_RULE",
     "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" <> 'user_id' AS "BUCKET_LATER_TYPE",
     "IDENTIFIERS_QUARANTINED"."FIRST_SEEN" IS NULL AS "BUCKET_UNKNOWN_TIME",
     COALESCE(
@@ -1120,6 +1338,9 @@ WITH "KEYED" AS (
     "KEYED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
     "KEYED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
     "KEYED"."HUB_DEGREE" AS "HUB_DEGREE",
+    "KEYED"."HUB_CONTENTION" AS "HUB_CONTENTION",
+    "KEYED"."HUB_TYPICAL_DEGREE" AS "HUB_TYPICAL_DEGREE",
+    "KEYED"."HUB_RULE" AS "HUB_RULE",
     "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
     "KEYED"."BUCKET_UNKNOWN_TIME" AS "BUCKET_UNKNOWN_TIME",
     "KEYED"."BUCKET_MINUTE" AS "BUCKET_MINUTE",
@@ -1144,6 +1365,9 @@ SELECT
   "R"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
   "R"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
   "R"."HUB_DEGREE" AS "HUB_DEGREE",
+  "R"."HUB_CONTENTION" AS "HUB_CONTENTION",
+  "R"."HUB_TYPICAL_DEGREE" AS "HUB_TYPICAL_DEGREE",
+  "R"."HUB_RULE" AS "HUB_RULE",
   CAST("O"."BUCKET_OFFSET" + "R"."RANK_IN_BUCKET" AS BIGINT) AS "NODE_ID"
 FROM "RANKED" AS "R"
 JOIN "BUCKET_OFFSETS" AS "O"
@@ -1164,6 +1388,9 @@ SELECT
   "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" AS "QUARANTINE_REASON",
   "IDENTIFIERS_QUARANTINED"."HUB_LINKED_TYPE" AS "HUB_LINKED_TYPE",
   "IDENTIFIERS_QUARANTINED"."HUB_DEGREE" AS "HUB_DEGREE",
+  "IDENTIFIERS_QUARANTINED"."HUB_CONTENTION" AS "HUB_CONTENTION",
+  "IDENTIFIERS_QUARANTINED"."HUB_TYPICAL_DEGREE" AS "HUB_TYPICAL_DEGREE",
+  "IDENTIFIERS_QUARANTINED"."HUB_RULE" AS "HUB_RULE",
   CAST(NULL AS BIGINT) AS "NODE_ID"
 FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 WHERE
