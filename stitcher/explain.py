@@ -15,6 +15,7 @@ events: every answer is made of links the run kept or refused, each with its fir
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from stitcher.errors import InputError
+from stitcher.graph import hub_reason_of_run
 from stitcher.results import check_output_dir, scan_table, table_path
 
 log = logging.getLogger("stitcher")
@@ -339,6 +341,15 @@ def _walk_back(
 # --- the two questions ------------------------------------------------------------------------
 
 
+def _run_options(output_dir: Path) -> dict:
+    """The options recorded in the output's run.json ({} if it cannot be read)."""
+    try:
+        options = json.loads((output_dir / "run.json").read_text(encoding="utf-8"))["options"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return options if isinstance(options, dict) else {}
+
+
 def explain_identifier(output_dir: Path, text: str, limit: int | None = None) -> dict:
     """Everything the output says about one identifier and its person (JSON-ready)."""
     graph = OutputGraph(output_dir)
@@ -349,6 +360,11 @@ def explain_identifier(output_dir: Path, text: str, limit: int | None = None) ->
         "person_id": resolved.person_id,
         "quarantine": resolved.quarantine,
     }
+    if resolved.quarantine is not None and resolved.quarantine.get("reason") == "hub":
+        result["quarantine"] = {
+            **resolved.quarantine,
+            "why": hub_reason_of_run(resolved.quarantine, _run_options(output_dir)),
+        }
     if resolved.person_id is not None:
         identifiers = graph.identifiers_of(resolved.person_id)
         links = graph.kept_links_of(resolved.person_id)
@@ -440,6 +456,8 @@ def format_identifier(result: dict) -> str:
             f"  {q.get('event_count', 0):,} events, seen {_t(q.get('first_seen_at'))} → "
             f"{_t(q.get('last_seen_at'))}"
         )
+        if q.get("why"):
+            lines.append(f"  a hub: {q['why']}")
     else:
         lines.append(f"{ident} is in person {result['person_id']}")
         lines.append(
@@ -525,8 +543,8 @@ def _link_lines(link: dict, refused: bool = False) -> list[str]:
     lines = [head]
     if refused:
         persons = (
-            f"persons {link.get('from_person_id') or 'none (junk)'} / "
-            f"{link.get('to_person_id') or 'none (junk)'}"
+            f"persons {link.get('from_person_id') or 'none (quarantined)'} / "
+            f"{link.get('to_person_id') or 'none (quarantined)'}"
         )
         lines.append(f"      refused: {link['reason']}; {persons}")
     lines.append(f"      {_evidence(link)}")

@@ -11,7 +11,7 @@ from itertools import combinations
 
 import pyarrow as pa
 
-from stitcher.config import RunOptions
+from stitcher.config import DEFAULT_HUB_MIN_CONTENTION, DEFAULT_HUB_OUTLIER_FACTOR, RunOptions
 from stitcher.engines.base import quote_identifier, quote_literal
 
 # Names the events view already uses; an extra identifier type cannot take them.
@@ -143,30 +143,46 @@ def hub_reason(
     contention: int,
     typical_degree: int,
     rule: str,
-    options: RunOptions,
+    *,
+    max_linked: int | None,
+    min_contention: int,
+    outlier_factor: float,
 ) -> str:
-    """One sentence saying why a hub was condemned, from its row of sql/31_hub_degrees.sql."""
+    """One sentence saying why a hub was condemned, from its row of sql/31_hub_degrees.sql and
+    the settings of the run (`max_linked` None when the run's rules are not known)."""
     if rule == "max_linked":
-        bound = next(
-            h.max_linked
-            for h in options.hubs
-            if (h.identifier_type, h.linked_type) == (identifier_type, linked_type)
-        )
-        return (
-            f"linked to {degree:,} {linked_type} values, more than the bound of {bound:,} "
-            f"([hubs] {identifier_type} = {{ {linked_type} = {bound} }})"
-        )
+        bound = "its bound" if max_linked is None else f"the bound of {max_linked:,}"
+        setting = f"[hubs] {identifier_type} = {{ {linked_type} = ... }}"
+        return f"linked to {degree:,} {linked_type} values, more than {bound} ({setting})"
     if rule == "contention":
         return (
             f"its {degree:,} {linked_type} values lead to {contention:,} other {identifier_type} "
-            f"values (a hub at {options.hub_min_contention} or more: [hubs] min_contention)"
+            f"values (a hub at {min_contention} or more: [hubs] min_contention)"
         )
-    above = options.hub_outlier_factor * max(typical_degree, 2)
+    above = outlier_factor * max(typical_degree, 2)
     return (
-        f"linked to {degree:,} {linked_type} values, more than {above:g} "
-        f"({options.hub_outlier_factor:g} x the 99th-percentile {identifier_type} degree "
-        f"{typical_degree:,}: [hubs] outlier_factor), and they lead to {contention:,} other "
-        f"{identifier_type} values"
+        f"linked to {degree:,} {linked_type} values, more than {above:g} ({outlier_factor:g} x "
+        f"the 99th-percentile {identifier_type} degree {typical_degree:,}: [hubs] "
+        f"outlier_factor), and they lead to {contention:,} other {identifier_type} values"
+    )
+
+
+def hub_reason_of_run(row: dict, options: dict) -> str:
+    """hub_reason for a quarantine row (hub_* columns), with the settings from run.json's
+    `options` (defaults where an older run.json lacks them)."""
+    bounds = {
+        (h["identifier_type"], h["linked_type"]): h["max_linked"] for h in options.get("hubs", [])
+    }
+    return hub_reason(
+        row["identifier_type"],
+        row["hub_linked_type"],
+        int(row["hub_degree"]),
+        int(row.get("hub_contention") or 0),
+        int(row.get("hub_typical_degree") or 0),
+        row.get("hub_rule") or "max_linked",
+        max_linked=bounds.get((row["identifier_type"], row["hub_linked_type"])),
+        min_contention=int(options.get("hub_min_contention", DEFAULT_HUB_MIN_CONTENTION)),
+        outlier_factor=float(options.get("hub_outlier_factor", DEFAULT_HUB_OUTLIER_FACTOR)),
     )
 
 

@@ -599,6 +599,7 @@ def _run_record(
         )
     }
     quarantined = dict(rows("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"))
+    bounds = {(h.identifier_type, h.linked_type): h.max_linked for h in options.hubs}
     hubs = [
         {
             "identifier_type": t,
@@ -608,7 +609,17 @@ def _run_record(
             "contention": int(c),
             "typical_degree": int(typical),
             "rule": rule,
-            "why": hub_reason(t, lt, int(d), int(c), int(typical), rule, options),
+            "why": hub_reason(
+                t,
+                lt,
+                int(d),
+                int(c),
+                int(typical),
+                rule,
+                max_linked=bounds.get((t, lt)),
+                min_contention=options.hub_min_contention,
+                outlier_factor=options.hub_outlier_factor,
+            ),
             "event_count": int(n),
         }
         for t, i, lt, d, c, typical, rule, n in rows(

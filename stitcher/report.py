@@ -175,14 +175,26 @@ def _hubs_section(output_dir: Path) -> str:
     if table_path(output_dir, "quarantine") is None:
         return out + "</section>"
     quarantine = scan_table(output_dir, "quarantine")
-    # Hubs are quarantined with their degree (ids of one type they link); junk values have none.
-    hub_degree = (
-        pl.col("hub_degree").cast(pl.Int64)
-        if "hub_degree" in quarantine.collect_schema().names()
-        else pl.lit(None, pl.Int64)
+    # Hubs are quarantined with their evidence (31_hub_degrees.sql); junk values have none.
+    names = quarantine.collect_schema().names()
+
+    def column(name: str, dtype: pl.DataType) -> pl.Expr:
+        return pl.col(name).cast(dtype) if name in names else pl.lit(None, dtype)
+
+    evidence = (
+        pl.when(column("hub_degree", pl.Int64).is_not_null())
+        .then(
+            pl.format(
+                "{}: degree {}, contention {}",
+                column("hub_rule", pl.String).fill_null("max_linked"),
+                column("hub_degree", pl.Int64),
+                column("hub_contention", pl.Int64).fill_null(0),
+            )
+        )
+        .otherwise(pl.lit(None, pl.String))
     )
     quarantine = quarantine.select(
-        "identifier_type", "identifier", "reason", "event_count", hub_degree.alias("hub_degree")
+        "identifier_type", "identifier", "reason", "event_count", evidence.alias("hub_evidence")
     ).collect()
     total = quarantine.height
     quarantine = (
@@ -204,7 +216,7 @@ def _hubs_section(output_dir: Path) -> str:
                 _GREY,
             )
             + _table(
-                ("identifier", "reason", "events", "hub degree", "links refused"),
+                ("identifier", "reason", "events", "hub evidence", "links refused"),
                 (
                     (f"{t}:{_visible(i)}", reason, e, d, r)
                     for t, i, reason, e, d, r in quarantine.select(
@@ -212,11 +224,11 @@ def _hubs_section(output_dir: Path) -> str:
                         "identifier",
                         "reason",
                         "event_count",
-                        "hub_degree",
+                        "hub_evidence",
                         "refused",
                     ).iter_rows()
                 ),
-                numeric=(2, 3, 4),
+                numeric=(2, 4),
             )
         )
     else:

@@ -374,3 +374,23 @@ def test_hub_settings_show_in_the_effective_config(tmp_path: Path) -> None:
     config.write_text("[hubs]\nmin_contention = 6\noutlier_factor = 3\n")
     shown = run_cli("config", "--show", "--config", str(config)).stdout
     assert "min_contention = 6" in shown and "outlier_factor = 3.0" in shown
+
+
+def test_explain_says_why_an_identifier_is_a_hub(tmp_path: Path) -> None:
+    events = Events()
+    events.ordinary_people(20)
+    for p in range(5):
+        events.add(f"laptop{p}", "team-login")
+        events.add(f"laptop{p}", f"member{p}")
+    out = stitch(events.write(tmp_path / "in"), tmp_path / "out")
+    text = run_cli("explain", str(out), "user_id:team-login").stdout
+    assert "is quarantined (hub)" in text
+    assert (
+        "a hub: its 5 anonymous_id values lead to 5 other user_id values (a hub at 4 or more: "
+        "[hubs] min_contention)" in text
+    )
+    assert "none (quarantined)" in text
+    data = json.loads(run_cli("explain", str(out), "user_id:team-login", "--json").stdout)
+    assert data["quarantine"]["hub_rule"] == "contention"
+    assert data["quarantine"]["why"].startswith("its 5 anonymous_id values")
+    assert "contention: degree 5, contention 5" in (out / "report.html").read_text()

@@ -25,6 +25,7 @@ from stitcher.components import solve_in_sql
 from stitcher.engines.base import INTEGER, STRING
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.errors import EngineError, OutputError
+from stitcher.generate import HARDCODED_ANONYMOUS_ID
 from stitcher.mixpanel_original import original_policy
 
 from conftest import FIXTURES, read_output, run_cli, stitch
@@ -99,10 +100,14 @@ def test_fixture_gives_the_same_files(scenario: str, tmp_path: Path) -> None:
     _same_files(duck, spark, "csv")
 
 
+HUB_PEOPLE = ["--guest-login-people", "8", "--hardcoded-device-people", "5"]
+
+
 @pytest.mark.parametrize(
     ("policy", "layout"),
     [
-        ("guarded", ["--files-per-table", "3", "--hardcoded-device-people", "2"]),
+        # Both hubs found by contention (sql/31_hub_degrees.sql's windows and joins on Spark).
+        ("guarded", ["--files-per-table", "3", *HUB_PEOPLE]),
         ("connected", ["--format", "csv", "--guest-login-people", "2"]),
         ("segment", []),
         # Every type but user_id limited to 2: 23 components break a limit, each replayed in
@@ -126,6 +131,9 @@ def test_generated_data_gives_the_same_files(
     _same_files(duck, spark, "parquet")
     record = json.loads((spark / "run.json").read_text())
     assert record["versions"]["engine"].startswith("spark ")
+    if layout[-len(HUB_PEOPLE) :] == HUB_PEOPLE:
+        hubs = {(h["identifier"], h["rule"]) for h in record["quarantine"]["hubs"]}
+        assert hubs == {("guest-account", "contention"), (HARDCODED_ANONYMOUS_ID, "contention")}
 
 
 def test_local_workers_run_on_stitchers_python(tmp_path: Path) -> None:
