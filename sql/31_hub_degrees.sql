@@ -18,11 +18,16 @@
 --     lead nowhere; a family of three sharing one computer gives each of its logins a
 --     contention of at most 2 and the computer at most 3;
 --   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the
---     type that have a partner under the rule: the data's own idea of "many";
+--     type that have a partner under the rule and a contention of 0 or 1: the data's own idea
+--     of "many" (0 when there are none);
 --   a hub breaks at least one rule, and hub_rule names the first it breaks:
 --     'max_linked'  degree > max_linked (the fixed bound a user sets),
 --     'contention'  contention >= min_contention,
---     'outlier'     contention >= 2 and degree > outlier_factor * greatest(typical_degree, 2);
+--     'outlier'     contention >= 2 and degree above a bar that falls as contention nears
+--                   min_contention: outlier_factor * greatest(typical_degree, 3)
+--                   * (min_contention - contention) / (min_contention - 2). With the defaults
+--                   (4, 2.0): twice the typical degree at contention 2, the typical degree at
+--                   3. The floor of 3 keeps a family computer (3 users, contention 3) clear;
 --   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub.
 -- Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so
 --   one DISTINCT and one aggregate per end serve both (at 10M events a DISTINCT per rule cost
@@ -88,16 +93,20 @@ contentions AS (
     FROM leads
     GROUP BY rule_no, identifier
 ),
-degrees AS (
-    SELECT r.rule_no, x.identifier, x.degree
+scored AS (
+    SELECT r.rule_no, x.identifier, x.degree, coalesce(c.contention, 0) AS contention
     FROM hub_rules AS r
     JOIN ends AS x ON x.pair_no = r.pair_no AND x.side = r.side
+    LEFT JOIN contentions AS c ON c.rule_no = r.rule_no AND c.identifier = x.identifier
 ),
 -- The percentile from a histogram of degrees (a few hundred rows), not a sort of every
--- identifier; integer arithmetic, so every engine picks the same degree.
+-- identifier; integer arithmetic, so every engine picks the same degree. Only identifiers that
+-- tie no one together (contention 0 or 1) say what is typical: on small data a hub would
+-- otherwise be its own 99th percentile.
 histogram AS (
     SELECT rule_no, degree, count(*) AS identifiers
-    FROM degrees
+    FROM scored
+    WHERE contention < 2
     GROUP BY rule_no, degree
 ),
 cumulative AS (
@@ -117,12 +126,11 @@ typical AS (
 ),
 judged AS (
     SELECT
-        r.identifier_type, d.identifier, r.linked_type, d.degree,
-        coalesce(c.contention, 0) AS contention, t.typical_degree, r.max_linked
-    FROM degrees AS d
-    JOIN hub_rules AS r ON r.rule_no = d.rule_no
-    JOIN typical AS t ON t.rule_no = d.rule_no
-    LEFT JOIN contentions AS c ON c.rule_no = d.rule_no AND c.identifier = d.identifier
+        r.identifier_type, s.identifier, r.linked_type, s.degree, s.contention,
+        coalesce(t.typical_degree, 0) AS typical_degree, r.max_linked
+    FROM scored AS s
+    JOIN hub_rules AS r ON r.rule_no = s.rule_no
+    LEFT JOIN typical AS t ON t.rule_no = s.rule_no
 )
 SELECT
     identifier_type, identifier, linked_type, degree, contention, typical_degree,
@@ -134,6 +142,10 @@ SELECT
 FROM judged
 WHERE degree > max_linked
    OR contention >= {{min_contention}}
+   -- The bar, multiplied out so that integers compare exactly where they can:
+   -- degree > outlier_factor * greatest(typical_degree, 3)
+   --          * (min_contention - contention) / (min_contention - 2)
    OR (contention >= 2
-       AND degree > {{outlier_factor}} * (CASE WHEN typical_degree > 2 THEN typical_degree
-                                               ELSE 2 END))
+       AND degree * ({{min_contention}} - 2)
+           > {{outlier_factor}} * (CASE WHEN typical_degree > 3 THEN typical_degree ELSE 3 END)
+             * ({{min_contention}} - contention))

@@ -158,7 +158,8 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--no-hubs",
             is_flag=True,
-            help="Turn hub detection off (ids linked to more ids than any person has).",
+            help="Turn hub detection off (ids that tie many people together: shared logins, "
+            "hard-coded device ids; tune it in the config file's [hubs]).",
         ),
         click.option(
             "--threads", type=int, default=None, help="Engine threads (default: all cores)."

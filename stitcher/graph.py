@@ -159,12 +159,26 @@ def hub_reason(
             f"its {degree:,} {linked_type} values lead to {contention:,} other {identifier_type} "
             f"values (a hub at {min_contention} or more: [hubs] min_contention)"
         )
-    above = outlier_factor * max(typical_degree, 2)
+    floor = max(typical_degree, 3)
+    bar = outlier_bar(typical_degree, contention, min_contention, outlier_factor)
     return (
-        f"linked to {degree:,} {linked_type} values, more than {above:g} ({outlier_factor:g} x "
-        f"the 99th-percentile {identifier_type} degree {typical_degree:,}: [hubs] "
-        f"outlier_factor), and they lead to {contention:,} other {identifier_type} values"
+        f"linked to {degree:,} {linked_type} values, {contention:,} of them leading to other "
+        f"{identifier_type} values: more than {bar:g} = {outlier_factor:g} x {floor:,} x "
+        f"({min_contention} - {contention}) / ({min_contention} - 2), from the 99th-percentile "
+        f"{identifier_type} degree {typical_degree:,} (at least 3), lower as contention nears "
+        f"{min_contention} ([hubs] outlier_factor, min_contention)"
     )
+
+
+def outlier_bar(
+    typical_degree: int, contention: int, min_contention: int, outlier_factor: float
+) -> float:
+    """The degree above which an identifier with this contention is an outlier hub (README,
+    sql/31_hub_degrees.sql)."""
+    if min_contention <= 2:
+        return 0.0
+    floor = max(typical_degree, 3)
+    return outlier_factor * floor * (min_contention - contention) / (min_contention - 2)
 
 
 def hub_reason_of_run(row: dict, options: dict) -> str:

@@ -127,10 +127,33 @@ def test_an_outlier_degree_with_two_owners_leading_elsewhere_is_a_hub(tmp_path: 
     assert (hub["hub_rule"], hub["hub_degree"], hub["hub_contention"]) == ("outlier", 12, 2)
     assert hub["hub_typical_degree"] == 3
     record = json.loads((out / "run.json").read_text())
-    assert (
-        "more than 6 (2 x the 99th-percentile user_id degree 3"
-        in (record["quarantine"]["hubs"][0]["why"])
+    assert record["quarantine"]["hubs"][0]["why"].startswith(
+        "linked to 12 anonymous_id values, 2 of them leading to other user_id values: more than "
+        "6 = 2 x 3 x (4 - 2) / (4 - 2), from the 99th-percentile user_id degree 3"
     )
+
+
+def test_a_small_shared_login_with_three_owners_leading_elsewhere_is_a_hub(tmp_path: Path) -> None:
+    """`guest` on 6 devices, 3 of which also carry their owner's login: contention 3 is below 4,
+    but the bar falls as contention rises: at 3 it is the typical degree (3 here). A person
+    with 3 devices, each shared with someone else, stays a person (3 is not above 3)."""
+    events = Events()
+    events.ordinary_people(120)
+    for d in range(6):
+        events.add(f"visitor{d}", "shared-guest")
+    for d in range(3):
+        events.add(f"visitor{d}", f"owner{d}")
+    for d in range(3):
+        events.add(f"lender-dev{d}", "lender")
+        events.add(f"lender-dev{d}", f"borrower{d}")
+    out = stitch(events.write(tmp_path / "in"), tmp_path / "out")
+    hubs = _hubs(out)
+    assert set(hubs) == {("user_id", "shared-guest")}
+    hub = hubs[("user_id", "shared-guest")]
+    assert (hub["hub_rule"], hub["hub_degree"], hub["hub_contention"]) == ("outlier", 6, 3)
+    persons = partition(read_output(out, "id_map"))
+    lender = next(p for p in persons if ("user_id", "lender") in p)
+    assert {("anonymous_id", f"lender-dev{d}") for d in range(3)} <= lender
 
 
 def test_ordinary_people_are_never_hubs(tmp_path: Path) -> None:
@@ -247,21 +270,26 @@ def _oracle(
             x, p = edge[side], edge[1 - side]
             partners.setdefault(x, set()).add(p)
             owners.setdefault(p, set()).add(x)
-        degrees = sorted(len(ps) for ps in partners.values())
-        # The 99th percentile by nearest rank: the first degree with 99% of them at or below it.
-        typical = next((d for i, d in enumerate(degrees) if 100 * (i + 1) >= 99 * len(degrees)), 0)
+        scores = {}
         for x, ps in partners.items():
             leads = set()
             for p in ps:
                 if len(owners[p]) > 1:
                     first = min(owners[p])
                     leads.add(max(owners[p]) if first == x else first)
-            degree, contention = len(ps), len(leads)
+            scores[x] = (len(ps), len(leads))
+        # The 99th percentile by nearest rank of those with contention 0 or 1: the first degree
+        # with 99% of them at or below it.
+        degrees = sorted(d for d, c in scores.values() if c < 2)
+        typical = next((d for i, d in enumerate(degrees) if 100 * (i + 1) >= 99 * len(degrees)), 0)
+        for x, (degree, contention) in scores.items():
             if degree > bounds[own_type]:
                 rule = "max_linked"
             elif contention >= min_contention:
                 rule = "contention"
-            elif contention >= 2 and degree > factor * max(typical, 2):
+            elif contention >= 2 and degree * (min_contention - 2) > factor * max(typical, 3) * (
+                min_contention - contention
+            ):
                 rule = "outlier"
             else:
                 continue

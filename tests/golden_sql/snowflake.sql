@@ -733,11 +733,16 @@ CREATE TABLE "HUB_DEGREES" AS
 /*     lead nowhere; a family of three sharing one computer gives each of its logins a */
 /*     contention of at most 2 and the computer at most 3; */
 /*   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the */
-/*     type that have a partner under the rule: the data's own idea of "many"; */
+/*     type that have a partner under the rule and a contention of 0 or 1: the data's own idea */
+/*     of "many" (0 when there are none); */
 /*   a hub breaks at least one rule, and hub_rule names the first it breaks: */
 /*     'max_linked'  degree > max_linked (the fixed bound a user sets), */
 /*     'contention'  contention >= min_contention, */
-/*     'outlier'     contention >= 2 and degree > outlier_factor * greatest(typical_degree, 2); */
+/*     'outlier'     contention >= 2 and degree above a bar that falls as contention nears */
+/*                   min_contention: outlier_factor * greatest(typical_degree, 3) */
+/*                   * (min_contention - contention) / (min_contention - 2). With the defaults */
+/*                   (4, 2.0): twice the typical degree at contention 2, the typical degree at */
+/*                   3. The floor of 3 keeps a family computer (3 users, contention 3) clear; */
 /*   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub. */
 /* Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so */
 /*   one DISTINCT and one aggregate per end serve both (at 10M events a DISTINCT per rule cost */
@@ -875,23 +880,28 @@ WITH "IDENTIFIERS_JUNK" AS (
   GROUP BY
     "LEADS"."RULE_NO",
     "LEADS"."IDENTIFIER"
-), "DEGREES" AS (
+), "SCORED" AS (
   SELECT
     "R"."RULE_NO" AS "RULE_NO",
     "X"."IDENTIFIER" AS "IDENTIFIER",
-    "X"."DEGREE" AS "DEGREE"
+    "X"."DEGREE" AS "DEGREE",
+    COALESCE("C"."CONTENTION", 0) AS "CONTENTION"
   FROM "HUB_RULES" AS "R"
   JOIN "ENDS" AS "X"
     ON "X"."PAIR_NO" = "R"."PAIR_NO" AND "X"."SIDE" = "R"."SIDE"
-), "HISTOGRAM" /* The percentile from a histogram of degrees (a few hundred rows), not a sort of every */ /* identifier; integer arithmetic, so every engine picks the same degree. */ AS (
+  LEFT JOIN "CONTENTIONS" AS "C"
+    ON "C"."RULE_NO" = "R"."RULE_NO" AND "C"."IDENTIFIER" = "X"."IDENTIFIER"
+), "HISTOGRAM" /* The percentile from a histogram of degrees (a few hundred rows), not a sort of every */ /* identifier; integer arithmetic, so every engine picks the same degree. Only identifiers that */ /* tie no one together (contention 0 or 1) say what is typical: on small data a hub would */ /* otherwise be its own 99th percentile. */ AS (
   SELECT
-    "DEGREES"."RULE_NO" AS "RULE_NO",
-    "DEGREES"."DEGREE" AS "DEGREE",
+    "SCORED"."RULE_NO" AS "RULE_NO",
+    "SCORED"."DEGREE" AS "DEGREE",
     COUNT(*) AS "IDENTIFIERS"
-  FROM "DEGREES" AS "DEGREES"
+  FROM "SCORED" AS "SCORED"
+  WHERE
+    "SCORED"."CONTENTION" < 2
   GROUP BY
-    "DEGREES"."RULE_NO",
-    "DEGREES"."DEGREE"
+    "SCORED"."RULE_NO",
+    "SCORED"."DEGREE"
 ), "CUMULATIVE" AS (
   SELECT
     "HISTOGRAM"."RULE_NO" AS "RULE_NO",
@@ -915,19 +925,17 @@ WITH "IDENTIFIERS_JUNK" AS (
 ), "JUDGED" AS (
   SELECT
     "R"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
-    "D"."IDENTIFIER" AS "IDENTIFIER",
+    "S"."IDENTIFIER" AS "IDENTIFIER",
     "R"."LINKED_TYPE" AS "LINKED_TYPE",
-    "D"."DEGREE" AS "DEGREE",
-    COALESCE("C"."CONTENTION", 0) AS "CONTENTION",
-    "T"."TYPICAL_DEGREE" AS "TYPICAL_DEGREE",
+    "S"."DEGREE" AS "DEGREE",
+    "S"."CONTENTION" AS "CONTENTION",
+    COALESCE("T"."TYPICAL_DEGREE", 0) AS "TYPICAL_DEGREE",
     "R"."MAX_LINKED" AS "MAX_LINKED"
-  FROM "DEGREES" AS "D"
+  FROM "SCORED" AS "S"
   JOIN "HUB_RULES" AS "R"
-    ON "R"."RULE_NO" = "D"."RULE_NO"
-  JOIN "TYPICAL" AS "T"
-    ON "T"."RULE_NO" = "D"."RULE_NO"
-  LEFT JOIN "CONTENTIONS" AS "C"
-    ON "C"."RULE_NO" = "D"."RULE_NO" AND "C"."IDENTIFIER" = "D"."IDENTIFIER"
+    ON "R"."RULE_NO" = "S"."RULE_NO"
+  LEFT JOIN "TYPICAL" AS "T"
+    ON "T"."RULE_NO" = "S"."RULE_NO"
 )
 SELECT
   "JUDGED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
@@ -947,10 +955,14 @@ FROM "JUDGED" AS "JUDGED"
 WHERE
   "JUDGED"."DEGREE" > "JUDGED"."MAX_LINKED"
   OR "JUDGED"."CONTENTION" >= 4
-  OR (
+  OR /* The bar, multiplied out so that integers compare exactly where they can: */ /* degree > outlier_factor * greatest(typical_degree, 3) */ /*          * (min_contention - contention) / (min_contention - 2) */ (
     "JUDGED"."CONTENTION" >= 2
-    AND "JUDGED"."DEGREE" > 2.0 * (
-      CASE WHEN "JUDGED"."TYPICAL_DEGREE" > 2 THEN "JUDGED"."TYPICAL_DEGREE" ELSE 2 END
+    AND "JUDGED"."DEGREE" * (
+      4 - 2
+    ) > 2.0 * (
+      CASE WHEN "JUDGED"."TYPICAL_DEGREE" > 3 THEN "JUDGED"."TYPICAL_DEGREE" ELSE 3 END
+    ) * (
+      4 - "JUDGED"."CONTENTION"
     )
   );
 
