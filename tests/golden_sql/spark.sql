@@ -618,10 +618,10 @@ CREATE TABLE `hub_degrees` AS
 /*   degree = distinct non-junk partners of linked_type seen on the same events as the */
 /*     identifier; */
 /*   contention = distinct other identifiers of the identifier's own type that its partners lead */
-/*     to, at most one per partner (the partner's first owner other than itself). A shared */
-/*     login's devices lead to their owners' own logins, one owner each; a power user's cookies */
-/*     lead nowhere; a family of three sharing one computer gives each of its logins a */
-/*     contention of at most 2 and the computer at most 3; */
+/*     to, at most one per partner (the partner's least owner, or its greatest when the least is */
+/*     the identifier itself). A shared login's devices lead to their owners' own logins, one */
+/*     owner each; a power user's cookies lead nowhere; a family of three sharing one computer */
+/*     gives each of its logins a contention of at most 2 and the computer at most 3; */
 /*   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the */
 /*     type that have a partner under the rule and a contention of 0 or 1: the data's own idea */
 /*     of "many" (0 when there are none); */
@@ -635,8 +635,8 @@ CREATE TABLE `hub_degrees` AS
 /*                   3. The floor of 3 keeps a family computer (3 users, contention 3) clear; */
 /*   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub. */
 /* Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so */
-/*   one DISTINCT and one aggregate per end serve both (at 10M events a DISTINCT per rule cost */
-/*   half as much again). */
+/*   one DISTINCT and one aggregate per end serve both (at 10M events this step took 0.64 s; */
+/*   a DISTINCT and two aggregates per rule, 1.06 s). */
 WITH identifiers_junk AS (
   SELECT
     identifier_type,
