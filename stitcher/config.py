@@ -180,8 +180,9 @@ MIXPANEL_MAX_CLUSTER_IDS = 500
 # A hub by contention: its partners lead to at least this many other identifiers of its type. A
 # family of three sharing a computer reaches 3 at most (the computer), 2 for each login.
 DEFAULT_HUB_MIN_CONTENTION = 4
-# A hub as an outlier: more than this many times the type's 99th-percentile degree (and at least
-# two partners shared with others). A real user's devices in generated data stay within 2x.
+# A hub as an outlier: with contention 2, more than this many times the type's 99th-percentile
+# degree (at least 3); the bar falls to 0 as contention nears min_contention
+# (sql/31_hub_degrees.sql). Real users with contention 2 in generated data stay within 2x.
 DEFAULT_HUB_OUTLIER_FACTOR = 2.0
 
 

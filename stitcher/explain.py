@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from stitcher.errors import InputError
-from stitcher.graph import hub_reason_of_run
+from stitcher.graph import hub_reason
 from stitcher.results import check_output_dir, scan_table, table_path
 
 log = logging.getLogger("stitcher")
@@ -363,7 +363,7 @@ def explain_identifier(output_dir: Path, text: str, limit: int | None = None) ->
     if resolved.quarantine is not None and resolved.quarantine.get("reason") == "hub":
         result["quarantine"] = {
             **resolved.quarantine,
-            "why": hub_reason_of_run(resolved.quarantine, _run_options(output_dir)),
+            "why": hub_reason(resolved.quarantine, _run_options(output_dir)),
         }
     if resolved.person_id is not None:
         identifiers = graph.identifiers_of(resolved.person_id)

@@ -136,67 +136,41 @@ def _hub_fragments(options: RunOptions) -> dict[str, str]:
     }
 
 
-def hub_reason(
-    identifier_type: str,
-    linked_type: str,
-    degree: int,
-    contention: int,
-    typical_degree: int,
-    rule: str,
-    *,
-    max_linked: int | None,
-    min_contention: int,
-    outlier_factor: float,
-) -> str:
-    """One sentence saying why a hub was condemned, from its row of sql/31_hub_degrees.sql and
-    the settings of the run (`max_linked` None when the run's rules are not known)."""
+def hub_reason(row: dict, options: dict) -> str:
+    """One sentence saying why a hub was condemned, from its quarantine row (the hub_* columns
+    of sql/31_hub_degrees.sql) and the run's options as run.json records them
+    (RunOptions.as_record; the defaults where an older run.json lacks a setting)."""
+    kind, linked = row["identifier_type"], row["hub_linked_type"]
+    degree, contention = int(row["hub_degree"]), int(row.get("hub_contention") or 0)
+    rule = row.get("hub_rule") or "max_linked"
+    min_contention = int(options.get("hub_min_contention", DEFAULT_HUB_MIN_CONTENTION))
     if rule == "max_linked":
-        bound = "its bound" if max_linked is None else f"the bound of {max_linked:,}"
-        setting = f"[hubs] {identifier_type} = {{ {linked_type} = ... }}"
-        return f"linked to {degree:,} {linked_type} values, more than {bound} ({setting})"
+        bound = next(
+            (
+                f"the bound of {h['max_linked']:,}"
+                for h in options.get("hubs", [])
+                if (h["identifier_type"], h["linked_type"]) == (kind, linked)
+            ),
+            "its bound",
+        )
+        setting = f"[hubs] {kind} = {{ {linked} = ... }}"
+        return f"linked to {degree:,} {linked} values, more than {bound} ({setting})"
     if rule == "contention":
         return (
-            f"its {degree:,} {linked_type} values lead to {contention:,} other {identifier_type} "
-            f"values (a hub at {min_contention} or more: [hubs] min_contention)"
+            f"its {degree:,} {linked} values lead to {contention:,} other {kind} values (a hub "
+            f"at {min_contention} or more: [hubs] min_contention)"
         )
-    floor = max(typical_degree, 3)
-    bar = outlier_bar(typical_degree, contention, min_contention, outlier_factor)
+    # The outlier bar of sql/31_hub_degrees.sql, spelled out.
+    factor = float(options.get("hub_outlier_factor", DEFAULT_HUB_OUTLIER_FACTOR))
+    typical = int(row.get("hub_typical_degree") or 0)
+    floor = max(typical, 3)
+    bar = factor * floor * (min_contention - contention) / (min_contention - 2)
     return (
-        f"linked to {degree:,} {linked_type} values, {contention:,} of them leading to other "
-        f"{identifier_type} values: more than {bar:g} = {outlier_factor:g} x {floor:,} x "
-        f"({min_contention} - {contention}) / ({min_contention} - 2), from the 99th-percentile "
-        f"{identifier_type} degree {typical_degree:,} (at least 3), lower as contention nears "
-        f"{min_contention} ([hubs] outlier_factor, min_contention)"
-    )
-
-
-def outlier_bar(
-    typical_degree: int, contention: int, min_contention: int, outlier_factor: float
-) -> float:
-    """The degree above which an identifier with this contention is an outlier hub (README,
-    sql/31_hub_degrees.sql)."""
-    if min_contention <= 2:
-        return 0.0
-    floor = max(typical_degree, 3)
-    return outlier_factor * floor * (min_contention - contention) / (min_contention - 2)
-
-
-def hub_reason_of_run(row: dict, options: dict) -> str:
-    """hub_reason for a quarantine row (hub_* columns), with the settings from run.json's
-    `options` (defaults where an older run.json lacks them)."""
-    bounds = {
-        (h["identifier_type"], h["linked_type"]): h["max_linked"] for h in options.get("hubs", [])
-    }
-    return hub_reason(
-        row["identifier_type"],
-        row["hub_linked_type"],
-        int(row["hub_degree"]),
-        int(row.get("hub_contention") or 0),
-        int(row.get("hub_typical_degree") or 0),
-        row.get("hub_rule") or "max_linked",
-        max_linked=bounds.get((row["identifier_type"], row["hub_linked_type"])),
-        min_contention=int(options.get("hub_min_contention", DEFAULT_HUB_MIN_CONTENTION)),
-        outlier_factor=float(options.get("hub_outlier_factor", DEFAULT_HUB_OUTLIER_FACTOR)),
+        f"linked to {degree:,} {linked} values, {contention:,} of them leading to other {kind} "
+        f"values: more than {bar:g} = {factor:g} x {floor:,} x ({min_contention} - "
+        f"{contention}) / ({min_contention} - 2), from the 99th-percentile {kind} degree "
+        f"{typical:,} (at least 3), lower as contention nears {min_contention} ([hubs] "
+        "outlier_factor, min_contention)"
     )
 
 

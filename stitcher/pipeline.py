@@ -599,34 +599,24 @@ def _run_record(
         )
     }
     quarantined = dict(rows("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"))
-    bounds = {(h.identifier_type, h.linked_type): h.max_linked for h in options.hubs}
+    recorded = options.as_record()
     hubs = [
         {
-            "identifier_type": t,
-            "identifier": i,
-            "linked_type": lt,
-            "degree": int(d),
-            "contention": int(c),
-            "typical_degree": int(typical),
-            "rule": rule,
-            "why": hub_reason(
-                t,
-                lt,
-                int(d),
-                int(c),
-                int(typical),
-                rule,
-                max_linked=bounds.get((t, lt)),
-                min_contention=options.hub_min_contention,
-                outlier_factor=options.hub_outlier_factor,
-            ),
-            "event_count": int(n),
+            "identifier_type": row["identifier_type"],
+            "identifier": row["identifier"],
+            "linked_type": row["hub_linked_type"],
+            "degree": int(row["hub_degree"]),
+            "contention": int(row["hub_contention"]),
+            "typical_degree": int(row["hub_typical_degree"]),
+            "rule": row["hub_rule"],
+            "why": hub_reason(row, recorded),
+            "event_count": int(row["event_count"]),
         }
-        for t, i, lt, d, c, typical, rule, n in rows(
+        for row in engine.fetch_arrow(
             "SELECT identifier_type, identifier, hub_linked_type, hub_degree, hub_contention, "
             "hub_typical_degree, hub_rule, event_count FROM quarantine WHERE reason = 'hub' "
             "ORDER BY hub_degree DESC, identifier_type, identifier LIMIT 50"
-        )
+        ).to_pylist()
     ]
     kept = dict(rows("SELECT reason, edges FROM edge_totals WHERE kept"))
     rejected = dict(rows("SELECT reason, edges FROM edge_totals WHERE NOT kept"))
@@ -644,7 +634,7 @@ def _run_record(
     record = {
         "stitcher_version": __version__,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "options": options.as_record(),
+        "options": recorded,
         "input": {
             "tables": loaded.tables,
             "events_per_table": per_table,

@@ -48,6 +48,10 @@ def test_hub_user_id_is_quarantined_and_links_nothing(tmp_path: Path) -> None:
     assert rejected.height == 12
     record = json.loads((out / "run.json").read_text())
     assert record["quarantine"]["hubs"][0]["identifier"] == "shared-login"
+    assert record["quarantine"]["hubs"][0]["why"] == (
+        "linked to 12 anonymous_id values, more than the bound of 10 "
+        "([hubs] user_id = { anonymous_id = ... })"
+    )
 
 
 def test_hubs_can_be_turned_off(tmp_path: Path) -> None:
