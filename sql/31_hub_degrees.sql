@@ -55,7 +55,9 @@ edges AS (
     WHERE ja.identifier IS NULL AND jb.identifier IS NULL
 ),
 -- Each end of each edge set: its degree, and the first and last identifier on the other end
--- (for a partner shared by two or more owners, the one it leads to).
+-- (for a partner shared by two or more owners, the one it leads to). The two ends (here and in
+-- leads) are spelled out as mirror halves: one UNION ALL of both orientations first, read by
+-- both, held every edge twice and took 0.75-0.92 s at 10M events against 0.62-0.75 s.
 ends AS (
     SELECT pair_no, 'a' AS side, a AS identifier, count(*) AS degree,
            min(b) AS first_other, max(b) AS last_other

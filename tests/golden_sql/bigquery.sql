@@ -758,7 +758,7 @@ WITH identifiers_junk AS (
     ON jb.identifier_type = t.b_type AND jb.identifier = e.b
   WHERE
     ja.identifier IS NULL AND jb.identifier IS NULL
-), ends /* Each end of each edge set: its degree, and the first and last identifier on the other end */ /* (for a partner shared by two or more owners, the one it leads to). */ AS (
+), ends /* Each end of each edge set: its degree, and the first and last identifier on the other end */ /* (for a partner shared by two or more owners, the one it leads to). The two ends (here and in */ /* leads) are spelled out as mirror halves: one UNION ALL of both orientations first, read by */ /* both, held every edge twice and took 0.75-0.92 s at 10M events against 0.62-0.75 s. */ AS (
   SELECT
     edges.pair_no AS pair_no,
     'a' AS side,

@@ -805,7 +805,7 @@ WITH "IDENTIFIERS_JUNK" AS (
     ON "JB"."IDENTIFIER_TYPE" = "T"."B_TYPE" AND "JB"."IDENTIFIER" = "E"."B"
   WHERE
     "JA"."IDENTIFIER" IS NULL AND "JB"."IDENTIFIER" IS NULL
-), "ENDS" /* Each end of each edge set: its degree, and the first and last identifier on the other end */ /* (for a partner shared by two or more owners, the one it leads to). */ AS (
+), "ENDS" /* Each end of each edge set: its degree, and the first and last identifier on the other end */ /* (for a partner shared by two or more owners, the one it leads to). The two ends (here and in */ /* leads) are spelled out as mirror halves: one UNION ALL of both orientations first, read by */ /* both, held every edge twice and took 0.75-0.92 s at 10M events against 0.62-0.75 s. */ AS (
   SELECT
     "EDGES"."PAIR_NO" AS "PAIR_NO",
     'a' AS "SIDE",
