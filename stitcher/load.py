@@ -6,6 +6,7 @@ Nothing is read here beyond file schemas: the events are scanned once, later, by
 from __future__ import annotations
 
 import csv
+import difflib
 import logging
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -29,7 +30,7 @@ from stitcher.engines.base import (
     quote_literal,
 )
 from stitcher.errors import InputError
-from stitcher.location import LOCAL_TREE, Tree, Url
+from stitcher.location import HIDDEN_REASON, LOCAL_TREE, Skipped, Tree, Url
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -99,13 +100,10 @@ class TableSource:
     name: str
     # Local Paths, or Urls (s3a://...) that the engine reads.
     files_by_format: dict[str, list[Path | Url]]
-    skipped_files: tuple[Path | Url, ...] = ()
+    skipped_files: tuple[Skipped, ...] = ()
     # The table's folders (tracks/): only `key=value` folders below them are partition keys,
     # never the folders that hold --input itself.
     roots: tuple[Path | Url, ...] = ()
-    # A URL input not listed yet (only the engine can list it; see find_tables), and the
-    # --input-format to list it with.
-    unlisted: tuple[Url, str] | None = None
 
     @property
     def files(self) -> list[Path | Url]:
@@ -116,13 +114,29 @@ class TableSource:
         return files[0].name if len(files) == 1 else f"{self.name}/ ({len(files)} files)"
 
 
+@dataclass(frozen=True)
+class InputTables:
+    """What --input holds: its tables, and every entry under it that no table reads."""
+
+    sources: list[TableSource]
+    # Entries of --input that belong to no table (a misspelt `track.parquet`, notes).
+    skipped: tuple[Skipped, ...] = ()
+    # A URL input not listed yet (only the engine can list it; see find_tables), and the
+    # --input-format to list it with.
+    unlisted: tuple[Url, str] | None = None
+
+    def all_skipped(self) -> list[Skipped]:
+        return [*self.skipped, *(s for source in self.sources for s in source.skipped_files)]
+
+
 @dataclass
 class LoadedInput:
     """What the loader registered: per-table views plus the unified `events` view."""
 
     tables: list[str]
     trait_columns: list[str]
-    skipped_files: list[str] = field(default_factory=list)
+    # Every file or folder under --input not read, as {"path", "reason"} (run.json).
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
     # Each `key=value` folder name met, per table: what it filled, or why it was ignored.
     partition_keys: list[dict[str, object]] = field(default_factory=list)
     # Columns that spell one field twice in a table (userId and user_id): which one is read
@@ -151,22 +165,23 @@ def event_view(table: str) -> str:
 
 def find_tables(
     input_dir: Path | Url, input_format: str = "auto", tree: Tree | None = None
-) -> list[TableSource]:
-    """The tables under --input, by the same rules whether `tree` walks local paths or URLs.
+) -> InputTables:
+    """The tables under --input, by the same rules whether `tree` walks local paths or URLs,
+    and every entry under it that is not read, with the reason.
 
     A URL without a tree is only recorded: the engine that can list it is not open yet when
     the pipeline calls this, so register_inputs lists it (with this function) once it is.
     """
     if tree is None:
         if isinstance(input_dir, Url):
-            return [TableSource(input_dir.name, {}, unlisted=(input_dir, input_format))]
+            return InputTables([], unlisted=(input_dir, input_format))
         tree = LOCAL_TREE
     if input_format != "segment":
         export = mixpanel.export_entries(
             input_dir, input_format, lambda e: bool(_table_name(e, tree)), tree
         )
         if export is not None:
-            return [_mixpanel_source(input_dir, export, input_format == "mixpanel", tree)]
+            return _mixpanel_input(input_dir, export, input_format == "mixpanel", tree)
     if not tree.exists(input_dir):
         raise InputError(f"input folder {input_dir} does not exist")
     if not tree.is_dir(input_dir):
@@ -176,14 +191,17 @@ def find_tables(
     except OSError as exc:
         raise InputError(f"cannot list input folder {input_dir}: {exc.strerror}") from exc
     by_table: dict[str, list[Path | Url]] = {}
+    skipped: list[Skipped] = []
     for entry in entries:
         table = _table_name(entry, tree)
         if table is None:
+            skipped.append(_not_a_table(entry))
             continue
         by_table.setdefault(table, []).append(entry)
     sources = []
     for table in EVENT_TABLES:
         if table in by_table:
+            _check_one_layout(table, by_table[table], input_dir, tree)
             sources.append(_collect(table, by_table[table], tree))
     if not sources:
         found = ", ".join(e.name for e in entries[:10]) or "nothing"
@@ -194,11 +212,47 @@ def find_tables(
     if not any(source.files for source in sources):
         # Only zero-byte files: what a failed export leaves. Refuse rather than replace the
         # previous output with an empty one.
-        empty = ", ".join(str(p) for s in sources for p in s.skipped_files[:3])
+        empty = ", ".join(str(s.path) for s in _empty_files(sources)[:3])
         raise InputError(
             f"every table file in {input_dir} is empty (0 bytes): {empty}; check the export"
         )
-    return sources
+    return InputTables(sources, tuple(skipped))
+
+
+_EMPTY_REASON = "empty (0 bytes)"
+
+
+def _empty_files(sources: list[TableSource]) -> list[Skipped]:
+    return [s for source in sources for s in source.skipped_files if s.reason == _EMPTY_REASON]
+
+
+def _not_a_table(entry: Path | Url) -> Skipped:
+    """Why an entry of --input is no table, with the table it was likely meant to be."""
+    if entry.name.startswith((".", "_")):
+        return Skipped(entry, HIDDEN_REASON, quiet=True)
+    stem = entry.name.lower()
+    for suffix in _FORMAT_BY_SUFFIX:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    reason = "not an event table (tracks, pages, screens, identifies, aliases)"
+    guess = difflib.get_close_matches(stem, EVENT_TABLES, n=1, cutoff=0.75)
+    if guess:
+        reason += f"; did you mean {guess[0]}?"
+    return Skipped(entry, reason)
+
+
+def _check_one_layout(
+    table: str, entries: list[Path | Url], input_dir: Path | Url, tree: Tree
+) -> None:
+    """One table given twice (`tracks.csv` and `tracks/`) is most often one export written
+    twice: reading both would count every event twice, so refuse it."""
+    if len(entries) > 1:
+        names = " and ".join(e.name + ("/" if tree.is_dir(e) else "") for e in entries)
+        raise InputError(
+            f"table {table} is given {len(entries)} times in {input_dir}: {names}; keep one "
+            "(move the others out of --input), or merge them into one folder"
+        )
 
 
 def _table_name(entry: Path | Url, tree: Tree) -> str | None:
@@ -222,18 +276,30 @@ def _file_format(path: Path | Url) -> str | None:
     return None
 
 
-def _mixpanel_source(
+def _mixpanel_input(
     input_dir: Path | Url, entries: list[Path | Url], explicit: bool, tree: Tree
-) -> TableSource:
+) -> InputTables:
     source = _collect(
         mixpanel.TABLE,
         entries,
         tree,
         lambda p: mixpanel.file_format(p, input_dir, explicit, _file_format),
+        "not part of a Mixpanel export (neither JSON nor the events table)",
     )
     if not source.files:
         raise InputError(f"every file of the Mixpanel export {input_dir} is empty (0 bytes)")
-    return source
+    skipped: list[Skipped] = []
+    if tree.is_dir(input_dir):
+        for entry in tree.children(input_dir):
+            if entry in entries:
+                continue
+            if entry.name.startswith((".", "_")):
+                skipped.append(Skipped(entry, HIDDEN_REASON, quiet=True))
+            else:
+                skipped.append(
+                    Skipped(entry, "not part of the Mixpanel export (neither JSON nor events)")
+                )
+    return InputTables([source], tuple(skipped))
 
 
 def _collect(
@@ -241,38 +307,39 @@ def _collect(
     entries: list[Path | Url],
     tree: Tree,
     file_format_of: Callable[[Path | Url], str | None] = _file_format,
+    other_file: str = "not a .parquet, .csv or .csv.gz file",
 ) -> TableSource:
     files: list[Path | Url] = []
     roots: list[Path | Url] = []
+    skipped: list[Skipped] = []
     for entry in entries:
         if tree.is_dir(entry):
-            files.extend(tree.walk_files(entry))
+            below, passed = tree.walk_files(entry)
+            files.extend(below)
+            skipped.extend(passed)
             roots.append(entry)
         else:
             files.append(entry)
     by_format: dict[str, list[Path | Url]] = {}
-    skipped: list[Path | Url] = []
     for path in files:
         file_format = file_format_of(path)
         if file_format is None:
-            log.debug("ignoring %s: not a .parquet, .csv or .csv.gz file", path)
+            skipped.append(Skipped(path, other_file))
             continue
+        problem = tree.problem(path)
+        if problem is not None:
+            raise InputError(f"cannot read {path}: {problem}")
         try:
             size = tree.size(path)
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-        problem = tree.problem(path)
-        if problem is not None:
-            raise InputError(f"cannot read {path}: {problem}")
         if size == 0:
             # Writers that crash or have nothing to write leave empty files behind; they hold
             # no rows, so skipping them loses nothing. run.json lists them.
-            log.warning("skipping empty file %s", path)
-            skipped.append(path)
+            skipped.append(Skipped(path, _EMPTY_REASON))
             continue
         by_format.setdefault(file_format, []).append(path)
-    if not by_format and skipped:
-        log.warning("skipping table %s: all its files are empty", table)
+    if not by_format and any(s.reason == _EMPTY_REASON for s in skipped):
         return TableSource(table, {}, tuple(skipped), tuple(roots))
     if not by_format:
         where = entries[0] if len(entries) == 1 else entries[0].parent
@@ -282,38 +349,53 @@ def _collect(
     return TableSource(table, by_format, tuple(skipped), tuple(roots))
 
 
-def list_sources(engine: Engine, sources: list[TableSource]) -> list[TableSource]:
-    """The sources themselves, or, for a URL input not listed yet, its tables as listed by the
+def list_sources(engine: Engine, tables: InputTables) -> InputTables:
+    """The tables themselves, or, for a URL input not listed yet, its tables as listed by the
     engine (the same rules as for a local folder)."""
-    if len(sources) != 1 or sources[0].unlisted is None:
-        return sources
-    url, input_format = sources[0].unlisted
+    if tables.unlisted is None:
+        return tables
+    url, input_format = tables.unlisted
     return find_tables(url, input_format, engine.url_tree(url))
+
+
+def _warn_skipped(skipped: list[Skipped]) -> None:
+    """One warning line for everything under --input that is not read (writers' markers
+    aside), so that a misspelt table or a stray file is seen; run.json lists them all."""
+    loud = [s for s in skipped if not s.quiet]
+    if not loud:
+        return
+    shown = "; ".join(f"{s.path.name} ({s.reason})" for s in loud[:3])
+    more = f"; and {len(loud) - 3} more" if len(loud) > 3 else ""
+    log.warning(
+        "not read under --input: %s%s (run.json input.skipped_files lists each)", shown, more
+    )
 
 
 def register_inputs(
     engine: Engine,
-    sources: list[TableSource],
+    tables: InputTables,
     identifier_types: Sequence[IdentifierType] = (),
     policy: str = "guarded",
 ) -> LoadedInput:
     """Register every table and build the `events` and `identify_traits` views."""
-    sources = list_sources(engine, sources)
+    tables = list_sources(engine, tables)
+    sources = tables.sources
+    skipped = tables.all_skipped()
+    _warn_skipped(skipped)
     if sources and sources[0].name == mixpanel.TABLE:
         export = sources[0]
         has_ids = mixpanel.register_export(engine, export.files_by_format, identifier_types, policy)
         return LoadedInput(
             tables=[mixpanel.TABLE],
             trait_columns=[],
-            skipped_files=[str(p) for p in export.skipped_files],
+            skipped_files=[s.record() for s in skipped],
             tables_without_message_ids=[] if has_ids else [mixpanel.TABLE],
             input_format="mixpanel",
         )
     mixpanel.check_policy_input(policy)
-    loaded = LoadedInput(tables=[], trait_columns=[])
+    loaded = LoadedInput(tables=[], trait_columns=[], skipped_files=[s.record() for s in skipped])
     for source in sources:
         if not source.files:
-            loaded.skipped_files.extend(str(p) for p in source.skipped_files)
             continue
         raw, keys_used, numeric = _register_source(engine, source, identifier_types)
         loaded.partition_keys.extend(keys_used)
@@ -327,7 +409,6 @@ def register_inputs(
             + _project(engine, source, raw, mapping, extra, identifier_types)
         )
         loaded.tables.append(source.name)
-        loaded.skipped_files.extend(str(p) for p in source.skipped_files)
         if mapping["message_id"] == []:
             loaded.tables_without_message_ids.append(source.name)
         if source.name == "identifies":

@@ -27,6 +27,22 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
+HIDDEN_REASON = "hidden name (starts with . or _, as writers' markers such as _SUCCESS do)"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder under --input that is not read, and why. `quiet` ones (writers'
+    markers) are listed in run.json but left out of the warning line."""
+
+    path: Path | Url
+    reason: str
+    quiet: bool = False
+
+    def record(self) -> dict[str, str]:
+        return {"path": str(self.path), "reason": self.reason}
+
+
 @dataclass(frozen=True, order=True)
 class Url:
     """A file or folder named by a URL, kept as given (never turned into a local Path, which
@@ -136,9 +152,10 @@ class Tree(Protocol):
     def children(self, location: Path | Url) -> list:
         """The entries of a folder, sorted by name; OSError when it cannot be listed."""
 
-    def walk_files(self, location: Path | Url) -> list:
-        """Every visible file below a folder (hidden files and folders skipped), in the order
-        os.walk visits them: a folder's files by name, then each subfolder by name."""
+    def walk_files(self, location: Path | Url) -> tuple[list, list[Skipped]]:
+        """Every visible file below a folder, in the order os.walk visits them (a folder's
+        files by name, then each subfolder by name), and the entries passed over (hidden files
+        and folders, a folder reached a second time through a symbolic link)."""
 
     def size(self, location: Path | Url) -> int:
         """Bytes in a file; OSError when it cannot be read."""
@@ -159,23 +176,66 @@ class LocalTree:
     def children(self, location: Path) -> list[Path]:
         return sorted(location.iterdir())
 
-    def walk_files(self, location: Path) -> list[Path]:
+    def walk_files(self, location: Path) -> tuple[list[Path], list[Skipped]]:
+        # Symbolic links are followed (a partition folder linked in from elsewhere is data);
+        # each real folder is walked once, so a link back up the tree ends instead of looping
+        # and a folder linked in twice is not read twice. Linked folders wait until the real
+        # ones are walked, so that the link, not the folder, is what is passed over.
         files: list[Path] = []
-        for root, dirs, names in os.walk(location):
-            dirs[:] = sorted(d for d in dirs if not _hidden(d))
-            files.extend(Path(root) / n for n in sorted(names) if not _hidden(n))
-        return files
+        skipped: list[Skipped] = []
+        walked: dict[tuple[int, int], Path] = {}
+        pending = [location]
+        links: list[Path] = []
+        while pending or links:
+            folder = pending.pop() if pending else links.pop(0)
+            try:
+                status = folder.stat()
+            except OSError as exc:
+                raise InputError(f"cannot read folder {folder}: {exc.strerror}") from exc
+            key = (status.st_dev, status.st_ino)
+            if key in walked:
+                skipped.append(Skipped(folder, f"a link to folder {walked[key]}, already read"))
+                continue
+            walked[key] = folder
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                raise InputError(f"cannot list folder {folder}: {exc.strerror}") from exc
+            subfolders = []
+            for entry in entries:
+                path = folder / entry.name
+                if _hidden(entry.name):
+                    skipped.append(Skipped(path, HIDDEN_REASON, quiet=True))
+                elif entry.is_dir():
+                    (links if entry.is_symlink() else subfolders).append(path)
+                else:
+                    _check_link(path, entry)
+                    files.append(path)
+            pending.extend(reversed(subfolders))
+        return files, skipped
 
     def size(self, location: Path) -> int:
         return location.stat().st_size
 
     def problem(self, location: Path) -> str | None:
+        if location.is_symlink() and not location.exists():
+            target = os.readlink(location)
+            return f"a symbolic link to {target}, which does not exist; fix it or remove it"
         if not location.is_file():
             # A FIFO would block the run forever; a device or socket is never a table.
             return "not a regular file (a pipe, socket or device); move it out of the input folder"
         if not os.access(location, os.R_OK):
             return "permission denied; check the file's owner"
         return None
+
+
+def _check_link(path: Path, entry: os.DirEntry) -> None:
+    """Refuse a symbolic link that leads nowhere: the data it stood for is missing."""
+    if entry.is_symlink() and not path.exists():
+        raise InputError(
+            f"{path} is a symbolic link to {os.readlink(path)}, which does not exist (or is a "
+            "link loop); fix the link or remove it"
+        )
 
 
 LOCAL_TREE = LocalTree()
@@ -224,16 +284,20 @@ class UrlTree:
             children.append(child)
         return children
 
-    def walk_files(self, location: Url) -> list[Url]:
+    def walk_files(self, location: Url) -> tuple[list[Url], list[Skipped]]:
         files: list[Url] = []
+        skipped: list[Skipped] = []
         folders: list[Url] = []
         for child in self.children(location):
             if _hidden(child.name):
+                skipped.append(Skipped(child, HIDDEN_REASON, quiet=True))
                 continue
             (folders if self.is_dir(child) else files).append(child)
         for folder in folders:
-            files.extend(self.walk_files(folder))
-        return files
+            below, passed = self.walk_files(folder)
+            files.extend(below)
+            skipped.extend(passed)
+        return files, skipped
 
     def size(self, location: Url) -> int:
         entry = self._entry(location)

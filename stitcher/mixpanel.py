@@ -111,7 +111,7 @@ def _is_flat_table(entry: Path | Url | PurePath) -> bool:
 
 
 def _holds_json(folder: Path | Url, tree: Tree) -> bool:
-    return any(is_json_file(f) for f in tree.walk_files(folder))
+    return any(is_json_file(f) for f in tree.walk_files(folder)[0])
 
 
 def file_format(

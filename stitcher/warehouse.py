@@ -31,7 +31,7 @@ from stitcher.config import RunOptions
 from stitcher.engines.base import STRING, TIMESTAMP_TZ, Column, Engine
 from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Statement
 from stitcher.errors import ConfigError, EngineError
-from stitcher.load import EVENT_TABLES, TableSource, register_inputs
+from stitcher.load import EVENT_TABLES, InputTables, TableSource, register_inputs
 from stitcher.warehouse_dialects import REWRITTEN_DIALECTS, WarehouseTranslator
 
 log = logging.getLogger("stitcher")
@@ -106,11 +106,13 @@ def build(
         needs_python=f"--policy {options.policy}",
         distributed_numbering=dialect in DISTRIBUTED_DIALECTS,
     )
-    sources = [
-        TableSource(name, {WAREHOUSE_TABLE: [Path(tables[name])]})
-        for name in EVENT_TABLES
-        if name in tables
-    ]
+    sources = InputTables(
+        [
+            TableSource(name, {WAREHOUSE_TABLE: [Path(tables[name])]})
+            for name in EVENT_TABLES
+            if name in tables
+        ]
+    )
     loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
     build_tables(engine, options, loaded)
     # id_map carries integer join keys (node_id, component) for the steps after it; the

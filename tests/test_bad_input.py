@@ -235,6 +235,18 @@ def _junk_file(content: str) -> Callable[[Workspace], list[str]]:
     return build
 
 
+def _broken_link(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks/dt=1/part-0.csv": GOOD_TRACKS})
+    (ws.input / "tracks" / "dt=2").symlink_to(ws.root / "gone")
+    return _run_args(ws)
+
+
+def _broken_file_link(ws: Workspace) -> list[str]:
+    _write(ws.input, {"pages.csv": GOOD_TRACKS})
+    (ws.input / "tracks.csv").symlink_to(ws.root / "gone.csv")
+    return _run_args(ws)
+
+
 _LATIN1 = (HEADER + "m1,caf\xe9,u1,2026-01-01T00:00:00Z\n").encode("latin-1")
 
 BAD_CASES = [
@@ -323,6 +335,26 @@ BAD_CASES = [
         ("tracks.csv.gz:", "re-export"),
     ),
     Bad("fifo-named-like-a-table", _fifo, ("tracks.csv: not a regular file",)),
+    Bad(
+        "broken-link-to-a-partition",
+        _broken_link,
+        ("dt=2 is a symbolic link to", "gone, which does not exist", "fix the link"),
+    ),
+    Bad(
+        "broken-link-named-like-a-table",
+        _broken_file_link,
+        ("cannot read", "tracks.csv: a symbolic link to", "gone.csv, which does not exist"),
+    ),
+    Bad(
+        "one-table-as-a-file-and-a-folder",
+        _files({"tracks.csv": GOOD_TRACKS, "tracks/part-0.csv": GOOD_TRACKS}),
+        ("table tracks is given 2 times in", "tracks/ and tracks.csv;", "keep one"),
+    ),
+    Bad(
+        "one-table-in-two-formats",
+        _files({"pages.csv": GOOD_TRACKS, "PAGES.parquet": _good_parquet()}),
+        ("table pages is given 2 times", "PAGES.parquet and pages.csv"),
+    ),
     Bad(
         "folder-named-like-a-file",
         _dir_named_like_file,
@@ -446,7 +478,10 @@ def test_zero_byte_file_is_skipped_and_listed(ws: Workspace) -> None:
     _write(ws.input, {"tracks/part-0.csv": GOOD_TRACKS, "tracks/part-1.csv": b"", "pages.csv": b""})
     record = run_ok(ws.input, ws.out)
     skipped = record["input"]["skipped_files"]
-    assert sorted(Path(p).name for p in skipped) == ["pages.csv", "part-1.csv"]
+    assert sorted((Path(s["path"]).name, s["reason"]) for s in skipped) == [
+        ("pages.csv", "empty (0 bytes)"),
+        ("part-1.csv", "empty (0 bytes)"),
+    ]
     assert record["input"]["events"] == 3
     assert record["input"]["tables"] == ["tracks"]
 
@@ -753,3 +788,125 @@ def test_debug_shows_the_traceback_and_still_keeps_the_output(ws: Workspace) -> 
     assert "Traceback" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
     ws.untouched()
+
+
+# --------------------------------------------------------------------------------------------
+# Nothing under --input is passed over in silence: run.json lists it with the reason, and one
+# warning line names it (writers' markers such as _SUCCESS are listed, not warned about).
+
+
+def _skipped(record: dict, root: Path) -> dict[str, str]:
+    return {
+        str(Path(s["path"]).relative_to(root)): s["reason"]
+        for s in record["input"]["skipped_files"]
+    }
+
+
+def _warnings(result: object) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+
+
+def test_misnamed_tables_are_listed_and_warned_about(ws: Workspace) -> None:
+    _write(
+        ws.input,
+        {
+            "pages.parquet": _good_parquet(),
+            "track.parquet": GOOD_TRACKS,
+            "identify.parquet": GOOD_TRACKS,
+            "README.md": "notes",
+            "_SUCCESS": "",
+        },
+    )
+    result = invoke(*_run_args(ws))
+    assert result.exit_code == 0, result.output
+    record = json.loads((ws.out / "run.json").read_text())
+    assert record["input"]["tables"] == ["pages"]
+    skipped = _skipped(record, ws.input)
+    assert skipped["track.parquet"].endswith("did you mean tracks?")
+    assert skipped["identify.parquet"].endswith("did you mean identifies?")
+    assert skipped["README.md"].startswith("not an event table")
+    assert skipped["_SUCCESS"].startswith("hidden name")
+    (warning,) = [w for w in _warnings(result) if "not read under --input" in w]
+    assert "track.parquet" in warning and "identify.parquet" in warning
+    assert "README.md" in warning and "_SUCCESS" not in warning
+
+
+def test_files_of_other_kinds_in_a_table_folder_are_listed(ws: Workspace) -> None:
+    _write(
+        ws.input,
+        {
+            "tracks/part-0.csv": GOOD_TRACKS,
+            "tracks/part-1.json": "{}",
+            "tracks/part-2.csv.bz2": "x",
+            "tracks/_SUCCESS": "",
+            "tracks/.part-0.csv.crc": "x",
+        },
+    )
+    result = invoke(*_run_args(ws))
+    assert result.exit_code == 0, result.output
+    record = json.loads((ws.out / "run.json").read_text())
+    assert _skipped(record, ws.input) == {
+        "tracks/.part-0.csv.crc": "hidden name (starts with . or _, as writers' markers such "
+        "as _SUCCESS do)",
+        "tracks/_SUCCESS": "hidden name (starts with . or _, as writers' markers such as "
+        "_SUCCESS do)",
+        "tracks/part-1.json": "not a .parquet, .csv or .csv.gz file",
+        "tracks/part-2.csv.bz2": "not a .parquet, .csv or .csv.gz file",
+    }
+    (warning,) = _warnings(result)
+    assert "part-1.json" in warning and "part-2.csv.bz2" in warning and "crc" not in warning
+
+
+def test_no_warning_when_everything_is_read(ws: Workspace) -> None:
+    _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+    result = invoke(*_run_args(ws))
+    assert result.exit_code == 0, result.output
+    assert _warnings(result) == []
+    assert json.loads((ws.out / "run.json").read_text())["input"]["skipped_files"] == []
+
+
+def test_a_linked_partition_folder_is_read(ws: Workspace) -> None:
+    _write(ws.input, {"tracks/dt=1/part-0.csv": HEADER + ROW})
+    elsewhere = _write(
+        ws.root / "archive" / "dt=2", {"part-0.csv": HEADER + "m2,a1,u2,2026-01-02\n"}
+    )
+    (ws.input / "tracks" / "dt=2").symlink_to(elsewhere, target_is_directory=True)
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 2
+    assert record["input"]["skipped_files"] == []
+    ids = partition(read_output(ws.out, "id_map"))
+    assert frozenset({("anonymous_id", "a1"), ("user_id", "u1")}) <= next(
+        p for p in ids if ("anonymous_id", "a1") in p
+    )
+    assert id_map_rows(ws.out)[("user_id", "u2")] == 1
+
+
+def test_a_link_loop_ends_and_each_file_is_read_once(ws: Workspace) -> None:
+    _write(ws.input, {"tracks/dt=1/part-0.csv": GOOD_TRACKS})
+    (ws.input / "tracks" / "dt=1" / "again").symlink_to(ws.input / "tracks")
+    (ws.input / "tracks" / "copy").symlink_to(ws.input / "tracks" / "dt=1")
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 3
+    assert id_map_rows(ws.out) == {
+        ("anonymous_id", "a1"): 2,
+        ("anonymous_id", "a2"): 1,
+        ("user_id", "u1"): 1,
+        ("user_id", "u2"): 1,
+    }
+    skipped = _skipped(record, ws.input)
+    assert skipped == {
+        "tracks/copy": "a link to folder " + str(ws.input / "tracks" / "dt=1") + ", already read",
+        "tracks/dt=1/again": "a link to folder " + str(ws.input / "tracks") + ", already read",
+    }
+
+
+def test_notes_beside_a_mixpanel_export_are_listed(ws: Workspace) -> None:
+    event = {
+        "event": "Viewed",
+        "properties": {"time": 1767225600, "distinct_id": "d1", "$insert_id": "i1"},
+    }
+    _write(ws.input, {"export.json": json.dumps(event) + "\n", "notes.txt": "expected output"})
+    record = run_ok(ws.input, ws.out)
+    assert _skipped(record, ws.input) == {
+        "notes.txt": "not part of the Mixpanel export (neither JSON nor events)"
+    }

@@ -644,7 +644,16 @@ def test_url_input_gives_the_same_files_as_a_local_path(tmp_path: Path) -> None:
     _same_files(duck, spark, "csv")
     record = json.loads((spark / "run.json").read_text())
     assert record["options"]["input_dir"] == f"file://{events}"
-    assert record["input"]["skipped_files"] == [f"file://{empty}"]
+    duck_skipped = json.loads((duck / "run.json").read_text())["input"]["skipped_files"]
+    assert {"path": str(empty), "reason": "empty (0 bytes)"} in duck_skipped
+
+    def seen(skipped: list[dict[str, str]]) -> list[dict[str, str]]:
+        # Hadoop's local file system hides its own .crc files from a listing.
+        return sorted((s for s in skipped if not s["path"].endswith(".crc")), key=str)
+
+    assert seen(record["input"]["skipped_files"]) == seen(
+        [{**s, "path": "file://" + s["path"]} for s in duck_skipped]
+    )
     assert (
         record["input"]["events"] == json.loads((duck / "run.json").read_text())["input"]["events"]
     )
@@ -969,7 +978,10 @@ def test_publishing_failure_leaves_the_previous_url_output(
         "--engine", "spark", expect=1,
     )  # fmt: skip
     assert result.stderr.endswith(": injected failure\n"), result.stderr
-    assert len(result.stderr.splitlines()) == 1
+    # The fixture's expected answers beside its events draw one warning line; then the error.
+    assert [line for line in result.stderr.splitlines() if not line.startswith("WARNING")] == [
+        result.stderr.splitlines()[-1]
+    ]
     assert _contents(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no tmp or old folder left
     renames = [c for c in files[0].calls if c[0] == "rename"]
