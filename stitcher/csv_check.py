@@ -33,6 +33,34 @@ def csv_header(path: Path) -> tuple[str, ...]:
     return tuple(next(csv.reader(io.StringIO(text)), []))
 
 
+# The end of the error for a second header line whose columns are in another order than the
+# first one's: the rows after it would be read into the wrong columns (load._header_lines).
+SECOND_HEADER = (
+    "a second header line with the columns in another order (files joined with `cat`?); "
+    "split the file there, or re-export it"
+)
+
+
+def second_header_line(path: Path) -> int | None:
+    """The line of the first row of a local CSV file that holds the header's names in another
+    order; None when there is none (or the file cannot be read). Only on the error path."""
+    try:
+        with _open(path) as raw:
+            text = (line.decode("utf-8", errors="replace") for line in raw)
+            reader = csv.reader(text)
+            header = [name.lstrip("\ufeff") for name in next(reader, [])]
+            names = set(header)
+            start = 2
+            for row in reader:
+                values = [value.lstrip("\ufeff") for value in row]
+                if values != header and len(values) > 1 and set(values) <= names:
+                    return start
+                start = reader.line_num + 1
+    except (OSError, EOFError, csv.Error):
+        return None
+    return None
+
+
 class _NotUtf8(Exception):
     def __init__(self, line: int) -> None:
         super().__init__(line)
@@ -66,6 +94,11 @@ def first_csv_problem(path: Path) -> str | None:
     record_start = 1
     try:
         with _open(path) as raw:
+            if raw.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                return (
+                    "UTF-16 text (it starts with a UTF-16 byte order mark); re-encode it as "
+                    "UTF-8, e.g. `iconv -f utf-16 -t utf-8 FILE > NEW`"
+                )
             lines = _decoded_lines(raw)
             reader = csv.reader(lines, delimiter=",", quotechar='"', doublequote=True, strict=True)
             header: list[str] | None = None

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from stitcher import mixpanel
 from stitcher.config import IdentifierType, canonical
-from stitcher.csv_check import csv_header
+from stitcher.csv_check import SECOND_HEADER, csv_header
 from stitcher.engines.base import (
     DECIMAL,
     FLOAT,
@@ -452,9 +452,13 @@ def _register_source(
             if c.kind in (FLOAT, DECIMAL) and fields.is_identifier(_unrenamed(c.name, columns))
         )
         view = f"{files_view}_ids"
+        where = ""
+        if group.file_format == "csv":
+            where = _header_lines(engine, source.name, columns, fields)
         engine.execute(
             f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS "
             + _read_as_meant(engine, files_view, columns, group.fills, fields)
+            + where
         )
         views.append(view)
     if len(views) == 1:
@@ -638,6 +642,45 @@ def _file_columns(path: Path | Url, file_format: str) -> list[tuple[str, str]] |
     except (OSError, pa.ArrowException, EOFError, UnicodeError, csv.Error):
         return None
     return None
+
+
+_BOM = "\ufeff"
+
+
+def _header_lines(engine: Engine, table: str, columns: list[Column], fields: _Fields) -> str:
+    """A WHERE clause that keeps header lines out of the data of a CSV group.
+
+    Files joined with `cat` (gzip members too, which a reader sees as one stream) carry each
+    part's header line into the middle: read as a row, it would be an event whose ids are
+    `anonymous_id` and `user_id`. A row whose identity and time columns hold their own names
+    is such a line and is dropped. A row that holds the columns' names in another order starts
+    rows that would be read into the wrong columns: the query stops on it with an error.
+    """
+    keys = [c for c in columns if fields.of(_unrenamed(c.name, columns)) is not None]
+    if not keys:
+        return ""
+    names = sorted({_unrenamed(c.name, columns) for c in columns})
+    any_name = ", ".join(quote_literal(n) for name in names for n in (name, _BOM + name))
+
+    def own(column: Column) -> str:
+        name = _unrenamed(column.name, columns)
+        quoted = quote_identifier(column.name)
+        spelled = f"{quote_literal(name)}, {quote_literal(_BOM + name)}"
+        return f"({quoted} IS NULL OR {quoted} IN ({spelled}))"
+
+    present = " + ".join(
+        f"CASE WHEN {quote_identifier(c.name)} IS NULL THEN 0 ELSE 1 END" for c in keys
+    )
+    own_names = " AND ".join(own(c) for c in keys)
+    some_names = " AND ".join(
+        f"({quote_identifier(c.name)} IS NULL OR {quote_identifier(c.name)} IN ({any_name}))"
+        for c in keys
+    )
+    second_header = engine.fail(f"a CSV file of table {table} holds {SECOND_HEADER}")
+    return (
+        f" WHERE NOT (CASE WHEN {own_names} AND {present} >= 1 THEN true "
+        f"WHEN {some_names} AND {present} >= 2 THEN {second_header} ELSE false END)"
+    )
 
 
 def _read_as_meant(

@@ -391,10 +391,12 @@ def _persons(
         "person_traits",
         render(
             "86_person_traits",
+            # CASE, not FILTER (WHERE ...): DuckDB copies the input once per filtered
+            # aggregate, which took 14 s and 4 GB for 1,000 traits over 200 rows.
             trait_latest="".join(
-                ", struct_extract(max(struct_pack("
-                f"ts := coalesce(t.ts, TIMESTAMP '0001-01-01'), v := t.{q(c)})) "
-                f"FILTER (WHERE t.{q(c)} IS NOT NULL), 'v') AS {q(c)}"
+                f", struct_extract(max(CASE WHEN t.{q(c)} IS NOT NULL THEN struct_pack("
+                f"ts := coalesce(t.ts, TIMESTAMP '0001-01-01'), v := t.{q(c)}) END), 'v') "
+                f"AS {q(c)}"
                 for c in internal
             ),
         ),

@@ -219,11 +219,27 @@ def _struct_extreme(node: exp.Expression, warehouse: str, form: str) -> exp.Expr
     aggregate, condition = node, None
     if isinstance(node, exp.Filter) and isinstance(node.this, exp.Min | exp.Max):
         aggregate, condition = node.this, node.expression.this
+    elif isinstance(node, exp.Min | exp.Max) and _guarded_struct(node.this) is not None:
+        # MAX(CASE WHEN c THEN struct END): the same aggregate as MAX(struct) FILTER (WHERE c).
+        case = node.this
+        aggregate = node.copy()
+        aggregate.set("this", _guarded_struct(case).copy())
+        condition = case.args["ifs"][0].this
     if not isinstance(aggregate, exp.Min | exp.Max) or not _is_struct(aggregate.this):
         return node
     if isinstance(node.parent, exp.Window) or aggregate.expressions:
         raise ConfigError(f"cannot rewrite {node.sql('duckdb')} for {warehouse}")
     return struct_extreme(aggregate, warehouse, form, condition)
+
+
+def _guarded_struct(node: exp.Expression) -> exp.Struct | None:
+    """The struct of `CASE WHEN c THEN struct END` (one branch, no ELSE), else None."""
+    if not isinstance(node, exp.Case) or node.args.get("default") is not None:
+        return None
+    branches = node.args.get("ifs") or []
+    if len(branches) != 1 or not isinstance(branches[0].args.get("true"), exp.Struct):
+        return None
+    return branches[0].args["true"]
 
 
 def _struct_items(struct: exp.Struct) -> list[tuple[str, exp.Expression]]:

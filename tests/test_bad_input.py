@@ -249,6 +249,14 @@ def _broken_file_link(ws: Workspace) -> list[str]:
 
 _LATIN1 = (HEADER + "m1,caf\xe9,u1,2026-01-01T00:00:00Z\n").encode("latin-1")
 
+
+def _gzip_members(*parts: str) -> bytes:
+    """What `cat a.csv.gz b.csv.gz` gives: one gzip member per part, each with its header."""
+    return b"".join(gzip.compress(part.encode()) for part in parts)
+
+
+_REORDERED = "user_id,id,timestamp,anonymous_id\nu7,m7,2026-01-07,a7\n"
+
 BAD_CASES = [
     Bad("empty-input-folder", _empty_folder, ("no event tables in", "in")),
     Bad("input-folder-missing", _missing_folder, ("does not exist",)),
@@ -335,6 +343,26 @@ BAD_CASES = [
         ("tracks.csv.gz:", "re-export"),
     ),
     Bad("fifo-named-like-a-table", _fifo, ("tracks.csv: not a regular file",)),
+    Bad(
+        "gzip-members-with-headers-in-two-orders",
+        _files({"tracks.csv.gz": _gzip_members(GOOD_TRACKS, _REORDERED)}),
+        ("tracks.csv.gz: line 5 is a second header line with the columns in another order",),
+    ),
+    Bad(
+        "csv-files-joined-with-headers-in-two-orders",
+        _files({"pages.csv": GOOD_TRACKS + _rows(3, 10) + _REORDERED}),
+        ("pages.csv: line 8 is a second header line", "split the file there"),
+    ),
+    Bad(
+        "utf16-file",
+        _files({"tracks.csv": GOOD_TRACKS.encode("utf-16")}),
+        ("tracks.csv: UTF-16 text", "iconv -f utf-16 -t utf-8"),
+    ),
+    Bad(
+        "one-table-two-encodings",
+        _files({"tracks/part-0.csv": GOOD_TRACKS, "tracks/part-1.csv": _LATIN1}),
+        ("part-1.csv: line 2 is not UTF-8 text",),
+    ),
     Bad(
         "broken-link-to-a-partition",
         _broken_link,
@@ -910,3 +938,85 @@ def test_notes_beside_a_mixpanel_export_are_listed(ws: Workspace) -> None:
     assert _skipped(record, ws.input) == {
         "notes.txt": "not part of the Mixpanel export (neither JSON nor events)"
     }
+
+
+# --------------------------------------------------------------------------------------------
+# A header line never becomes data: files joined with `cat` (gzip members are one stream to a
+# reader) carry each part's header into the middle.
+
+
+def test_gzip_members_each_with_a_header(ws: Workspace) -> None:
+    second = HEADER + "m9,a9,u9,2026-01-09T00:00:00Z\n"
+    _write(ws.input, {"tracks.csv.gz": _gzip_members(GOOD_TRACKS, second, HEADER)})
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 4
+    assert id_map_rows(ws.out) == {
+        ("anonymous_id", "a1"): 2,
+        ("anonymous_id", "a2"): 1,
+        ("anonymous_id", "a9"): 1,
+        ("user_id", "u1"): 1,
+        ("user_id", "u2"): 1,
+        ("user_id", "u9"): 1,
+    }
+
+
+def test_joined_csv_files_with_a_byte_order_mark_each(ws: Workspace) -> None:
+    """Excel writes a BOM at the start of each file; `cat` puts the second one mid-file."""
+    bom = "\ufeff"
+    identifies = "id,anonymous_id,user_id,timestamp,plan\n"
+    first = bom + identifies + "m1,a1,u1,2026-01-01,free\n"
+    second = bom + identifies + "m2,a2,u2,2026-01-02,pro\n"
+    _write(ws.input, {"identifies.csv": first + second})
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 2
+    assert set(id_map_rows(ws.out)) == {
+        ("anonymous_id", "a1"),
+        ("anonymous_id", "a2"),
+        ("user_id", "u1"),
+        ("user_id", "u2"),
+    }
+    users = read_output(ws.out, "users").sort("user_id")
+    assert users["plan"].to_list() == ["free", "pro"]
+
+
+def test_a_value_that_is_a_column_name_is_still_data(ws: Workspace) -> None:
+    """Only a row whose ids and time are all column names is a header: one id that happens
+    to read `user_id` is an id like any other (junk rules aside)."""
+    _write(ws.input, {"tracks.csv": HEADER + "m1,user_id,u1,2026-01-01\n"})
+    run_ok(ws.input, ws.out)
+    assert id_map_rows(ws.out) == {("anonymous_id", "user_id"): 1, ("user_id", "u1"): 1}
+
+
+def test_csv_field_holding_nested_json(ws: Workspace) -> None:
+    traits = json.dumps({"address": {"city": "Oslo", "lines": ["a, b", 'c "d"']}, "n": 1})
+    quoted = '"' + traits.replace('"', '""') + '"'
+    _write(
+        ws.input,
+        {
+            "identifies.csv": "id,anonymous_id,user_id,timestamp,traits\n"
+            f"m1,a1,u1,2026-01-01,{quoted}\n"
+        },
+    )
+    run_ok(ws.input, ws.out)
+    assert read_output(ws.out, "users")["traits"].to_list() == [traits]
+    assert id_map_rows(ws.out) == {("anonymous_id", "a1"): 1, ("user_id", "u1"): 1}
+
+
+def test_identifies_csv_with_3000_trait_columns(ws: Workspace) -> None:
+    """3,000 traits once took 6 GB and were killed: one filtered aggregate per trait copied
+    the whole input row per trait."""
+    names = [f"t{i}" for i in range(3000)]
+    lines = [",".join(["id", "anonymous_id", "user_id", "timestamp", *names])]
+    for row in range(20):
+        values = [f"v{row}_{i}" if (row + i) % 3 else "" for i in range(3000)]
+        lines.append(",".join([f"m{row}", f"a{row % 4}", "u1", f"2026-01-{row + 1:02d}", *values]))
+    _write(ws.input, {"identifies.csv": "\n".join(lines) + "\n"})
+    record = run_ok(ws.input, ws.out)
+    assert len(record["input"]["trait_columns"]) == 3000
+    users = read_output(ws.out, "users")
+    assert users.height == 1
+    # The latest non-empty value of each trait: t2 is empty on the last row (19 + 2 = 21).
+    assert users["t0"].to_list() == ["v19_0"]
+    assert users["t1"].to_list() == ["v19_1"]
+    assert users["t2"].to_list() == ["v18_2"]
+    assert users["t2998"].to_list() == ["v19_2998"]

@@ -1150,3 +1150,33 @@ def test_spark_conf_reaches_a_borrowed_session(caplog: pytest.LogCaptureFixture)
     from pyspark.sql import SparkSession
 
     assert SparkSession.getActiveSession().conf.get("spark.sql.shuffle.partitions") == "2"
+
+
+# -- A header line never becomes data ---------------------------------------------------------
+
+
+def test_joined_csv_headers_on_spark(tmp_path: Path) -> None:
+    """Gzip members each with a header (`cat a.csv.gz b.csv.gz`): the same files as DuckDB's,
+    no `anonymous_id` person; a second header in another order stops the run on the table."""
+    import gzip
+
+    header = "id,anonymous_id,user_id,timestamp\n"
+    parts = [header + "m1,a1,u1,2026-01-01\n", header + "m2,a2,u2,2026-01-02\n", header]
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    (joined / "tracks.csv.gz").write_bytes(b"".join(gzip.compress(p.encode()) for p in parts))
+    _both_engines(joined, tmp_path)
+    assert '"anonymous_id","anonymous_id"' not in (tmp_path / "spark" / "id_map.csv").read_text()
+    reordered = tmp_path / "reordered"
+    reordered.mkdir()
+    (reordered / "tracks.csv").write_text(parts[0] + "user_id,id,timestamp,anonymous_id\n")
+    result = run_cli(
+        "run", "--input", str(reordered), "--output", str(tmp_path / "out"), "--engine", "spark",
+        expect=1,
+    )  # fmt: skip
+    assert result.stderr.startswith(
+        "Error: a CSV file of table tracks holds a second header line with the columns in "
+        "another order"
+    ), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

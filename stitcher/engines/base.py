@@ -107,6 +107,12 @@ class Engine(ABC):
             + " UNION ALL BY NAME ".join(f"SELECT * FROM {quote_identifier(v)}" for v in views)
         )
 
+    def fail(self, message: str) -> str:
+        """A boolean SQL expression that stops the query with `message` where it is evaluated
+        (in a CASE, on the rows that call for it); `input_error` turns the failure back into
+        an InputError with that message."""
+        return f"CAST(error({quote_literal(INPUT_FAILURE + message)}) AS BOOLEAN)"
+
     def id_text(self, column_sql: str, kind: str) -> str:
         """SQL reading one identifier column of the given kind as the text the user meant
         (README, "Input"): 1001, 1001.0, decimal 1001.00 and '1001.0' are all '1001'; NaN and
@@ -239,6 +245,20 @@ def _integral_text(c: str) -> str:
         f"CASE WHEN {c} LIKE '%.%0' AND regexp_matches({c}, '^-?[0-9]+[.]0+$') "
         f"THEN regexp_replace({c}, '[.]0+$', '', 'g') ELSE {c} END"
     )
+
+
+# Marks the message of a failure that Engine.fail raised from inside a query.
+INPUT_FAILURE = "stitcher input check: "
+
+
+def input_error(text: str) -> InputError | None:
+    """The InputError that Engine.fail raised inside a query, from the engine's error text."""
+    start = text.find(INPUT_FAILURE)
+    if start < 0:
+        return None
+    message = text[start + len(INPUT_FAILURE) :].splitlines()[0]
+    # Engines append their own context after the message (Spark: ` SQLSTATE: ...`).
+    return InputError(message.split(" SQLSTATE:")[0].rstrip(" .'\""))
 
 
 def quote_identifier(name: str) -> str:

@@ -13,7 +13,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from stitcher.csv_check import REENCODE_HINT, first_csv_problem
+from stitcher.csv_check import (
+    REENCODE_HINT,
+    SECOND_HEADER,
+    first_csv_problem,
+    second_header_line,
+)
 from stitcher.engines.base import (
     DATE,
     DECIMAL,
@@ -26,6 +31,7 @@ from stitcher.engines.base import (
     Column,
     Engine,
     EngineSettings,
+    input_error,
     quote_identifier,
 )
 from stitcher.errors import EngineError, InputError, StitcherError
@@ -165,6 +171,8 @@ class DuckDBEngine(Engine):
         # re-read one by one to name the broken file.
         self._parquet_files: list[Path] = []
         self._json_files: list[Path] = []
+        # CSV files, searched for a second header line when a query stops on one.
+        self._csv_files: list[Path] = []
         try:
             self._con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as exc:
@@ -267,6 +275,8 @@ class DuckDBEngine(Engine):
             raise _read_error(exc, files) from exc
         if file_format == "parquet":
             self._parquet_files.extend(files)
+        if file_format == "csv":
+            self._csv_files.extend(files)
         if file_format == "json":
             self._json_files.extend(files)
 
@@ -313,6 +323,9 @@ class DuckDBEngine(Engine):
     # -- errors ------------------------------------------------------------------------------
     def _error(self, exc: Exception, sql: str) -> StitcherError:
         """The error to show for a failed query: name the input file when one is at fault."""
+        failed = input_error(str(exc))
+        if failed is not None:
+            return _second_header(failed, self._csv_files)
         csv_error = _csv_error(exc)
         if csv_error is not None:
             return csv_error
@@ -382,6 +395,17 @@ def _json_error(exc: Exception) -> InputError | None:
     path = Path(found.group(1))
     problem = first_json_problem(path) or "holds a record that is not valid JSON"
     return InputError(f"{path}: {problem}; fix or remove that line (one JSON object per line)")
+
+
+def _second_header(failed: InputError, files: Sequence[Path]) -> InputError:
+    """Name the file and line of a second header line out of order (load._header_lines)."""
+    if SECOND_HEADER not in str(failed):
+        return failed
+    for path in files:
+        line = second_header_line(path)
+        if line is not None:
+            return InputError(f"{path}: line {line} is {SECOND_HEADER}")
+    return failed
 
 
 def _csv_error(exc: Exception) -> InputError | None:

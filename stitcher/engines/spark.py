@@ -29,6 +29,7 @@ from stitcher.engines.base import (
     DATE,
     DECIMAL,
     FLOAT,
+    INPUT_FAILURE,
     INTEGER,
     OTHER,
     STRING,
@@ -37,6 +38,8 @@ from stitcher.engines.base import (
     Column,
     Engine,
     EngineSettings,
+    input_error,
+    quote_literal,
 )
 from stitcher.errors import ConfigError, EngineError, InputError, OutputError, StitcherError
 from stitcher.location import ListedEntry, Tree, Url, UrlFileSystem, UrlTree
@@ -360,6 +363,9 @@ class SparkEngine(Engine):
             Column(name=f.name, kind=_kind(f.dataType), engine_type=f.dataType.simpleString())
             for f in schema.fields
         ]
+
+    def fail(self, message: str) -> str:
+        return f"CAST(raise_error({quote_literal(INPUT_FAILURE + message)}) AS BOOLEAN)"
 
     def timestamp_expression(self, column_sql: str, kind: str) -> str:
         # Written in DuckDB's dialect like every other fragment; the functions DuckDB lacks
@@ -692,7 +698,10 @@ def _java_message(exc: BaseException) -> str:
     return _first_line(exc)
 
 
-def _engine_error(exc: BaseException, sql: str) -> EngineError:
+def _engine_error(exc: BaseException, sql: str) -> StitcherError:
+    failed = input_error(str(exc))
+    if failed is not None:
+        return failed
     message = _first_line(exc)
     if "OutOfMemoryError" in str(exc) or "Java heap space" in str(exc):
         message += " (raise spark.driver.memory / spark.executor.memory with --spark-conf)"

@@ -1576,8 +1576,12 @@ WITH attributed AS (
 SELECT
   m.component,
   STRUCT_EXTRACT(
-    MAX({'ts': COALESCE(t.ts, CAST('0001-01-01' AS TIMESTAMP)), 'v': t."__trait_0"}) FILTER(WHERE
-      NOT t."__trait_0" IS NULL),
+    MAX(
+      CASE
+        WHEN NOT t."__trait_0" IS NULL
+        THEN {'ts': COALESCE(t.ts, CAST('0001-01-01' AS TIMESTAMP)), 'v': t."__trait_0"}
+      END
+    ),
     'v'
   ) AS "__trait_0"
 FROM attributed AS t

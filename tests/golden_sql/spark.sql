@@ -1705,9 +1705,11 @@ WITH attributed AS (
 SELECT
   m.component,
   MAX(
-    STRUCT(COALESCE(t.ts, CAST('0001-01-01' AS TIMESTAMP_NTZ)) AS ts, t.`__trait_0` AS v)
-  ) FILTER(WHERE
-    NOT t.`__trait_0` IS NULL).v AS `__trait_0`
+    CASE
+      WHEN NOT t.`__trait_0` IS NULL
+      THEN STRUCT(COALESCE(t.ts, CAST('0001-01-01' AS TIMESTAMP_NTZ)) AS ts, t.`__trait_0` AS v)
+    END
+  ).v AS `__trait_0`
 FROM attributed AS t
 JOIN id_map AS m
   ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
