@@ -412,7 +412,7 @@ def register_inputs(
         if mapping["message_id"] == []:
             loaded.tables_without_message_ids.append(source.name)
         if source.name == "identifies":
-            loaded.trait_columns = _register_traits(engine, raw, mapping, columns)
+            loaded.trait_columns = _register_traits(engine, raw, mapping, columns, source)
     engine.execute(
         "CREATE OR REPLACE VIEW events AS "
         + " UNION ALL ".join(f"SELECT * FROM {view}" for view in loaded.event_views)
@@ -878,6 +878,7 @@ def _register_traits(
     raw: str,
     mapping: dict[str, list[Column]],
     columns: list[Column],
+    source: TableSource,
 ) -> list[str]:
     traits: dict[str, list[Column]] = {}
     for column in columns:
@@ -885,6 +886,12 @@ def _register_traits(
         key = canonical(name)
         if key in _NOT_TRAITS or key.startswith("context"):
             continue
+        if not engine.orders_maps and "map<" in column.engine_type.lower():
+            raise InputError(
+                f"{source.describe()}: trait column {name!r} holds a map "
+                f"({column.engine_type}), which Spark cannot compare to pick the latest value; "
+                "run it with --engine duckdb, or write the column as a struct or JSON text"
+            )
         traits.setdefault(name.lower(), []).append(column)
     names = sorted(traits)
     # Traits take internal names (trait_column) in every table stitcher builds: a trait named

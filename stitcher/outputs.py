@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
 import errno
 import json
 import logging
@@ -256,15 +258,45 @@ def _with_utc(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _lists_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """CSV has no lists: write them as JSON arrays, which any reader can parse unambiguously."""
+def _nested(data_type: pa.DataType) -> bool:
+    return pa.types.is_nested(data_type)
+
+
+def _binary(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(data_type)
+        or pa.types.is_large_binary(data_type)
+        or pa.types.is_fixed_size_binary(data_type)
+    )
+
+
+def _json_default(value: object) -> object:
+    """JSON for the scalars that json cannot write, as their usual text."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)  # Decimal, timedelta
+
+
+def _nested_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """CSV has no lists, structs or maps (Segment's `traits` and `context` structs): write them
+    as JSON text (a map as an object), which any reader can parse unambiguously. Bytes, which
+    CSV text cannot hold either, are written in base64."""
+    if not any(_nested(f.type) or _binary(f.type) for f in batch.schema):
+        return batch
     columns = []
     for column in batch.columns:
-        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        if _binary(column.type):
+            column = pa.array(
+                [None if v is None else _json_default(v) for v in column.to_pylist()],
+                pa.string(),
+            )
+        elif _nested(column.type):
             column = pa.array(
                 [
-                    None if v is None else json.dumps(v, ensure_ascii=False)
-                    for v in column.to_pylist()
+                    None if v is None else json.dumps(v, ensure_ascii=False, default=_json_default)
+                    for v in column.to_pylist(maps_as_pydicts="lossy")
                 ],
                 pa.string(),
             )
@@ -297,7 +329,7 @@ def write_batches(
         try:
             for group in _regroup(batches, target):
                 for batch in group.to_batches():
-                    batch = _lists_as_json(batch)
+                    batch = _nested_as_json(batch)
                     if writer is None:
                         writer = pacsv.CSVWriter(
                             path,
@@ -307,7 +339,7 @@ def write_batches(
                     writer.write_batch(batch)
                 rows += group.num_rows
             if writer is None:
-                empty = _lists_as_json(pa.RecordBatch.from_pylist([], schema=target))
+                empty = _nested_as_json(pa.RecordBatch.from_pylist([], schema=target))
                 writer = pacsv.CSVWriter(
                     path, empty.schema, write_options=pacsv.WriteOptions(quoting_style="needed")
                 )

@@ -1020,3 +1020,44 @@ def test_identifies_csv_with_3000_trait_columns(ws: Workspace) -> None:
     assert users["t1"].to_list() == ["v19_1"]
     assert users["t2"].to_list() == ["v18_2"]
     assert users["t2998"].to_list() == ["v19_2998"]
+
+
+# --------------------------------------------------------------------------------------------
+# Output: CSV has no structs, maps, lists or bytes; they are written as JSON text (bytes in
+# base64), while Parquet keeps their types.
+
+
+def segment_nested_identifies() -> pa.Table:
+    """Segment's warehouse shape: `traits` and `context` structs, plus a map and a list."""
+    return pa.table(
+        {
+            "id": ["m1", "m2"],
+            "anonymous_id": ["a1", "a1"],
+            "user_id": ["u1", "u1"],
+            "timestamp": ["2026-01-01", "2026-01-02"],
+            "traits": pa.array([{"plan": "free", "seats": 1, "address": {"city": "Oslo"}}, None]),
+            "context": pa.array([{"ip": "1.2.3.4"}, {"ip": "5.6.7.8"}]),
+            "props": pa.array(
+                [[("k", "v")], [("k2", "v2"), ("k3", None)]],
+                type=pa.map_(pa.string(), pa.string()),
+            ),
+            "tags": pa.array([["a", "b"], ["c"]]),
+            "avatar": pa.array([b"\x00\xff", None], pa.binary()),
+        }
+    )
+
+
+def test_struct_map_list_and_bytes_traits_in_csv_output(ws: Workspace) -> None:
+    pq.write_table(segment_nested_identifies(), _write(ws.input, {}) / "identifies.parquet")
+    run_ok(ws.input, ws.out, "--output-format", "csv")
+    users = (ws.out / "users.csv").read_text().splitlines()
+    assert users[0].endswith('"avatar","props","tags","traits"')
+    assert users[1].endswith(
+        ',"AP8=","{""k2"": ""v2"", ""k3"": null}","[""c""]",'
+        '"{""plan"": ""free"", ""seats"": 1, ""address"": {""city"": ""Oslo""}}"'
+    )
+    parquet = ws.root / "parquet"
+    run_ok(ws.input, parquet)
+    schema = pq.read_schema(parquet / "users.parquet")
+    assert pa.types.is_struct(schema.field("traits").type)
+    assert pa.types.is_map(schema.field("props").type)

@@ -1180,3 +1180,26 @@ def test_joined_csv_headers_on_spark(tmp_path: Path) -> None:
     ), result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_nested_traits_on_spark(tmp_path: Path) -> None:
+    """Struct, list and bytes traits: the same CSV files as DuckDB's. A map trait,
+    which Spark cannot order, is one error line naming the column."""
+    from test_bad_input import segment_nested_identifies
+
+    table = segment_nested_identifies()
+    events = tmp_path / "events"
+    events.mkdir()
+    pq.write_table(table.drop_columns(["props"]), events / "identifies.parquet")
+    _both_engines(events, tmp_path / "csv")
+    with_map = tmp_path / "with_map"
+    with_map.mkdir()
+    pq.write_table(table, with_map / "identifies.parquet")
+    result = run_cli(
+        "run", "--input", str(with_map), "--output", str(tmp_path / "out"), "--engine", "spark",
+        expect=1,
+    )  # fmt: skip
+    assert result.stderr.startswith(
+        "Error: identifies.parquet: trait column 'props' holds a map (map<string,string>)"
+    ), result.stderr
+    assert len(result.stderr.splitlines()) == 1

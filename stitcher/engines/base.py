@@ -60,6 +60,8 @@ class Engine(ABC):
     # True: a table created by a query with ORDER BY is read back in that order by a plain
     # SELECT, so output tables can be created sorted and written without sorting again.
     ordered_tables: bool = False
+    # False where MAX cannot order a MAP (Spark): a trait holding one has no "latest value".
+    orders_maps: bool = True
     # True: node ids are numbered bucket by bucket (sql/33_node_ids_bucketed.sql), because
     # one ordered window with no PARTITION BY would run in a single task; False: in one
     # ordered window (sql/33_node_ids.sql), the fastest form on an embedded engine. Both give

@@ -118,6 +118,7 @@ class SparkEngine(Engine):
     components_in_memory = False
     # A window with ORDER BY and no PARTITION BY is one task on Spark: number in buckets.
     distributed_numbering = True
+    orders_maps = False
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         settings = settings or EngineSettings()
