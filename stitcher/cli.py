@@ -16,6 +16,8 @@ import click
 from stitcher import __version__
 from stitcher.config import (
     INPUT_FORMATS,
+    MAX_ROUNDS,
+    MAX_THREADS,
     OUTPUT_FORMATS,
     POLICIES,
     JunkRules,
@@ -23,7 +25,7 @@ from stitcher.config import (
     read_junk_file,
 )
 from stitcher.config_file import effective_config_toml, find_config, options_from_config
-from stitcher.engines import ENGINES
+from stitcher.engines import ENGINES, regex_problem
 from stitcher.errors import EngineError, OutputError, StitcherError
 from stitcher.location import Url, input_location, output_location
 
@@ -162,7 +164,10 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "hard-coded device ids; tune it in the config file's [hubs]).",
         ),
         click.option(
-            "--threads", type=int, default=None, help="Engine threads (default: all cores)."
+            "--threads",
+            type=click.IntRange(1, MAX_THREADS),
+            default=None,
+            help="Engine threads (default: all cores).",
         ),
         click.option(
             "--memory-limit",
@@ -202,7 +207,7 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--max-rounds",
-            type=int,
+            type=click.IntRange(1, MAX_ROUNDS),
             default=None,
             help="Engines that find components in SQL rounds (spark) stop with an error past "
             "this many; a real graph needs about log2(ids) rounds. Default: 100.",
@@ -226,7 +231,7 @@ def _build_options(
     )
     junk = JunkRules(values=(), patterns=()) if replace_junk else options.junk
     for path in junk_files:
-        junk = junk.extended(read_junk_file(path))
+        junk = junk.extended(read_junk_file(path, functools.partial(regex_problem, options.engine)))
     return dataclasses.replace(options, junk=junk, hubs=() if no_hubs else options.hubs)
 
 
@@ -377,7 +382,13 @@ def _check_thresholds(conditions: list[Any], record: dict, quiet: bool) -> None:
 
 @cli.command("generate")
 @click.argument("output_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--events", type=int, default=100_000, show_default=True, help="Events to generate.")
+@click.option(
+    "--events",
+    type=click.IntRange(min=0),
+    default=100_000,
+    show_default=True,
+    help="Events to generate.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
     "--format",
@@ -389,21 +400,21 @@ def _check_thresholds(conditions: list[Any], record: dict, quiet: bool) -> None:
 )
 @click.option(
     "--files-per-table",
-    type=int,
+    type=click.IntRange(1, 100_000),
     default=1,
     show_default=True,
     help="More than 1 writes Hive-partitioned folders (tracks/dt=.../part-N).",
 )
 @click.option(
     "--guest-login-people",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="People who also log in with a shared 'guest-account' user id.",
 )
 @click.option(
     "--hardcoded-device-people",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="People whose app sends one hard-coded anonymous id.",
@@ -618,7 +629,7 @@ def diff_command(
 @click.option("--no-hubs", is_flag=True, help="Turn hub detection off.")
 @click.option(
     "--max-rounds",
-    type=int,
+    type=click.IntRange(1, MAX_ROUNDS),
     default=None,
     help="The components loop's bound (default 100; a real graph needs about log2(ids)).",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from stitcher.location import Url
 
 POLICIES = ("guarded", "connected", "segment", "mixpanel-simplified", "mixpanel-original")
 OUTPUT_FORMATS = ("parquet", "csv")
+# More engine threads than any machine has cores: DuckDB starts each one up front, and 100,000
+# of them hung the run.
+MAX_THREADS = 1024
+# The components loop's rounds: a graph needs about log2(identifiers) of them.
+MAX_ROUNDS = 10_000
 INPUT_FORMATS = ("auto", "segment", "mixpanel")
 NORMALIZATIONS = ("none", "trim", "lower_trim")
 BUILTIN_TYPES = ("anonymous_id", "user_id")
@@ -70,8 +76,19 @@ class JunkRules:
         )
 
 
-def read_junk_file(path: Path) -> JunkRules:
-    """One value per line; `regex:PATTERN` lines are full-match regexes; `#` starts a comment."""
+def python_regex_problem(pattern: str) -> str | None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    return None
+
+
+def read_junk_file(
+    path: Path, regex_problem: Callable[[str], str | None] = python_regex_problem
+) -> JunkRules:
+    """One value per line; `regex:PATTERN` lines are full-match regexes; `#` starts a comment.
+    `regex_problem` says why the engine that will run them cannot compile a pattern."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -86,10 +103,9 @@ def read_junk_file(path: Path) -> JunkRules:
             continue
         if line.startswith(REGEX_PREFIX):
             pattern = line[len(REGEX_PREFIX) :].strip()
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ConfigError(f"{path}:{number}: invalid regex {pattern!r}: {exc}") from exc
+            problem = regex_problem(pattern)
+            if problem is not None:
+                raise ConfigError(f"{path}:{number}: invalid regex {pattern!r}: {problem}")
             patterns.append(pattern)
         else:
             values.append(normalize_junk_value(line))
@@ -248,8 +264,8 @@ class RunOptions:
             )
         if self.spark_master is not None and not self.spark_master.strip():
             raise ConfigError("spark_master must not be empty; e.g. local[*] or spark://host:7077")
-        if self.max_rounds < 1:
-            raise ConfigError(f"--max-rounds must be at least 1 (got {self.max_rounds})")
+        if not 1 <= self.max_rounds <= MAX_ROUNDS:
+            raise ConfigError(f"max_rounds must be from 1 to {MAX_ROUNDS} (got {self.max_rounds})")
         for key, _ in self.spark_conf:
             if not key.strip():
                 raise ConfigError("--spark-conf needs KEY=VALUE with a non-empty key")
@@ -316,8 +332,8 @@ class RunOptions:
                 f"unknown output format {self.output_format!r}; "
                 f"valid formats: {', '.join(OUTPUT_FORMATS)}"
             )
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be at least 1 (got {self.threads})")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"threads must be from 1 to {MAX_THREADS} (got {self.threads})")
         if self.memory_limit is not None and not re.fullmatch(
             r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", self.memory_limit, re.I
         ):

@@ -27,7 +27,7 @@ from stitcher.config import (
     normalize_junk_value,
     read_junk_file,
 )
-from stitcher.engines import ENGINES
+from stitcher.engines import ENGINES, regex_problem
 from stitcher.errors import ConfigError
 
 CONFIG_NAME = "stitcher.toml"
@@ -82,6 +82,15 @@ def _read(path: Path) -> dict:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raw = path.read_bytes()
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); TOML files "
+            "are UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8`"
+        ) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path} is not valid TOML: values nested too deep") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
 
@@ -115,6 +124,9 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
     """RunOptions from a config table; keyword overrides (CLI flags) win when not None."""
     where = str(source) if source else "config"
     _check_keys(config, _TOP_KEYS, where)
+    # Junk regexes are compiled by the engine that will run them (the flag wins, as below).
+    engine = overrides.get("engine") or config.get("engine") or "duckdb"
+    checks = _RegexChecks(engine if engine in ENGINES else "duckdb", source)
     values: dict[str, Any] = {}
     for key in ("policy", "input_format", "output_format", "memory_limit"):
         if key in config:
@@ -141,8 +153,8 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
         values["spark_master"] = master
     if "spark_conf" in config:
         values["spark_conf"] = _spark_conf(config["spark_conf"], where)
-    values["junk"] = _junk(config.get("junk", {}), where, source)
-    values["identifier_types"] = _identifier_types(config.get("identifiers", {}), where)
+    values["junk"] = _junk(config.get("junk", {}), where, source, checks)
+    values["identifier_types"] = _identifier_types(config.get("identifiers", {}), where, checks)
     if "limits" in config:
         limits = _typed(config["limits"], dict, f"{where}: limits", "a table")
         default = limits.get("default", DEFAULT_LIMIT)
@@ -220,7 +232,44 @@ def _spark_conf(table: Any, where: str, prefix: str = "") -> tuple[tuple[str, st
 _SECRET_KEY = re.compile(r"secret|password|token|credential|access\.key|account\.key|\.sas\.", re.I)
 
 
-def _junk(table: Any, where: str, source: Path | None) -> JunkRules:
+class _RegexChecks:
+    """Whether the run's engine compiles a junk regex from the config file, and where in the
+    file the regex is written, for an error that names the line."""
+
+    def __init__(self, engine: str, source: Path | None) -> None:
+        self.engine = engine
+        self.source = source
+
+    def problem(self, pattern: str) -> str | None:
+        return regex_problem(self.engine, pattern)
+
+    def check(self, patterns: tuple[str, ...], section: str, key: str) -> None:
+        for pattern in patterns:
+            problem = self.problem(pattern)
+            if problem is not None:
+                line = self._line(pattern)
+                where = str(self.source or "config") + (f":{line}" if line else "")
+                raise ConfigError(
+                    f"{where}: {section} {key} {pattern!r} is not a regex the {self.engine} "
+                    f"engine can compile: {problem}"
+                )
+
+    def _line(self, pattern: str) -> int | None:
+        if self.source is None:
+            return None
+        try:
+            lines = self.source.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeError):
+            return None
+        # As written in a literal string ('...') or a basic one ("..." doubles backslashes).
+        spellings = (pattern, pattern.replace("\\", "\\\\").replace('"', '\\"'))
+        for number, line in enumerate(lines, start=1):
+            if any(s in line for s in spellings):
+                return number
+        return None
+
+
+def _junk(table: Any, where: str, source: Path | None, checks: _RegexChecks) -> JunkRules:
     table = _typed(table, dict, f"{where}: junk", "a table")
     _check_keys(table, _JUNK_KEYS, f"{where} [junk]")
     replace = _typed(table.get("replace_defaults", False), bool, f"{where}: junk", "true/false")
@@ -234,22 +283,12 @@ def _junk(table: Any, where: str, source: Path | None) -> JunkRules:
         path = Path(name)
         if not path.is_absolute() and source is not None:
             path = source.parent / path
-        rules = rules.extended(read_junk_file(path))
-    _check_patterns(rules.patterns, where)
+        rules = rules.extended(read_junk_file(path, checks.problem))
+    checks.check(extra.patterns, "[junk]", "patterns")
     return rules
 
 
-def _check_patterns(patterns: tuple[str, ...], where: str) -> None:
-    import re
-
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(f"{where}: invalid junk regex {pattern!r}: {exc}") from exc
-
-
-def _identifier_types(table: Any, where: str) -> tuple[IdentifierType, ...]:
+def _identifier_types(table: Any, where: str, checks: _RegexChecks) -> tuple[IdentifierType, ...]:
     table = _typed(table, dict, f"{where}: identifiers", "a table")
     types = []
     for name, spec in table.items():
@@ -263,7 +302,7 @@ def _identifier_types(table: Any, where: str) -> tuple[IdentifierType, ...]:
                 f"{at}: unknown normalize {normalize!r}; valid: {', '.join(NORMALIZATIONS)}"
             )
         patterns = _string_list(spec.get("junk_patterns", []), f"{at} junk_patterns")
-        _check_patterns(patterns, at)
+        checks.check(patterns, f"[identifiers.{name}]", "junk_patterns")
         types.append(
             IdentifierType(
                 name=name,

@@ -247,6 +247,15 @@ def _broken_file_link(ws: Workspace) -> list[str]:
     return _run_args(ws)
 
 
+def _config(content: str | bytes) -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        _write(ws.input, {"tracks.csv": GOOD_TRACKS})
+        _write(ws.root, {"stitcher.toml": content})
+        return _run_args(ws, "--config", str(ws.root / "stitcher.toml"))
+
+    return build
+
+
 _LATIN1 = (HEADER + "m1,caf\xe9,u1,2026-01-01T00:00:00Z\n").encode("latin-1")
 
 
@@ -397,7 +406,44 @@ BAD_CASES = [
     # click validates the type before the command runs: a usage error, exit 2.
     Bad("temp-dir-is-a-file", _temp_dir_is_file, ("--temp-dir", "is a file"), code=2),
     Bad("memory-limit-not-a-size", _with_option("--memory-limit", "lots"), ("is not a size",)),
-    Bad("zero-threads", _with_option("--threads", "0"), ("--threads must be at least 1",)),
+    Bad(
+        "zero-threads",
+        _with_option("--threads", "0"),
+        ("'--threads'", "0 is not in the range 1<=x<=1024"),
+        code=2,
+    ),
+    Bad(
+        "a hundred thousand threads",
+        _with_option("--threads", "100000"),
+        ("'--threads'", "100000 is not in the range 1<=x<=1024"),
+        code=2,
+    ),
+    Bad("threads-in-config", _config("threads = 100000\n"), ("threads must be from 1 to 1024",)),
+    Bad(
+        "config-not-utf8",
+        _config("[hubs]\n# caf\xe9\n".encode("latin-1")),
+        ("stitcher.toml is not UTF-8 text (byte 0xe9 on line 2)", "re-encode"),
+    ),
+    Bad(
+        "config-nested-too-deep",
+        _config("x = " + "[" * 50_000 + "]" * 50_000 + "\n"),
+        ("stitcher.toml is not valid TOML: values nested too deep",),
+    ),
+    Bad(
+        "junk-regex-the-engine-cannot-compile",
+        _config('[junk]\npatterns = [\n  "^x",\n  "(?=lookahead)",\n]\n'),
+        ("stitcher.toml:4: [junk] patterns '(?=lookahead)' is not a regex the duckdb engine",),
+    ),
+    Bad(
+        "identifier-junk-regex-the-engine-cannot-compile",
+        _config("[identifiers.email]\ncolumn = 'email'\njunk_patterns = ['a++']\n"),
+        ("stitcher.toml:3: [identifiers.email] junk_patterns 'a++'", "bad repetition operator"),
+    ),
+    Bad(
+        "junk-file-regex-the-engine-cannot-compile",
+        _junk_file("regex:(a)\\1\n"),
+        ("junk.txt:1: invalid regex '(a)\\\\1': invalid escape sequence",),
+    ),
     Bad(
         "junk-file-bad-regex",
         _junk_file("undefined\nregex:([unclosed\n"),

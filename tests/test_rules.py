@@ -113,7 +113,7 @@ def test_extra_identifier_type_links_and_normalizes(tmp_path: Path) -> None:
         ("[limits]\nphone = 2", "unknown identifier type 'phone'"),
         ('[identifiers.email]\ncolumn = "email"\nnormalise = "lower"', "unknown key 'normalise'"),
         ('[identifiers.email]\ncolumn = "email"\nnormalize = "upper"', "unknown normalize"),
-        ('[junk]\npatterns = ["("]', "invalid junk regex"),
+        ('[junk]\npatterns = ["("]', "stitcher.toml:2: [junk] patterns '(' is not a regex"),
         ("dedupe = 3", "dedupe must be true or false"),
         ("policy = ", "not valid TOML"),
         ("[hubs]\nuser_id = { anonymous_id = 0 }", "at least 1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from stitcher.engines.base import Engine, EngineSettings
@@ -39,3 +40,18 @@ def open_engine(name: str, settings: EngineSettings) -> Engine:
 
 
 __all__ = ["ENGINES", "READS_URLS", "WRITES_URLS", "Engine", "EngineSettings", "open_engine"]
+
+
+def regex_problem(engine: str, pattern: str) -> str | None:
+    """Why `engine` cannot compile the junk regex `pattern`, or None: checked while the config
+    is read, before any work. DuckDB compiles it with its own library (RE2: no lookaround, no
+    backreferences); Spark's Java regexes are checked with Python's, the nearest syntax here."""
+    if engine == "duckdb":
+        from stitcher.engines.duckdb import regex_problem as duckdb_problem
+
+        return duckdb_problem(pattern)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import re
 import sys
@@ -358,6 +359,20 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self._con.close()
+
+
+@functools.cache
+def _regex_connection() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(":memory:")
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why DuckDB's regex library cannot compile `pattern`, or None."""
+    try:
+        _regex_connection().execute("SELECT regexp_full_match('', $1)", [pattern]).fetchall()
+    except duckdb.Error as exc:
+        return _ERROR_KIND.sub("", _first_line(exc))
+    return None
 
 
 def _epoch_expression(number_sql: str) -> str:
