@@ -61,6 +61,19 @@ def second_header_line(path: Path) -> int | None:
     return None
 
 
+def first_long_line(path: Path, limit: int) -> int | None:
+    """The first line of a local file longer than `limit` bytes, or None. Only on the error
+    path: the engine's sniffer may report such a line as line 1."""
+    try:
+        with _open(path) as raw:
+            for number, line in enumerate(raw, start=1):
+                if len(line) > limit:
+                    return number
+    except (OSError, EOFError):
+        return None
+    return None
+
+
 class _NotUtf8(Exception):
     def __init__(self, line: int) -> None:
         super().__init__(line)

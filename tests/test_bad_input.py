@@ -332,6 +332,17 @@ BAD_CASES = [
         ("tracks.csv: line 30002 opens a quoted field that is never closed",),
     ),
     Bad(
+        # The sniffer said "line 1" here.
+        "csv-field-too-long-near-the-start",
+        _files({"tracks.csv": HEADER + _rows(5) + f"mX,{'a' * 2_100_000},uX,t\n" + _rows(3)}),
+        ("tracks.csv: line 7 is longer than 2,000,000 bytes", "export the table as Parquet"),
+    ),
+    Bad(
+        "csv-field-too-long-deep-in-file",
+        _files({"tracks.csv": HEADER + _rows(30_000) + f"mX,{'a' * 2_100_000},uX,t\n"}),
+        ("tracks.csv: line 30002 is longer than 2,000,000 bytes",),
+    ),
+    Bad(
         "non-utf8-bytes",
         _files({"tracks.csv": _LATIN1}),
         ("tracks.csv: line 2 is not UTF-8 text", "re-encode it as UTF-8"),
@@ -405,6 +416,12 @@ BAD_CASES = [
     Bad("temp-dir-under-a-file", _temp_dir_under_file, ("cannot create --temp-dir", "somefile")),
     # click validates the type before the command runs: a usage error, exit 2.
     Bad("temp-dir-is-a-file", _temp_dir_is_file, ("--temp-dir", "is a file"), code=2),
+    Bad(
+        # It once said to re-export tracks.csv.
+        "out-of-memory-while-reading-a-csv",
+        _with_option("--memory-limit", "1MB"),
+        ("Out of Memory", "raise --memory-limit"),
+    ),
     Bad("memory-limit-not-a-size", _with_option("--memory-limit", "lots"), ("is not a size",)),
     Bad(
         "zero-threads",

@@ -18,6 +18,7 @@ from stitcher.csv_check import (
     REENCODE_HINT,
     SECOND_HEADER,
     first_csv_problem,
+    first_long_line,
     second_header_line,
 )
 from stitcher.engines.base import (
@@ -77,6 +78,7 @@ _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _CSV_FILE = re.compile(r"^\s*file = (.+)$", re.M)
 _SNIFF_FILE = re.compile(r'Error when sniffing file "([^"]+)"')
 _JSON_FILE = re.compile(r'Malformed JSON in file "([^"]+)"')
+_LONG_LINE = re.compile(r"Maximum line size of (\d+) bytes exceeded")
 _COLUMN_COUNT = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 _ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
 # Errors that mean our SQL or our resources are wrong, never an input file.
@@ -270,6 +272,9 @@ class DuckDBEngine(Engine):
                 raise InputError(f"unsupported file format {file_format!r}")
             relation.create_view(name, replace=True)
         except duckdb.Error as exc:
+            if isinstance(exc, _NOT_FILE_ERRORS):
+                # Out of memory while sniffing a file is the limit's fault, not the file's.
+                raise _engine_error(exc, f"read {_describe_files(files)}") from exc
             csv_error = _csv_error(exc)
             if csv_error is not None:
                 raise csv_error from exc
@@ -324,6 +329,8 @@ class DuckDBEngine(Engine):
     # -- errors ------------------------------------------------------------------------------
     def _error(self, exc: Exception, sql: str) -> StitcherError:
         """The error to show for a failed query: name the input file when one is at fault."""
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return _engine_error(exc, sql)  # the limit's fault, whatever file was being read
         failed = input_error(str(exc))
         if failed is not None:
             return _second_header(failed, self._csv_files)
@@ -444,6 +451,16 @@ def _csv_error(exc: Exception) -> InputError | None:
         return InputError(
             f"{where} has {found} fields but the header has {expected} (a ragged row); fix or "
             "remove that line"
+        )
+    long_line = _LONG_LINE.search(text)
+    if long_line:
+        limit = int(long_line.group(1))
+        path = Path(file.group(1).strip())
+        number = first_long_line(path, limit) or line.group(1)
+        return InputError(
+            f"{path}: line {number} is longer than {limit:,} bytes, the most the CSV reader "
+            "takes in one row; shorten or drop the long field there, or export the table "
+            "as Parquet"
         )
     if "unterminated quote" in text:
         return InputError(
