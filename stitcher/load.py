@@ -6,7 +6,9 @@ Nothing is read here beyond file schemas: the events are scanned once, later, by
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
+import gzip
 import logging
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -199,10 +201,11 @@ def find_tables(
             continue
         by_table.setdefault(table, []).append(entry)
     sources = []
+    seen: dict[tuple[int, int], tuple[str, Path]] = {}
     for table in EVENT_TABLES:
         if table in by_table:
             _check_one_layout(table, by_table[table], input_dir, tree)
-            sources.append(_collect(table, by_table[table], tree))
+            sources.append(_read_once(_collect(table, by_table[table], tree), seen))
     if not sources:
         found = ", ".join(e.name for e in entries[:10]) or "nothing"
         raise InputError(
@@ -214,22 +217,87 @@ def find_tables(
         # previous output with an empty one.
         empty = ", ".join(str(s.path) for s in _empty_files(sources)[:3])
         raise InputError(
-            f"every table file in {input_dir} is empty (0 bytes): {empty}; check the export"
+            f"every table file in {input_dir} is empty (0 bytes, or blank lines only): {empty}; "
+            "check the export"
         )
     return InputTables(sources, tuple(skipped))
 
 
+def _read_once(source: TableSource, seen: dict[tuple[int, int], tuple[str, Path]]) -> TableSource:
+    """Each real local file once: a second link to a file of the same table is passed over;
+    one file in two tables (a link from pages/ into tracks/) would count its events twice
+    under two tables, so it is an error."""
+    by_format: dict[str, list[Path | Url]] = {}
+    skipped = list(source.skipped_files)
+    for file_format, files in source.files_by_format.items():
+        # Real files before links, so that the link is what is passed over.
+        dropped: set[Path | Url] = set()
+        for path in sorted(files, key=lambda f: isinstance(f, Path) and f.is_symlink()):
+            if isinstance(path, Path):
+                status = path.stat()
+                key = (status.st_dev, status.st_ino)
+                if key in seen:
+                    table, first = seen[key]
+                    if table != source.name:
+                        raise InputError(
+                            f"{path} and {first} are one file (a link), read as table "
+                            f"{source.name} and as table {table}; keep it in one table"
+                        )
+                    skipped.append(Skipped(path, f"the same file as {first} (a link)"))
+                    dropped.add(path)
+                    continue
+                seen[key] = (source.name, path)
+        by_format[file_format] = [f for f in files if f not in dropped]
+    return dataclasses.replace(source, files_by_format=by_format, skipped_files=tuple(skipped))
+
+
 _EMPTY_REASON = "empty (0 bytes)"
+_BLANK_REASON = "empty (no header, no rows: only blank lines or a byte order mark)"
+# A CSV file this small is read whole to see whether it holds anything (an empty gzip member,
+# a lone byte order mark); a file with a header and a row is rarely smaller.
+_SMALL_FILE = 4096
+
+
+def _blank_csv(path: Path | Url) -> bool:
+    """Whether a small local CSV file holds nothing but blank lines (and a byte order mark)."""
+    if not isinstance(path, Path):
+        return False
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as f:  # type: ignore[operator]
+            content = f.read(1 << 20)
+    except (OSError, EOFError):
+        return False  # the engine names what is wrong with it
+    return not content.replace(b"\xef\xbb\xbf", b"").strip()
 
 
 def _empty_files(sources: list[TableSource]) -> list[Skipped]:
-    return [s for source in sources for s in source.skipped_files if s.reason == _EMPTY_REASON]
+    empty = (_EMPTY_REASON, _BLANK_REASON)
+    return [s for source in sources for s in source.skipped_files if s.reason in empty]
+
+
+# Data formats and compressions that name a table stitcher cannot read (`tracks.csv.zst`):
+# skipping the table would give persons without its links, so such an entry is an error.
+_UNREAD_DATA = {
+    ".json", ".jsonl", ".ndjson", ".tsv", ".avro", ".orc", ".xlsx",
+    ".zst", ".bz2", ".xz", ".lz4", ".zip", ".gz", ".snappy",
+}  # fmt: skip
 
 
 def _not_a_table(entry: Path | Url) -> Skipped:
     """Why an entry of --input is no table, with the table it was likely meant to be."""
     if entry.name.startswith((".", "_")):
         return Skipped(entry, HIDDEN_REASON, quiet=True)
+    table, dot, rest = entry.name.lower().partition(".")
+    if dot and table in EVENT_TABLES:
+        suffix = "." + rest.rsplit(".", 1)[-1]
+        if suffix in _UNREAD_DATA:
+            raise InputError(
+                f"{entry} holds table {table} as {suffix} data, which stitcher does not read "
+                "(.parquet, .pq, .csv, .csv.gz): decompress or convert it, or move it out of "
+                "--input"
+            )
+        return Skipped(entry, f"named like table {table}, but not a format stitcher reads")
     stem = entry.name.lower()
     for suffix in _FORMAT_BY_SUFFIX:
         if stem.endswith(suffix):
@@ -286,6 +354,7 @@ def _mixpanel_input(
         lambda p: mixpanel.file_format(p, input_dir, explicit, _file_format),
         "not part of a Mixpanel export (neither JSON nor the events table)",
     )
+    source = _read_once(source, {})
     if not source.files:
         raise InputError(f"every file of the Mixpanel export {input_dir} is empty (0 bytes)")
     skipped: list[Skipped] = []
@@ -338,8 +407,11 @@ def _collect(
             # no rows, so skipping them loses nothing. run.json lists them.
             skipped.append(Skipped(path, _EMPTY_REASON))
             continue
+        if file_format == "csv" and size <= _SMALL_FILE and _blank_csv(path):
+            skipped.append(Skipped(path, _BLANK_REASON))
+            continue
         by_format.setdefault(file_format, []).append(path)
-    if not by_format and any(s.reason == _EMPTY_REASON for s in skipped):
+    if not by_format and any(s.reason in (_EMPTY_REASON, _BLANK_REASON) for s in skipped):
         return TableSource(table, {}, tuple(skipped), tuple(roots))
     if not by_format:
         where = entries[0] if len(entries) == 1 else entries[0].parent

@@ -241,6 +241,13 @@ def _broken_link(ws: Workspace) -> list[str]:
     return _run_args(ws)
 
 
+def _one_file_in_two_tables(ws: Workspace) -> list[str]:
+    _write(ws.input, {"tracks/part-0.csv": GOOD_TRACKS})
+    (ws.input / "pages").mkdir()
+    (ws.input / "pages" / "part-0.csv").symlink_to(ws.input / "tracks" / "part-0.csv")
+    return _run_args(ws)
+
+
 def _broken_file_link(ws: Workspace) -> list[str]:
     _write(ws.input, {"pages.csv": GOOD_TRACKS})
     (ws.input / "tracks.csv").symlink_to(ws.root / "gone.csv")
@@ -288,7 +295,7 @@ BAD_CASES = [
     Bad(
         "only-zero-byte-files",
         _files({"tracks.csv": b"", "pages.parquet": b""}),
-        ("is empty (0 bytes)", "tracks.csv"),
+        ("is empty (0 bytes, or blank lines only)", "tracks.csv"),
     ),
     Bad(
         "truncated-parquet",
@@ -392,6 +399,21 @@ BAD_CASES = [
         "broken-link-named-like-a-table",
         _broken_file_link,
         ("cannot read", "tracks.csv: a symbolic link to", "gone.csv, which does not exist"),
+    ),
+    Bad(
+        "one-file-linked-into-two-tables",
+        _one_file_in_two_tables,
+        ("are one file (a link), read as table pages and as table tracks",),
+    ),
+    Bad(
+        "a-table-in-a-compression-not-read",
+        _files({"tracks.csv": GOOD_TRACKS, "pages.csv.zst": b"(\xb5/\xfd"}),
+        ("pages.csv.zst holds table pages as .zst data", "decompress or convert it"),
+    ),
+    Bad(
+        "a-table-as-json-lines",
+        _files({"tracks.csv": GOOD_TRACKS, "identifies.jsonl": '{"userId": "u1"}\n'}),
+        ("identifies.jsonl holds table identifies as .jsonl data",),
     ),
     Bad(
         "one-table-as-a-file-and-a-folder",
@@ -1124,3 +1146,45 @@ def test_struct_map_list_and_bytes_traits_in_csv_output(ws: Workspace) -> None:
     schema = pq.read_schema(parquet / "users.parquet")
     assert pa.types.is_struct(schema.field("traits").type)
     assert pa.types.is_map(schema.field("props").type)
+
+
+def test_files_that_hold_nothing_are_skipped_and_listed(ws: Workspace) -> None:
+    """Blank lines, a lone byte order mark, an empty gzip member: no header, no rows."""
+    _write(
+        ws.input,
+        {
+            "tracks.csv": GOOD_TRACKS,
+            "pages.csv": "\ufeff",
+            "screens/part-0.csv": "\n\n\r\n",
+            "screens/part-1.csv.gz": gzip.compress(b""),
+            "identifies.csv": "\n\n" + HEADER + "m9,a9,u9,2026-01-09\n",
+            "aliases.csv.bak": "previous_id,user_id\n",
+        },
+    )
+    record = run_ok(ws.input, ws.out)
+    blank = "empty (no header, no rows: only blank lines or a byte order mark)"
+    assert _skipped(record, ws.input) == {
+        "pages.csv": blank,
+        "screens/part-0.csv": blank,
+        "screens/part-1.csv.gz": blank,
+        "aliases.csv.bak": "named like table aliases, but not a format stitcher reads",
+    }
+    assert record["input"]["tables"] == ["tracks", "identifies"]
+    assert id_map_rows(ws.out) == {
+        ("anonymous_id", "a1"): 2,
+        ("anonymous_id", "a2"): 1,
+        ("anonymous_id", "a9"): 1,
+        ("user_id", "u1"): 1,
+        ("user_id", "u2"): 1,
+        ("user_id", "u9"): 1,
+    }
+
+
+def test_a_second_link_to_a_file_is_read_once(ws: Workspace) -> None:
+    _write(ws.input, {"tracks/part-0.csv": GOOD_TRACKS})
+    (ws.input / "tracks" / "latest.csv").symlink_to(ws.input / "tracks" / "part-0.csv")
+    record = run_ok(ws.input, ws.out)
+    assert record["input"]["events"] == 3
+    assert _skipped(record, ws.input) == {
+        "tracks/latest.csv": f"the same file as {ws.input / 'tracks' / 'part-0.csv'} (a link)"
+    }
