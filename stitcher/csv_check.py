@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -41,6 +42,11 @@ SECOND_HEADER = (
 )
 
 
+def _folded(name: str) -> str:
+    """A column name as the loader matches it (config.canonical), a byte order mark dropped."""
+    return re.sub(r"[_\-\s\ufeff]", "", name).lower()
+
+
 def second_header_line(path: Path) -> int | None:
     """The line of the first row of a local CSV file that holds the header's names in another
     order; None when there is none (or the file cannot be read). Only on the error path."""
@@ -48,11 +54,11 @@ def second_header_line(path: Path) -> int | None:
         with _open(path) as raw:
             text = (line.decode("utf-8", errors="replace") for line in raw)
             reader = csv.reader(text)
-            header = [name.lstrip("\ufeff") for name in next(reader, [])]
+            header = [_folded(name) for name in next(reader, [])]
             names = set(header)
             start = 2
             for row in reader:
-                values = [value.lstrip("\ufeff") for value in row]
+                values = [_folded(value) for value in row]
                 if values != header and len(values) > 1 and set(values) <= names:
                     return start
                 start = reader.line_num + 1

@@ -724,34 +724,48 @@ def _header_lines(engine: Engine, table: str, columns: list[Column], fields: _Fi
 
     Files joined with `cat` (gzip members too, which a reader sees as one stream) carry each
     part's header line into the middle: read as a row, it would be an event whose ids are
-    `anonymous_id` and `user_id`. A row whose identity and time columns hold their own names
-    is such a line and is dropped. A row that holds the columns' names in another order starts
-    rows that would be read into the wrong columns: the query stops on it with an error.
+    `anonymous_id` and `user_id`. A row whose identity and time columns (two at least) hold
+    their own names, spelled any way the loader accepts (`anonymousId`, a byte order mark in
+    front), is such a line and is dropped. A row that holds the columns' names in another order
+    starts rows that would be read into the wrong columns: the query stops on it with an error.
     """
     keys = [c for c in columns if fields.of(_unrenamed(c.name, columns)) is not None]
     if not keys:
         return ""
-    names = sorted({_unrenamed(c.name, columns) for c in columns})
-    any_name = ", ".join(quote_literal(n) for name in names for n in (name, _BOM + name))
+    in_use = {fields.of(_unrenamed(c.name, columns)) for c in keys}
+    known = sorted(
+        {canonical(_unrenamed(c.name, columns)) for c in columns}
+        | {key for key, field_name in fields.by_key.items() if field_name in in_use}
+    )
+    longest = max(len(name) for name in known) + 8  # room for `_`, `-` and a BOM
 
-    def own(column: Column) -> str:
-        name = _unrenamed(column.name, columns)
-        quoted = quote_identifier(column.name)
-        spelled = f"{quote_literal(name)}, {quote_literal(_BOM + name)}"
-        return f"({quoted} IS NULL OR {quoted} IN ({spelled}))"
+    def spelled(column: Column, names: list[str]) -> str:
+        # Folded as canonical() folds names; only short values, so that the text functions
+        # never run over a real id's length.
+        c = quote_identifier(column.name)
+        folded = c
+        for dropped in ("_", "-", " ", _BOM):
+            folded = f"replace({folded}, {quote_literal(dropped)}, '')"
+        listed = ", ".join(quote_literal(n) for n in names)
+        short = f"CASE WHEN length({c}) <= {longest} THEN lower({folded}) IN ({listed}) END"
+        return f"({c} IS NULL OR coalesce({short}, false))"
 
     present = " + ".join(
         f"CASE WHEN {quote_identifier(c.name)} IS NULL THEN 0 ELSE 1 END" for c in keys
     )
-    own_names = " AND ".join(own(c) for c in keys)
-    some_names = " AND ".join(
-        f"({quote_identifier(c.name)} IS NULL OR {quote_identifier(c.name)} IN ({any_name}))"
-        for c in keys
-    )
+
+    def own(column: Column) -> list[str]:
+        # Every spelling of the column's field: `messageId` heads the column `id`.
+        name = _unrenamed(column.name, columns)
+        field_name = fields.of(name)
+        return sorted({canonical(name), *(k for k, f in fields.by_key.items() if f == field_name)})
+
+    own_names = " AND ".join(spelled(c, own(c)) for c in keys)
+    some_names = " AND ".join(spelled(c, known) for c in keys)
     second_header = engine.fail(f"a CSV file of table {table} holds {SECOND_HEADER}")
     return (
-        f" WHERE NOT (CASE WHEN {own_names} AND {present} >= 1 THEN true "
-        f"WHEN {some_names} AND {present} >= 2 THEN {second_header} ELSE false END)"
+        f" WHERE NOT (CASE WHEN {present} < 2 THEN false WHEN {own_names} THEN true "
+        f"WHEN {some_names} THEN {second_header} ELSE false END)"
     )
 
 

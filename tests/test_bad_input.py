@@ -1032,7 +1032,9 @@ def test_notes_beside_a_mixpanel_export_are_listed(ws: Workspace) -> None:
 
 def test_gzip_members_each_with_a_header(ws: Workspace) -> None:
     second = HEADER + "m9,a9,u9,2026-01-09T00:00:00Z\n"
-    _write(ws.input, {"tracks.csv.gz": _gzip_members(GOOD_TRACKS, second, HEADER)})
+    # The raw Segment spellings are the same columns to the loader, and the same header.
+    camel = "messageId,anonymousId,userId,timestamp\n"
+    _write(ws.input, {"tracks.csv.gz": _gzip_members(GOOD_TRACKS, second, HEADER, camel)})
     record = run_ok(ws.input, ws.out)
     assert record["input"]["events"] == 4
     assert id_map_rows(ws.out) == {
