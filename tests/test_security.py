@@ -256,8 +256,15 @@ def _outside_world(tmp_path: Path) -> tuple[Path, Path]:
     input_dir.mkdir()
     (input_dir / "tracks.csv").symlink_to(elsewhere / "tracks.csv")
     (input_dir / "pages").symlink_to(elsewhere / "pages", target_is_directory=True)
-    # A link back up to the folder that holds the output: followed by nothing that writes.
-    (input_dir / "screens").symlink_to(tmp_path, target_is_directory=True)
+    # A linked table folder holding a link back up to itself: walked once, written by nothing.
+    # (A link up to the folder that holds everything would read the other tables' files a
+    # second time, as screens: that is an error now, see test_bad_input.py.)
+    (elsewhere / "screens").mkdir()
+    (elsewhere / "screens" / "part-0.csv").write_text(
+        "id,anonymous_id,user_id,timestamp\ns1,a3,u3,2026-01-01T00:00:00Z\n"
+    )
+    (elsewhere / "screens" / "again").symlink_to(elsewhere / "screens", target_is_directory=True)
+    (input_dir / "screens").symlink_to(elsewhere / "screens", target_is_directory=True)
     (tmp_path / "cwd").mkdir()
     return input_dir, elsewhere
 
