@@ -22,6 +22,7 @@ from stitcher.config import (
     POLICIES,
     JunkRules,
     RunOptions,
+    memory_limit_problem,
     read_junk_file,
 )
 from stitcher.config_file import effective_config_toml, find_config, options_from_config
@@ -172,9 +173,10 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--memory-limit",
             default=None,
-            help="Memory limit of the run, e.g. 6GB: the engine spills to --temp-dir to keep "
-            "the whole process under it (at 1GB and below, Python and the writers still need "
-            "~0.2-0.4 GB beyond it).",
+            callback=_checked_memory_limit,
+            help="Memory limit of the run, e.g. 6GB (at least 16MB): the engine spills to "
+            "--temp-dir to keep the whole process under it (at 1GB and below, Python and the "
+            "writers still need ~0.2-0.4 GB beyond it).",
         ),
         click.option(
             "--temp-dir",
@@ -216,6 +218,15 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def _checked_memory_limit(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    problem = None if value is None else memory_limit_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return value
 
 
 def _build_options(

@@ -19,6 +19,42 @@ OUTPUT_FORMATS = ("parquet", "csv")
 MAX_THREADS = 1024
 # The components loop's rounds: a graph needs about log2(identifiers) of them.
 MAX_ROUNDS = 10_000
+# The smallest --memory-limit: a small CSV file still runs at 16 MB (a gzip file needs ~100 MB:
+# DuckDB then says it is out of memory); 0GB once ran the whole way to that error.
+MIN_MEMORY_LIMIT = 16 * 10**6
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*")
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def size_bytes(text: str) -> float | None:
+    """The bytes in a size such as `6GB`, `512MiB` or `1.5 gb`; None when it is not one."""
+    match = _SIZE.fullmatch(text)
+    unit = _SIZE_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        return None
+    return float(match.group(1)) * unit
+
+
+def memory_limit_problem(text: str) -> str | None:
+    """Why `text` is not a usable --memory-limit, or None."""
+    size = size_bytes(text)
+    if size is None:
+        return f"{text!r} is not a size; use e.g. 6GB or 512MB"
+    if size < MIN_MEMORY_LIMIT:
+        return f"{text!r} is below the least a run can work in, 16MB"
+    return None
+
+
 INPUT_FORMATS = ("auto", "segment", "mixpanel")
 NORMALIZATIONS = ("none", "trim", "lower_trim")
 BUILTIN_TYPES = ("anonymous_id", "user_id")
@@ -334,12 +370,9 @@ class RunOptions:
             )
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
             raise ConfigError(f"threads must be from 1 to {MAX_THREADS} (got {self.threads})")
-        if self.memory_limit is not None and not re.fullmatch(
-            r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", self.memory_limit, re.I
-        ):
-            raise ConfigError(
-                f"--memory-limit {self.memory_limit!r} is not a size; use e.g. 6GB or 512MB"
-            )
+        problem = None if self.memory_limit is None else memory_limit_problem(self.memory_limit)
+        if problem is not None:
+            raise ConfigError(f"memory_limit {problem}")
 
     def as_record(self) -> dict:
         """The options as plain JSON values, for run.json."""

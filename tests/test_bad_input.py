@@ -146,6 +146,14 @@ def _files(files: dict[str, str | bytes]) -> Callable[[Workspace], list[str]]:
     return build
 
 
+def _files_with(files: dict[str, str | bytes], *option: str) -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        _write(ws.input, files)
+        return _run_args(ws, *option)
+
+    return build
+
+
 def _empty_folder(ws: Workspace) -> list[str]:
     ws.input.mkdir()
     return _run_args(ws)
@@ -439,12 +447,26 @@ BAD_CASES = [
     # click validates the type before the command runs: a usage error, exit 2.
     Bad("temp-dir-is-a-file", _temp_dir_is_file, ("--temp-dir", "is a file"), code=2),
     Bad(
-        # It once said to re-export tracks.csv.
+        # It once said to re-export tracks.csv.gz: DuckDB's gzip reader wants ~90 MB.
         "out-of-memory-while-reading-a-csv",
-        _with_option("--memory-limit", "1MB"),
+        _files_with(
+            {"tracks.csv.gz": gzip.compress(GOOD_TRACKS.encode())}, "--memory-limit", "64MB"
+        ),
         ("Out of Memory", "raise --memory-limit"),
     ),
-    Bad("memory-limit-not-a-size", _with_option("--memory-limit", "lots"), ("is not a size",)),
+    Bad(
+        "memory-limit-zero",
+        _with_option("--memory-limit", "0GB"),
+        ("'--memory-limit'", "'0GB' is below the least a run can work in, 16MB"),
+        code=2,
+    ),
+    Bad("memory-limit-in-config", _config('memory_limit = "1MB"\n'), ("memory_limit '1MB'",)),
+    Bad(
+        "memory-limit-not-a-size",
+        _with_option("--memory-limit", "lots"),
+        ("'--memory-limit'", "'lots' is not a size"),
+        code=2,
+    ),
     Bad(
         "zero-threads",
         _with_option("--threads", "0"),

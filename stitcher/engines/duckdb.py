@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from stitcher.config import size_bytes
 from stitcher.csv_check import (
     REENCODE_HINT,
     SECOND_HEADER,
@@ -54,17 +55,6 @@ _EPOCH_MAX = 100_000_000_000_000
 # its operators cannot run at all, and small limits come with small data.
 _HEADROOM_SHARE = 0.3
 _HEADROOM_FROM = 10**9
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
 # The instants a TIMESTAMP_NS can hold (1677-09-21 .. 2262-04-11), in epoch microseconds.
 _NS_RANGE_US = (-9_223_372_036_854_775, 9_223_372_036_854_775)
 
@@ -395,11 +385,9 @@ def _epoch_expression(number_sql: str) -> str:
 
 def _buffer_limit(process_limit: str) -> str:
     """DuckDB's memory_limit for a process limit such as '6GB' (see _HEADROOM_SHARE)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", process_limit)
-    unit = _SIZE_UNITS.get(match.group(2).lower()) if match else None
-    if match is None or unit is None:
+    limit = size_bytes(process_limit)
+    if limit is None:
         return process_limit  # not a size we know: let DuckDB judge it
-    limit = float(match.group(1)) * unit
     headroom = min(_HEADROOM_SHARE * limit, max(0.0, limit - _HEADROOM_FROM))
     return f"{int(limit - headroom)}B"
 
