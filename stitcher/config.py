@@ -112,17 +112,7 @@ class JunkRules:
         )
 
 
-def python_regex_problem(pattern: str) -> str | None:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return str(exc)
-    return None
-
-
-def read_junk_file(
-    path: Path, regex_problem: Callable[[str], str | None] = python_regex_problem
-) -> JunkRules:
+def read_junk_file(path: Path, regex_problem: Callable[[str], str | None]) -> JunkRules:
     """One value per line; `regex:PATTERN` lines are full-match regexes; `#` starts a comment.
     `regex_problem` says why the engine that will run them cannot compile a pattern."""
     try:

@@ -32,7 +32,7 @@ from stitcher.engines.base import (
     quote_literal,
 )
 from stitcher.errors import InputError
-from stitcher.location import HIDDEN_REASON, LOCAL_TREE, Skipped, Tree, Url
+from stitcher.location import HIDDEN_REASON, LOCAL_TREE, Skipped, Tree, Url, is_hidden
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -286,7 +286,7 @@ _UNREAD_DATA = {
 
 def _not_a_table(entry: Path | Url) -> Skipped:
     """Why an entry of --input is no table, with the table it was likely meant to be."""
-    if entry.name.startswith((".", "_")):
+    if is_hidden(entry.name):
         return Skipped(entry, HIDDEN_REASON, quiet=True)
     table, dot, rest = entry.name.lower().partition(".")
     if dot and table in EVENT_TABLES:
@@ -362,7 +362,7 @@ def _mixpanel_input(
         for entry in tree.children(input_dir):
             if entry in entries:
                 continue
-            if entry.name.startswith((".", "_")):
+            if is_hidden(entry.name):
                 skipped.append(Skipped(entry, HIDDEN_REASON, quiet=True))
             else:
                 skipped.append(

@@ -22,7 +22,7 @@ from stitcher.errors import InputError
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://(.*)", re.DOTALL)
 
 
-def _hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
     # Dot files, and `_SUCCESS` / `_temporary` that Spark and Hadoop leave beside the data.
     return name.startswith((".", "_"))
 
@@ -204,12 +204,12 @@ class LocalTree:
             subfolders = []
             for entry in entries:
                 path = folder / entry.name
-                if _hidden(entry.name):
+                if is_hidden(entry.name):
                     skipped.append(Skipped(path, HIDDEN_REASON, quiet=True))
                 elif entry.is_dir():
                     (links if entry.is_symlink() else subfolders).append(path)
                 else:
-                    _check_link(path, entry)
+                    _check_link(path)
                     files.append(path)
             pending.extend(reversed(subfolders))
         return files, skipped
@@ -218,9 +218,9 @@ class LocalTree:
         return location.stat().st_size
 
     def problem(self, location: Path) -> str | None:
-        if location.is_symlink() and not location.exists():
-            target = os.readlink(location)
-            return f"a symbolic link to {target}, which does not exist; fix it or remove it"
+        dangling = _dangling(location)
+        if dangling is not None:
+            return dangling
         if not location.is_file():
             # A FIFO would block the run forever; a device or socket is never a table.
             return "not a regular file (a pipe, socket or device); move it out of the input folder"
@@ -229,13 +229,21 @@ class LocalTree:
         return None
 
 
-def _check_link(path: Path, entry: os.DirEntry) -> None:
-    """Refuse a symbolic link that leads nowhere: the data it stood for is missing."""
-    if entry.is_symlink() and not path.exists():
-        raise InputError(
-            f"{path} is a symbolic link to {os.readlink(path)}, which does not exist (or is a "
-            "link loop); fix the link or remove it"
+def _dangling(path: Path) -> str | None:
+    """Why a symbolic link leads nowhere (the data it stood for is missing), or None."""
+    if path.is_symlink() and not path.exists():
+        return (
+            f"a symbolic link to {os.readlink(path)}, which does not exist (or is a link "
+            "loop); fix the link or remove it"
         )
+    return None
+
+
+def _check_link(path: Path) -> None:
+    # Checked while walking: a dangling link to a folder has no suffix for the loader to read.
+    dangling = _dangling(path)
+    if dangling is not None:
+        raise InputError(f"{path} is {dangling}")
 
 
 LOCAL_TREE = LocalTree()
@@ -289,7 +297,7 @@ class UrlTree:
         skipped: list[Skipped] = []
         folders: list[Url] = []
         for child in self.children(location):
-            if _hidden(child.name):
+            if is_hidden(child.name):
                 skipped.append(Skipped(child, HIDDEN_REASON, quiet=True))
                 continue
             (folders if self.is_dir(child) else files).append(child)

@@ -32,6 +32,14 @@ from conftest import partition, read_output, stitch
 HEADER = "id,anonymous_id,user_id,timestamp\n"
 ROW = "m1,a1,u1,2026-01-01T00:00:00Z\n"
 GOOD_TRACKS = HEADER + ROW + "m2,a1,,2026-01-02T00:00:00Z\nm3,a2,u2,2026-01-03T00:00:00Z\n"
+# id_map's event counts for GOOD_TRACKS, and for it plus one event of a9 and u9.
+GOOD_IDS = {
+    ("anonymous_id", "a1"): 2,
+    ("anonymous_id", "a2"): 1,
+    ("user_id", "u1"): 1,
+    ("user_id", "u2"): 1,
+}
+GOOD_IDS_AND_9 = {**GOOD_IDS, ("anonymous_id", "a9"): 1, ("user_id", "u9"): 1}
 
 
 def _rows(n: int, start: int = 0) -> str:
@@ -1022,12 +1030,7 @@ def test_a_link_loop_ends_and_each_file_is_read_once(ws: Workspace) -> None:
     (ws.input / "tracks" / "copy").symlink_to(ws.input / "tracks" / "dt=1")
     record = run_ok(ws.input, ws.out)
     assert record["input"]["events"] == 3
-    assert id_map_rows(ws.out) == {
-        ("anonymous_id", "a1"): 2,
-        ("anonymous_id", "a2"): 1,
-        ("user_id", "u1"): 1,
-        ("user_id", "u2"): 1,
-    }
+    assert id_map_rows(ws.out) == GOOD_IDS
     skipped = _skipped(record, ws.input)
     assert skipped == {
         "tracks/copy": "a link to folder " + str(ws.input / "tracks" / "dt=1") + ", already read",
@@ -1059,14 +1062,7 @@ def test_gzip_members_each_with_a_header(ws: Workspace) -> None:
     _write(ws.input, {"tracks.csv.gz": _gzip_members(GOOD_TRACKS, second, HEADER, camel)})
     record = run_ok(ws.input, ws.out)
     assert record["input"]["events"] == 4
-    assert id_map_rows(ws.out) == {
-        ("anonymous_id", "a1"): 2,
-        ("anonymous_id", "a2"): 1,
-        ("anonymous_id", "a9"): 1,
-        ("user_id", "u1"): 1,
-        ("user_id", "u2"): 1,
-        ("user_id", "u9"): 1,
-    }
+    assert id_map_rows(ws.out) == GOOD_IDS_AND_9
 
 
 def test_joined_csv_files_with_a_byte_order_mark_each(ws: Workspace) -> None:
@@ -1194,14 +1190,7 @@ def test_files_that_hold_nothing_are_skipped_and_listed(ws: Workspace) -> None:
         "aliases.csv.bak": "named like table aliases, but not a format stitcher reads",
     }
     assert record["input"]["tables"] == ["tracks", "identifies"]
-    assert id_map_rows(ws.out) == {
-        ("anonymous_id", "a1"): 2,
-        ("anonymous_id", "a2"): 1,
-        ("anonymous_id", "a9"): 1,
-        ("user_id", "u1"): 1,
-        ("user_id", "u2"): 1,
-        ("user_id", "u9"): 1,
-    }
+    assert id_map_rows(ws.out) == GOOD_IDS_AND_9
 
 
 def test_a_second_link_to_a_file_is_read_once(ws: Workspace) -> None:
