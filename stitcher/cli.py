@@ -307,6 +307,21 @@ def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, 
     "Repeatable. Metrics are listed in the README.",
 )
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --output even when it is not a stitcher output (by default a folder holding "
+    "anything but stitcher's own files is refused, since the run replaces it whole).",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0, max=7 * 24 * 3600),
+    default=0,
+    metavar="SECONDS",
+    help="When another run is writing the same --output (it holds the lock file "
+    ".OUTPUT.stitcher-lock beside it), wait up to this long for it; by default exit 1 at once.",
+)
 @_stitch_options
 @_common_options
 @_reports_errors
@@ -336,8 +351,12 @@ def run_command(
         {k: flags.pop(k) for k in _RUN_FLAGS},
     )
     conditions = flags.pop("fail_if")
-    if flags.pop("no_report"):
-        options = dataclasses.replace(options, report=False)
+    options = dataclasses.replace(
+        options,
+        report=not flags.pop("no_report"),
+        force=flags.pop("force"),
+        wait_seconds=flags.pop("wait_seconds"),
+    )
     show_progress = not quiet and sys.stderr.isatty()
     if show_progress:
         from rich.console import Console

@@ -255,6 +255,10 @@ class RunOptions:
     spark_conf: tuple[tuple[str, str], ...] = ()
     # Engines that solve components in SQL rounds stop with an error past this many.
     max_rounds: int = DEFAULT_MAX_ROUNDS
+    # Replace an --output folder that is not a stitcher output (--force).
+    force: bool = False
+    # How long to wait for another run writing the same --output (--wait); 0: fail at once.
+    wait_seconds: float = 0.0
 
     @property
     def type_names(self) -> tuple[str, ...]:
@@ -290,6 +294,8 @@ class RunOptions:
             )
         if self.spark_master is not None and not self.spark_master.strip():
             raise ConfigError("spark_master must not be empty; e.g. local[*] or spark://host:7077")
+        if not 0 <= self.wait_seconds < float("inf"):
+            raise ConfigError(f"wait_seconds must be 0 or more (got {self.wait_seconds})")
         if not 1 <= self.max_rounds <= MAX_ROUNDS:
             raise ConfigError(f"max_rounds must be from 1 to {MAX_ROUNDS} (got {self.max_rounds})")
         for key, _ in self.spark_conf:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from stitcher.errors import OutputError
 from stitcher.location import Url
+from stitcher.locks import owned_folder
 
 log = logging.getLogger("stitcher")
 
@@ -32,6 +33,7 @@ ROW_GROUP_ROWS = 250_000
 # to plain encoding cost ~10% of the write. A small limit gives up on those early.
 DICTIONARY_PAGE_BYTES = 64 * 1024
 TMP_MARK = ".stitcher-tmp-"
+REPORT_FILE = "report.html"
 OLD_MARK = ".stitcher-old-"
 _SPILL_MARK = ".stitcher-spill-"
 
@@ -67,12 +69,9 @@ def check_output_location(output_dir: Path | Url, input_dir: Path | Url) -> None
         raise OutputError(
             f"--output {output_dir}: {existing} is a file, not a folder; choose another --output"
         )
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create {parent} for --output: {exc.strerror}") from exc
-    if not os.access(parent, os.W_OK | os.X_OK):
+    # Missing parents are created with the output's lock (stitcher/locks.py), and removed
+    # again when the run fails.
+    if existing == parent and not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(
             f"cannot write to {parent} (permission denied or a read-only file system); choose "
             "another --output"
@@ -127,11 +126,13 @@ def check_temp_dir(temp_dir: Path | None) -> None:
 
 
 def recover_interrupted(output_dir: Path) -> None:
-    """Undo what a killed run may have left beside the output folder.
+    """Undo what a killed run left beside the output folder. Called with the output's lock held
+    (stitcher/locks.py, `output_lock`): no other run is writing this output, so every folder
+    below is a dead run's, whatever its pid says.
 
     A run writes into `.NAME.stitcher-tmp-*` and swaps it in by two renames (old output aside,
     new output in place). If it died between them, the old output is still whole under
-    `.NAME.stitcher-old-*`: put it back. Temporary folders of dead runs are removed.
+    `.NAME.stitcher-old-*`: put it back. Temporary folders are removed.
     """
     parent, name = output_dir.parent, output_dir.name
     if not parent.is_dir():
@@ -144,56 +145,68 @@ def recover_interrupted(output_dir: Path) -> None:
             else:
                 shutil.rmtree(entry, ignore_errors=True)
         elif entry.name.startswith(f".{name}{TMP_MARK}"):
-            pid = entry.name.rsplit("-", 2)[-2]
-            if not (pid.isdigit() and process_alive(int(pid))):
-                log.info("removing leftover temporary folder %s", entry)
-                shutil.rmtree(entry, ignore_errors=True)
+            log.info("removing leftover temporary folder %s", entry)
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def check_replaceable(output_dir: Path, ours: Iterable[str]) -> None:
+    """Refuse to replace a folder that is not a stitcher output: a run replaces --output whole,
+    so one wrong path in a cron line would delete whatever the folder held.
+
+    Replaceable: a missing or empty folder, or one holding a run.json that stitcher wrote and
+    nothing but names in `ours` (the tables in either format, run.json, report.html).
+    """
+    try:
+        entries = sorted(output_dir.iterdir()) if output_dir.is_dir() else []
+    except OSError as exc:
+        raise OutputError(f"cannot list --output {output_dir}: {exc.strerror}") from exc
+    if not entries:
+        return
+    names = [e.name + ("/" if e.is_dir() else "") for e in entries]
+    if not _written_by_stitcher(output_dir / "run.json"):
+        raise OutputError(
+            f"--output {output_dir} is not a stitcher output (no run.json of ours) and holds "
+            f"{_some(names)}; a run replaces the whole folder, so give a new or empty folder, "
+            "or pass --force to replace it"
+        )
+    foreign = [n for n in names if n not in set(ours)]
+    if foreign:
+        raise OutputError(
+            f"--output {output_dir} holds {_some(foreign)}, which stitcher did not write and a "
+            "run would delete; move it out, or pass --force to replace the folder anyway"
+        )
+
+
+def _written_by_stitcher(run_json: Path) -> bool:
+    try:
+        record = json.loads(run_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "stitcher_version" in record
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
 
 
 @contextmanager
 def spill_folder(temp_dir: Path | None, tmp: Path) -> Iterator[Path]:
     """Where the engine may spill: `tmp/.spill`, or a folder of this run's own in --temp-dir.
 
-    Either way it is removed afterwards. In --temp-dir, the spill folders of killed runs (whose
-    process is gone) are removed first: a run killed while spilling leaves gigabytes there.
+    Either way it is removed afterwards. In --temp-dir, the spill folders no live run owns are
+    removed first (a run killed while spilling leaves gigabytes there); a live run's, on this
+    host or any other sharing the folder, are left alone (stitcher/locks.py).
     """
     if temp_dir is None:
         folder = tmp / ".spill"
-    else:
-        remove_folders_of_dead_runs(temp_dir, _SPILL_MARK, "spill folder")
-        folder = temp_dir / f"{_SPILL_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            folder.mkdir()
-        except OSError as exc:
-            raise OutputError(
-                f"cannot create a folder in --temp-dir {temp_dir}: {exc.strerror}"
-            ) from exc
-    try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    with owned_folder(temp_dir, _SPILL_MARK, "spill folder", f"--temp-dir {temp_dir}") as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def remove_folders_of_dead_runs(parent: Path, mark: str, what: str) -> None:
-    """Delete the folders `<mark><pid>-...` in `parent` whose run's process is gone: what a
-    killed run left behind (gigabytes, for a spill folder)."""
-    for entry in sorted(parent.glob(f"{mark}*")):
-        pid = entry.name[len(mark) :].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            log.info("removing the %s of an interrupted run: %s", what, entry)
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
@@ -201,8 +214,8 @@ def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `output_dir`; on success it replaces `output_dir`.
 
     On any failure the temporary folder is deleted and `output_dir` is left exactly as it was.
+    The caller holds the output's lock and has recovered from an interrupted run.
     """
-    recover_interrupted(output_dir)
     tmp = output_dir.parent / f".{output_dir.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()

@@ -7,7 +7,9 @@ all written into a temporary folder that replaces the output folder only when co
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import platform
 import shutil
 import time
@@ -22,7 +24,7 @@ import pyarrow as pa
 
 from stitcher import __version__
 from stitcher.components import components_table, solve_in_sql
-from stitcher.config import RunOptions
+from stitcher.config import OUTPUT_FORMATS, RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
@@ -36,10 +38,14 @@ from stitcher.load import (
     trait_column,
 )
 from stitcher.location import Url
+from stitcher.locks import output_lock
 from stitcher.mixpanel import add_distinct_ids
 from stitcher.outputs import (
+    REPORT_FILE,
     check_output_location,
+    check_replaceable,
     check_temp_dir,
+    recover_interrupted,
     spill_folder,
     write_batches,
     write_json,
@@ -64,6 +70,12 @@ OUTPUT_TABLES: dict[str, tuple[str, str]] = {
     "rejected_edges": ("rejected_edges", "from_type, from_id, to_type, to_id, rule"),
     "quarantine": ("quarantine", "identifier_type, identifier"),
 }
+# Every name a run writes into --output, in either format: a folder holding anything else is
+# not replaced without --force (outputs.check_replaceable).
+OUTPUT_NAMES = frozenset(
+    {"run.json", REPORT_FILE}
+    | {f"{name}.{file_format}" for name in OUTPUT_TABLES for file_format in OUTPUT_FORMATS}
+)
 _TYPE_COLUMNS = frozenset({"identifier_type", "from_type", "to_type"})
 USERS_COLUMNS = {
     "person_id",
@@ -129,8 +141,39 @@ class _Timer:
 
 def run(options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
     """Stitch the events under options.input_dir into options.output_dir."""
+    options = _absolute_output(options)
     check_output_location(options.output_dir, options.input_dir)
     check_temp_dir(options.temp_dir)
+    with _claimed(options):
+        return _run(options, progress)
+
+
+def _absolute_output(options: RunOptions) -> RunOptions:
+    """`--output .` or `..`: the swap renames the folder beside it, which needs its real name
+    (from inside last night's output, `.` once did all the work and crashed at the swap)."""
+    output = options.output_dir
+    if isinstance(output, Url) or output.name not in ("", ".."):
+        return options
+    return dataclasses.replace(options, output_dir=Path(os.path.abspath(output)))
+
+
+@contextmanager
+def _claimed(options: RunOptions) -> Iterator[None]:
+    """A local --output, made this run's alone: its lock taken (another run writing it fails
+    the run, or is waited for), a swap a killed run left half done put back first (even if this
+    run then fails), and a folder stitcher did not write refused unless --force."""
+    output = options.output_dir
+    if isinstance(output, Url):
+        yield  # checked and recovered through the engine's file system (stitcher/publish.py)
+        return
+    with output_lock(output, options.wait_seconds):
+        recover_interrupted(output)
+        if not options.force:
+            check_replaceable(output, OUTPUT_NAMES)
+        yield
+
+
+def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
     sources = find_tables(options.input_dir, options.input_format)
     timer = _Timer(progress)
     started = time.perf_counter()
@@ -698,7 +741,7 @@ def _compare_and_report(
     """
     # Imported here: they bring polars (~50 MB resident), needed only once the engine is done.
     from stitcher.diff import compare_with_previous
-    from stitcher.report import REPORT_FILE, write_report
+    from stitcher.report import write_report
 
     tmp = output.folder
     with timer.step("compare"):

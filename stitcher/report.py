@@ -19,12 +19,12 @@ from typing import Any
 import polars as pl
 
 from stitcher.charts import bar_chart, log_histogram
+from stitcher.outputs import REPORT_FILE
 from stitcher.results import read_table, scan_table, table_path
 from stitcher.thresholds import is_quarantined_key
 
 log = logging.getLogger("stitcher")
 
-REPORT_FILE = "report.html"
 TOP_N = 15
 _ENDS = ("from", "to")
 _BLUE, _RED, _GREY = "#3366aa", "#cc4444", "#999999"

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from stitcher.generate import GeneratorConfig, generate
-from stitcher.outputs import recover_interrupted
 
 from conftest import stitch
 
@@ -150,25 +149,19 @@ def test_kill_9_at_random_points(big_input: Path, tmp_path: Path) -> None:
 
 def test_kill_between_the_two_renames_is_recovered(small_input: Path, tmp_path: Path) -> None:
     """A random kill rarely lands between `out -> .out.stitcher-old-*` and `tmp -> out`; build
-    that state by hand, with a dead run's temporary folder beside it."""
+    that state by hand, with the killed run's temporary folder beside it. (A live run's folders
+    are safe because it holds the output's lock: tests/test_scheduler_safety.py.)"""
     out = stitch(small_input, tmp_path / "out")
     before = hashes(out)
     out.rename(tmp_path / ".out.stitcher-old-0badc0de")
-    dead = tmp_path / ".out.stitcher-tmp-999999999-0badc0de"  # beyond any pid_max
+    dead = tmp_path / f".out.stitcher-tmp-{os.getpid()}-0badc0de"  # its pid proves nothing
     dead.mkdir()
     (dead / "id_map.parquet").write_bytes(b"half a file")
-    live = tmp_path / f".out.stitcher-tmp-{os.getppid()}-0badc0de"  # a run still going
-    live.mkdir()
 
-    recover_interrupted(out)
-    assert hashes(out) == before
-    assert leftovers(tmp_path) == [live.name], "a live run's folder must be left alone"
-
-    out.rename(tmp_path / ".out.stitcher-old-0badc0de")
     code, stderr = run(small_input, out)
     assert code == 0, stderr
     assert data_hashes(out) == {k: v for k, v in before.items() if k.endswith(".parquet")}
-    assert leftovers(tmp_path) == [live.name]
+    assert leftovers(tmp_path) == []
 
 
 def _private_tmpfs_available() -> bool:

@@ -1,0 +1,318 @@
+"""Safe in cron and Airflow: a folder that is not ours is never replaced, one run writes an
+output at a time (an OS lock, valid across pid namespaces), a killed swap is put back first,
+and a run that fails early leaves no folder of its own behind.
+
+Runs that must overlap are real subprocesses (`python -m stitcher`), on generated data big
+enough that one is still working when the other starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import stitcher
+from stitcher.generate import GeneratorConfig, generate
+
+from conftest import FIXTURES, run_cli, stitch
+
+FIXTURE = FIXTURES / "shared_family_computer"
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every file and folder below `folder` with its content's hash: what must not change."""
+    return {
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+        )
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def run(output: Path, *extra: str, input_dir: Path = FIXTURE, expect: int | None = None):
+    return run_cli(
+        "run", "--input", str(input_dir), "--output", str(output), "-q", *extra, expect=expect
+    )
+
+
+def one_error(result, *fragments: str) -> str:
+    assert result.exit_code == 1, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], result.stderr
+    return lines[0]
+
+
+# -- the output folder --------------------------------------------------------------------------
+
+
+def test_a_folder_that_is_not_ours_is_refused_and_kept(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    (out / "q3").mkdir(parents=True)
+    (out / "important.txt").write_text("do not lose me\n")
+    (out / "q3" / "numbers.csv").write_text("a,b\n1,2\n")
+    before = tree(tmp_path)
+    line = one_error(run(out), f"--output {out}", "not a stitcher output", "--force")
+    assert "important.txt" in line and "q3/" in line
+    assert tree(tmp_path) == before  # not even a lock file or a parent left
+
+    run(out, "--force", expect=0)
+    assert (out / "run.json").exists() and not (out / "important.txt").exists()
+
+
+def test_a_stitcher_output_holding_a_file_of_someone_else_is_refused(tmp_path: Path) -> None:
+    out = stitch(FIXTURE, tmp_path / "out")
+    (out / "notes.md").write_text("my notes about last night's run\n")
+    before = tree(tmp_path)
+    one_error(run(out), "notes.md", "stitcher did not write", "--force")
+    assert tree(tmp_path) == before
+
+
+def test_a_run_json_that_is_not_ours_does_not_make_a_folder_ours(tmp_path: Path) -> None:
+    out = tmp_path / "other_tool"
+    out.mkdir()
+    (out / "run.json").write_text('{"tool": "something else"}\n')
+    before = tree(tmp_path)
+    one_error(run(out), "not a stitcher output", "run.json")
+    assert tree(tmp_path) == before
+
+
+def test_an_empty_folder_and_our_own_output_in_another_format_are_replaced(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "empty"
+    out.mkdir()
+    run(out, expect=0)
+    run(out, "--output-format", "csv", "--no-report", expect=0)  # report.html goes
+    run(out, expect=0)  # id_map.csv and the others go
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            "edges.parquet",
+            "id_map.parquet",
+            "quarantine.parquet",
+            "rejected_edges.parquet",
+            "report.html",
+            "run.json",
+            "users.parquet",
+        ]
+    )
+
+
+def test_a_run_that_fails_early_leaves_no_new_folders(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    empty_input = tmp_path / "events"
+    empty_input.mkdir()
+    before = tree(tmp_path)
+    one_error(run(tmp_path / "data" / "new" / "deeper" / "out", input_dir=empty_input))
+    assert tree(tmp_path) == before
+
+
+def test_output_dot_from_inside_last_nights_output(tmp_path: Path) -> None:
+    out = stitch(FIXTURE, tmp_path / "out")
+    first = json.loads((out / "run.json").read_text())["finished_at"]
+    time.sleep(1.1)  # finished_at has whole seconds
+    result = subprocess.run(
+        [sys.executable, "-m", "stitcher", "run", "--input", str(FIXTURE), "--output", "."],
+        cwd=out,
+        env={**os.environ, "PYTHONPATH": str(Path(stitcher.__file__).parent.parent)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "run.json").read_text())["finished_at"] != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_swap_cut_by_a_kill_is_put_back_even_when_the_next_run_fails_early(
+    tmp_path: Path,
+) -> None:
+    """A kill between `out -> .out.stitcher-old-*` and `tmp -> out` leaves no output. The next
+    run, which fails on an empty input, still puts last night's output back first."""
+    out = stitch(FIXTURE, tmp_path / "out")
+    before = tree(out)
+    out.rename(tmp_path / ".out.stitcher-old-0badc0de")
+    dead = tmp_path / ".out.stitcher-tmp-999999999-0badc0de"
+    dead.mkdir()
+    (dead / "id_map.parquet").write_bytes(b"half a file")
+    empty_input = tmp_path / "events"
+    empty_input.mkdir()
+    one_error(run(out, input_dir=empty_input), "no event tables")
+    assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events", "out"]
+
+
+# -- one run at a time -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("big") / "events"
+    generate(folder, GeneratorConfig(n_events=300_000, seed=21))
+    return folder
+
+
+def command(input_dir: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "stitcher",
+        "run",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output),
+        "-q",
+        *extra,
+    ]
+
+
+def start_and_pause(args: list[str], ready: callable) -> subprocess.Popen:
+    """Start a run and stop it (SIGSTOP) once `ready()`: a live run, holding its lock and
+    folders, for as long as the test needs; SIGCONT lets it finish."""
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "the first run never got going"
+        time.sleep(0.002)
+    process.send_signal(signal.SIGSTOP)
+    return process
+
+
+def finish(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGCONT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+
+
+def temporary_folders(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if ".stitcher-tmp-" in p.name]
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_output_fails_at_once_or_waits(
+    big_input: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    lock = tmp_path / ".out.stitcher-lock"
+    first = start_and_pause(
+        command(big_input, out), lambda: temporary_folders(tmp_path) and lock.stat().st_size
+    )
+    holder = json.loads(lock.read_text())
+    second = subprocess.run(command(FIXTURE, out), capture_output=True, text=True)
+    assert second.returncode == 1, second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"Error: another stitcher run (host {holder['host']}, pid {first.pid}, started at "
+        f"{holder['started_at']}) is writing {out}; let it finish, or pass --wait SECONDS to "
+        "wait for it"
+    ]
+    waiting = subprocess.Popen(
+        command(FIXTURE, out, "--wait", "300"), stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(2)
+    assert waiting.poll() is None, "the waiting run did not wait"
+    finish(first)
+    finish(waiting)
+    record = json.loads((out / "run.json").read_text())
+    assert record["options"]["input_dir"] == str(FIXTURE), "the waiting run wrote last"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "the lock file is removed"
+
+
+def _unshare_pid_available() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+needs_pid_namespace = pytest.mark.skipif(
+    not _unshare_pid_available(),
+    reason="needs unshare --pid --fork (root or user namespaces) for a second pid namespace",
+)
+
+
+@pytest.mark.slow
+@needs_pid_namespace
+def test_the_lock_holds_across_pid_namespaces(big_input: Path, tmp_path: Path) -> None:
+    """Two containers sharing a volume: in its own pid namespace the second run cannot see the
+    first one's pid. It once judged that run's temporary folder dead and deleted it; now the
+    kernel lock says who is alive, and the second run fails without touching anything."""
+    out = tmp_path / "out"
+    first = start_and_pause(command(big_input, out), lambda: temporary_folders(tmp_path))
+    working = temporary_folders(tmp_path)
+    second = subprocess.run(
+        ["unshare", "--pid", "--fork", *command(FIXTURE, out)], capture_output=True, text=True
+    )
+    assert second.returncode == 1, second.stderr
+    assert "another stitcher run (host" in second.stderr and f"is writing {out}" in second.stderr
+    assert all(folder.exists() for folder in working), "a live run's folder was deleted"
+    finish(first)
+    assert (out / "run.json").exists()
+
+
+@pytest.mark.slow
+@needs_pid_namespace
+def test_a_live_runs_spill_folder_survives_a_run_in_another_pid_namespace(
+    big_input: Path, tmp_path: Path
+) -> None:
+    """Runs on different outputs may share --temp-dir; each removes only spill folders that no
+    live run holds, whichever pid namespace that run is in."""
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    first = start_and_pause(
+        command(big_input, tmp_path / "one", "--temp-dir", str(spill)),
+        lambda: any(spill.iterdir()),
+    )
+    (working,) = list(spill.iterdir())
+    dead = spill / ".stitcher-spill-999999999-0badc0de"  # a killed run's, owner lock free
+    dead.mkdir()
+    (dead / ".stitcher-owner").touch()
+    second = subprocess.run(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            *command(FIXTURE, tmp_path / "two", "--temp-dir", str(spill)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert second.returncode == 0, second.stderr
+    assert working.exists(), "a live run's spill folder was deleted"
+    assert not dead.exists(), "a dead run's spill folder was left"
+    finish(first)
+    assert list(spill.iterdir()) == []
+
+
+def test_a_waiting_run_starts_once_the_holder_is_killed(tmp_path: Path) -> None:
+    """kill -9 cannot clean up: the kernel frees the lock with the process, and the lock file
+    it leaves does not stop the next run."""
+    out = stitch(FIXTURE, tmp_path / "out")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from stitcher.locks import output_lock\n"
+            "with output_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "held\n"
+    one_error(run(out), "another stitcher run", f"pid {holder.pid}")
+    holder.kill()
+    holder.wait()
+    assert (tmp_path / ".out.stitcher-lock").exists()
+    run(out, "--wait", "5", expect=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
