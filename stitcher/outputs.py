@@ -163,17 +163,27 @@ def check_replaceable(output_dir: Path, ours: Iterable[str]) -> None:
     if not entries:
         return
     names = [e.name + ("/" if e.is_dir() else "") for e in entries]
-    if not _written_by_stitcher(output_dir / "run.json"):
+    refuse_foreign(output_dir, names, _written_by_stitcher(output_dir / "run.json"), ours)
+
+
+def refuse_foreign(
+    output: Path | Url, names: list[str], has_our_record: bool, ours: Iterable[str]
+) -> None:
+    """The rule of check_replaceable, given the folder's entries (a folder's with a slash) and
+    whether its run.json is stitcher's; shared with URL outputs (stitcher/publish.py)."""
+    if not names:
+        return
+    if not has_our_record:
         raise OutputError(
-            f"--output {output_dir} is not a stitcher output (no run.json of ours) and holds "
-            f"{_some(names)}; a run replaces the whole folder, so give a new or empty folder, "
-            "or pass --force to replace it"
+            f"--output {output} is not a stitcher output (no run.json of ours) and holds "
+            f"{some_names(names)}; a run replaces the whole folder, so give a new or empty "
+            "folder, or pass --force to replace it"
         )
     foreign = [n for n in names if n not in set(ours)]
     if foreign:
         raise OutputError(
-            f"--output {output_dir} holds {_some(foreign)}, which stitcher did not write and a "
-            "run would delete; move it out, or pass --force to replace the folder anyway"
+            f"--output {output} holds {some_names(foreign)}, which stitcher did not write and "
+            "a run would delete; move it out, or pass --force to replace the folder anyway"
         )
 
 
@@ -185,7 +195,8 @@ def _written_by_stitcher(run_json: Path) -> bool:
     return isinstance(record, dict) and "stitcher_version" in record
 
 
-def _some(names: list[str], shown: int = 3) -> str:
+def some_names(names: list[str], shown: int = 3) -> str:
+    """The first few names, and how many more."""
     listed = ", ".join(names[:shown])
     return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
 

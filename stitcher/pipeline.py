@@ -178,7 +178,9 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
     timer = _Timer(progress)
     started = time.perf_counter()
     with (
-        staged_output(options.output_dir, options.temp_dir) as output,
+        staged_output(
+            options.output_dir, options.temp_dir, None if options.force else OUTPUT_NAMES
+        ) as output,
         spill_folder(options.temp_dir, output.folder) as spill,
     ):
         tmp = output.folder

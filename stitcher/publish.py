@@ -36,7 +36,7 @@ from stitcher.config import OUTPUT_FORMATS as FORMATS
 from stitcher.errors import OutputError, StitcherError
 from stitcher.location import Url, UrlFileSystem
 from stitcher.locks import owned_folder
-from stitcher.outputs import OLD_MARK, TMP_MARK, atomic_output_dir
+from stitcher.outputs import OLD_MARK, TMP_MARK, atomic_output_dir, refuse_foreign
 
 if TYPE_CHECKING:
     from stitcher.engines import Engine
@@ -94,9 +94,10 @@ class UrlStage:
 
     publishes_through_engine = True
 
-    def __init__(self, url: Url, root: Path) -> None:
+    def __init__(self, url: Url, root: Path, replaceable: frozenset[str] | None) -> None:
         self.url = url
         self._root = root
+        self._replaceable = replaceable
         self.folder = root / "output"
         self.folder.mkdir()
         self._fs: UrlFileSystem | None = None
@@ -114,6 +115,11 @@ class UrlStage:
             )
         if parent is not None:
             self._recover(fs)
+        if status is not None and self._replaceable is not None:
+            # As a local --output (outputs.check_replaceable); run.json is not downloaded for
+            # this: its name is the mark.
+            names = sorted(e.name + ("/" if e.is_dir else "") for e in fs.listing(str(self.url)))
+            refuse_foreign(self.url, names, "run.json" in names, self._replaceable)
 
     def previous(self) -> Path | None:
         fs = self._files()
@@ -282,10 +288,13 @@ def _discard(fs: UrlFileSystem, tmp: Url) -> None:
 
 
 @contextmanager
-def staged_output(output: Path | Url, temp_dir: Path | None) -> Iterator[OutputStage]:
+def staged_output(
+    output: Path | Url, temp_dir: Path | None, replaceable: frozenset[str] | None = None
+) -> Iterator[OutputStage]:
     """The stage a run writes into: beside a local --output, or, for a URL, a staging folder of
     this run's own under --temp-dir (default: the system's temporary folder), removed at the
-    end whatever happens."""
+    end whatever happens. A URL holding a name outside `replaceable` is refused (None: replace
+    whatever is there, --force); a local --output was checked already, under its lock."""
     if not isinstance(output, Url):
         with atomic_output_dir(output) as folder:
             yield LocalStage(output, folder)
@@ -293,4 +302,4 @@ def staged_output(output: Path | Url, temp_dir: Path | None) -> Iterator[OutputS
     parent = temp_dir or Path(tempfile.gettempdir())
     where = f"{parent} for --output {output} (give another --temp-dir)"
     with owned_folder(parent, _STAGE_MARK, "staging folder", where) as root:
-        yield UrlStage(output, root)
+        yield UrlStage(output, root, replaceable)

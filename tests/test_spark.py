@@ -931,6 +931,31 @@ def test_failed_run_leaves_the_previous_url_output(tmp_path: Path) -> None:
     assert list(stage.iterdir()) == []
 
 
+def test_a_url_folder_that_is_not_ours_is_refused_and_kept(tmp_path: Path) -> None:
+    """As a local --output (tests/test_scheduler_safety.py): the swap replaces the URL whole,
+    so a folder holding files stitcher did not write is refused unless --force."""
+    out = tmp_path / "out"
+    (out / "q3").mkdir(parents=True)
+    (out / "important.txt").write_text("do not lose me\n")
+    before = {
+        str(p.relative_to(tmp_path)): p.is_dir() or p.read_bytes() for p in tmp_path.rglob("*")
+    }
+    args = ("run", "--input", str(FIXTURES / "shared_family_computer"), "--output", _url(out),
+            "--engine", "spark", "-q")  # fmt: skip
+    result = run_cli(*args, expect=1)
+    assert result.stderr.splitlines() == [
+        f"Error: --output {_url(out)} is not a stitcher output (no run.json of ours) and holds "
+        "important.txt, q3/; a run replaces the whole folder, so give a new or empty folder, or "
+        "pass --force to replace it"
+    ]
+    after = {
+        str(p.relative_to(tmp_path)): p.is_dir() or p.read_bytes() for p in tmp_path.rglob("*")
+    }
+    assert after == before
+    run_cli(*args, "--force")
+    assert sorted(p.name for p in out.iterdir()) == sorted([*TABLES, "report.html", "run.json"])
+
+
 class _FailingFiles:
     """The engine's real file system, with one call failing as a store's can (a dropped
     connection mid-copy, a refused rename): a fault injected below the publishing code."""
