@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -13,7 +16,7 @@ from typing import Any
 
 import click
 
-from stitcher import __version__
+from stitcher import __version__, interrupts
 from stitcher.config import (
     INPUT_FORMATS,
     MAX_ROUNDS,
@@ -47,36 +50,61 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn failures into `Error: ...` and exit code 1; the traceback only with --debug."""
+    """Turn failures into `Error: ...` and exit code 1; the traceback only with --debug.
+
+    SIGINT and SIGTERM stop the command cleanly (stitcher/interrupts.py): one line, exit 130 or
+    143, and whatever failure the signal caused on the way up is not reported as one.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug", False)
         try:
-            return command(*args, **kwargs)
+            with interrupts.handled():
+                return command(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except StitcherError as exc:
+        except BaseException as exc:
+            stopped = interrupts.received()
+            if stopped is None and isinstance(exc, KeyboardInterrupt):
+                stopped = signal.SIGINT
+            if stopped is not None:
+                if debug:
+                    traceback.print_exc()
+                _echo_error(
+                    f"Error: stopped by {interrupts.signal_name(stopped)}; nothing was written, "
+                    "the previous output is unchanged"
+                )
+                sys.exit(128 + stopped)
+            if isinstance(exc, StitcherError):
+                if debug:
+                    traceback.print_exc()
+                    if isinstance(exc, EngineError) and exc.sql:
+                        _echo_error(f"failed SQL:\n{exc.sql}")
+                _echo_error(f"Error: {exc}")
+                sys.exit(EXIT_ERROR)
+            if not isinstance(exc, Exception):
+                raise  # SystemExit: an exit code already chosen
+            if isinstance(exc, BrokenPipeError):
+                # `stitcher explain ... | head`: the reader has all it wanted. Exit as a process
+                # that SIGPIPE stopped would (141), without a message on a terminal.
+                _discard_stream(sys.stdout)
+                sys.exit(128 + signal.SIGPIPE)
             if debug:
                 traceback.print_exc()
-                if isinstance(exc, EngineError) and exc.sql:
-                    click.echo(f"failed SQL:\n{exc.sql}", err=True)
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-        except KeyboardInterrupt:
-            click.echo("Error: interrupted; the previous output is unchanged", err=True)
-            sys.exit(130)
-        except Exception as exc:
-            if debug:
-                traceback.print_exc()
-            click.echo(
+            _echo_error(
                 f"Error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the "
-                "traceback, and please report it)",
-                err=True,
+                "traceback, and please report it)"
             )
             sys.exit(EXIT_ERROR)
 
     return wrapper
+
+
+def _echo_error(text: str) -> None:
+    """An error line on stderr; a stderr that cannot take it must not change the exit code."""
+    with contextlib.suppress(OSError):
+        click.echo(text, err=True)
 
 
 def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -376,14 +404,45 @@ def run_command(
         edges = record["edges"]
         ids = sum(v for k, v in record["identifiers"].items() if not k.endswith("_quarantined"))
         junk_ids = sum(v for k, v in record["identifiers"].items() if k.endswith("_quarantined"))
-        click.echo(
+        _after_output(
             f"Stitched {record['input']['events']:,} events into {persons['count']:,} persons "
             f"({ids:,} identifiers; {edges['kept']:,} links kept, {edges['rejected']:,} refused; "
             f"{junk_ids:,} junk or hub ids quarantined) in "
-            f"{record['timings_seconds']['total']:.1f} s"
+            f"{record['timings_seconds']['total']:.1f} s\n"
+            f"Wrote {str(result.output_dir).rstrip('/')}/: {', '.join(result.files)}"
         )
-        click.echo(f"Wrote {str(result.output_dir).rstrip('/')}/: {', '.join(result.files)}")
+    late = interrupts.late()
+    if late is not None:
+        log.warning(
+            "%s arrived while the new output was being put in place; the run finished",
+            interrupts.signal_name(late),
+        )
     _check_thresholds(conditions, result.record, quiet)
+
+
+def _after_output(text: str, err: bool = False) -> None:
+    """Print once the new output is in place. A stdout that cannot take it (`/dev/full`, a pipe
+    `| head` closed) must not turn the run into a failure: exit 1 says nothing was written,
+    and a scheduler would run it again. The rest of the output goes nowhere."""
+    try:
+        click.echo(text, err=err)
+    except OSError as exc:
+        stream = sys.stderr if err else sys.stdout
+        _discard_stream(stream)
+        log.warning(
+            "could not print to %s (%s); the output is written",
+            "stderr" if err else "stdout",
+            exc.strerror or type(exc).__name__,
+        )
+
+
+def _discard_stream(stream: Any) -> None:
+    """Point a failed stream at /dev/null: what Python still holds for it (written again when
+    the interpreter exits, which would fail the exit code with 120) then goes nowhere."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def _parse_conditions(values: tuple[str, ...]) -> list[Any]:
@@ -403,9 +462,9 @@ def _check_thresholds(conditions: list[Any], record: dict, quiet: bool) -> None:
     for outcome in check_conditions(conditions, record.get("metrics", {})):
         if outcome.breached:
             breached = True
-            click.echo(f"Threshold breached: {outcome.describe()}", err=True)
+            _after_output(f"Threshold breached: {outcome.describe()}", err=True)
         elif outcome.value is None and not quiet:
-            click.echo(f"Threshold not checked: {outcome.describe()}", err=True)
+            _after_output(f"Threshold not checked: {outcome.describe()}", err=True)
     if breached:
         sys.exit(EXIT_THRESHOLD)
 

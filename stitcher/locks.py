@@ -181,7 +181,10 @@ def owned_folder(parent: Path, mark: str, what: str, place: str) -> Iterator[Pat
             folder.rmdir()
         raise OutputError(f"cannot create a {what} in {place}: {exc.strerror}") from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # a new file: nobody else can hold it
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a new file: only a cleaner testing it can hold it
+        # Written only with the lock held: a cleaner that finds the file empty may have tested
+        # it between its creation and the lock above, so it goes by the folder's age instead.
+        os.write(fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -200,17 +203,22 @@ def _owner_alive(folder: Path) -> bool:
     try:
         fd = os.open(folder / OWNER_FILE, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        try:
-            age = time.time() - folder.stat().st_mtime
-        except OSError:
-            return True  # gone already, or not ours to judge
-        return age < _UNOWNED_GRACE_SECONDS
+        return _young(folder)
     except OSError:
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return os.fstat(fd).st_size == 0 and _young(folder)
     except OSError:
-        return True
+        return True  # held: its run is alive
     finally:
         os.close(fd)
-    return False
+
+
+def _young(folder: Path) -> bool:
+    """A folder whose owner file is missing or empty: being made right now, or left by an
+    older stitcher or a run killed while making it. Only its age can tell."""
+    try:
+        return time.time() - folder.stat().st_mtime < _UNOWNED_GRACE_SECONDS
+    except OSError:
+        return True  # gone already, or not ours to judge

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stitcher import interrupts
 from stitcher.errors import OutputError
 from stitcher.location import Url
 from stitcher.locks import owned_folder
@@ -244,6 +245,7 @@ def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
 
 
 def _swap_in(tmp: Path, output_dir: Path) -> None:
+    interrupts.point_of_no_return()  # a signal between the two renames would leave no output
     old = None
     if output_dir.exists():
         old = output_dir.parent / f".{output_dir.name}{OLD_MARK}{uuid.uuid4().hex[:8]}"
@@ -372,10 +374,11 @@ def write_batches(
                 writer.close()
         return rows
     except OSError as exc:
-        raise _write_error(path, exc) from exc
+        raise write_error(path, exc) from exc
 
 
-def _write_error(path: Path, exc: OSError) -> OutputError:
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """A failed write of an output file as one line; a full disk said as such."""
     if exc.errno == errno.ENOSPC or "No space left" in str(exc):
         return OutputError(
             f"no space left on the disk holding {path.parent.parent} (while writing "
@@ -405,4 +408,4 @@ def write_json(path: Path, record: dict) -> None:
     try:
         path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     except OSError as exc:
-        raise _write_error(path, exc) from exc
+        raise write_error(path, exc) from exc

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from stitcher import interrupts
 from stitcher.config import OUTPUT_FORMATS as FORMATS
 from stitcher.errors import OutputError, StitcherError
 from stitcher.location import Url, UrlFileSystem
@@ -182,6 +183,7 @@ class UrlStage:
         )
 
     def _swap_in(self, fs: UrlFileSystem, tmp: Url) -> None:
+        interrupts.point_of_no_return()  # as for a local output (outputs._swap_in)
         url = self.url
         old = None
         try:

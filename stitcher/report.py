@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from stitcher.charts import bar_chart, log_histogram
-from stitcher.outputs import REPORT_FILE
+from stitcher.outputs import REPORT_FILE, write_error
 from stitcher.results import read_table, scan_table, table_path
 from stitcher.thresholds import is_quarantined_key
 
@@ -33,7 +33,11 @@ _BLUE, _RED, _GREY = "#3366aa", "#cc4444", "#999999"
 def write_report(output_dir: Path, record: dict, path: Path | None = None) -> Path:
     """Write report.html for the output tables in `output_dir` and their run record."""
     target = path or output_dir / REPORT_FILE
-    target.write_text(build_report(output_dir, record), encoding="utf-8")
+    text = build_report(output_dir, record)
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise write_error(target, exc) from exc
     log.info("wrote %s", target.name)
     return target
 

@@ -239,6 +239,56 @@ def test_full_disk_keeps_previous_output(
     assert report["listing"] == ["out"]
 
 
+# The disk fills while report.html is written: after the first run, a file fills the tmpfs
+# until only the second run's tables fit (in whole pages, as tmpfs counts them), plus a page
+# for the lock file and one to spare; the report needs more.
+_REPORT_DISK_DRIVER = """
+import hashlib, json, os, subprocess, sys
+from pathlib import Path
+root, events, reference = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+out = root / "out"
+def run():
+    r = subprocess.run([sys.executable, "-m", "stitcher", "run", "--input", events,
+                        "--output", str(out), "-q"], capture_output=True, text=True)
+    return [r.returncode, r.stderr]
+def hashes():
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+def pages(size):
+    return -(-size // 4096) * 4096
+first = run()
+before = hashes()
+tables = sum(pages(p.stat().st_size) for p in reference.iterdir() if p.suffix == ".parquet")
+disk = os.statvfs(root)
+(root / "filler").write_bytes(b"x" * (disk.f_bavail * disk.f_frsize - tables - 2 * 4096))
+second = run()
+print(json.dumps({"first": first, "second": second, "before": before, "after": hashes(),
+                  "listing": sorted(os.listdir(root))}))
+"""
+
+
+@needs_tmpfs
+def test_full_disk_while_the_report_is_written(small_input: Path, tmp_path: Path) -> None:
+    reference = stitch(small_input, tmp_path / "reference")
+    assert (reference / "report.html").stat().st_size > 3 * 4096  # the premise
+    (tmp_path / "disk").mkdir()
+    result = subprocess.run(
+        [
+            "unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs -o size=8m none "$1" && shift && exec "$@"', "sh",
+            str(tmp_path / "disk"), sys.executable, "-c", _REPORT_DISK_DRIVER,
+            str(tmp_path / "disk"), str(small_input), str(reference),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["first"][0] == 0, report["first"][1]
+    assert_clean_error(*report["second"], "no space left", "report.html")
+    assert report["after"] == report["before"]
+    assert report["listing"] == ["filler", "out"]
+
+
 @needs_tmpfs
 def test_temp_dir_filling_up_during_the_run(
     small_input: Path, big_input: Path, tmp_path: Path

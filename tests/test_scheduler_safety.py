@@ -23,7 +23,7 @@ import pytest
 import stitcher
 from stitcher.generate import GeneratorConfig, generate
 
-from conftest import FIXTURES, run_cli, stitch
+from conftest import FIXTURES, read_output, run_cli, stitch
 
 FIXTURE = FIXTURES / "shared_family_computer"
 
@@ -276,7 +276,7 @@ def test_a_live_runs_spill_folder_survives_a_run_in_another_pid_namespace(
     (working,) = list(spill.iterdir())
     dead = spill / ".stitcher-spill-999999999-0badc0de"  # a killed run's, owner lock free
     dead.mkdir()
-    (dead / ".stitcher-owner").touch()
+    (dead / ".stitcher-owner").write_text("another-host 999999999\n")
     second = subprocess.run(
         [
             "unshare",
@@ -316,3 +316,91 @@ def test_a_waiting_run_starts_once_the_holder_is_killed(tmp_path: Path) -> None:
     assert (tmp_path / ".out.stitcher-lock").exists()
     run(out, "--wait", "5", expect=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# -- signals and exit codes --------------------------------------------------------------------
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".stitcher-" in p.name)
+
+
+@pytest.mark.slow
+def test_sigterm_and_sigint_mid_run_stop_cleanly(big_input: Path, tmp_path: Path) -> None:
+    """Airflow, systemd and Kubernetes send SIGTERM; a terminal sends SIGINT. At any moment of
+    the run (mostly inside an engine query): one line, exit 143 or 130, the previous output
+    byte for byte, no temporary, spill or lock file left."""
+    out = tmp_path / "out"
+    spill = tmp_path / "spill"
+    started = time.monotonic()
+    first = subprocess.run(command(big_input, out), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    duration = time.monotonic() - started
+    before = tree(out)
+    stopped = 0
+    # Interpreter start-up takes ~0.5 s of a run; the signals fall after it, through the end.
+    for n, delay in enumerate(0.5 + duration * k / 8 for k in range(8)):
+        signum = (signal.SIGTERM, signal.SIGINT)[n % 2]
+        process = subprocess.Popen(
+            command(big_input, out, "--temp-dir", str(spill)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+        if process.returncode == 0:
+            before = tree(out)  # it finished first (or got the signal during its swap)
+            continue
+        stopped += 1
+        assert process.returncode == 128 + signum, stderr
+        name = signal.Signals(signum).name
+        assert stderr.splitlines() == [
+            f"Error: stopped by {name}; nothing was written, the previous output is unchanged"
+        ], stderr
+        assert tree(out) == before
+        assert leftovers(tmp_path) == [] and list(spill.iterdir()) == []
+    assert stopped >= 4, f"only {stopped} runs were stopped mid-way; the data is too small"
+
+
+def test_stdout_that_cannot_be_written_does_not_fail_a_finished_run(tmp_path: Path) -> None:
+    """Once the new output is in place, exit 0 (or 3): exit 1 would say nothing was written,
+    and a scheduler would retry."""
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "stitcher", "run", "--input", str(FIXTURE)]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*base, "--output", str(out)], stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert result.returncode == 0, result.stderr
+    assert "could not print to stdout (No space left on device); the output is written" in (
+        result.stderr
+    )
+    assert "Error" not in result.stderr and "Exception" not in result.stderr
+    assert (out / "run.json").exists()
+
+    # A pipe whose reader has gone (`| head` done), and --fail-if breached with stderr full.
+    process = subprocess.Popen(
+        [*base, "--output", str(out), "--fail-if", "largest_person>0"],
+        stdout=subprocess.PIPE,
+        stderr=open("/dev/full", "w"),  # noqa: SIM115
+    )
+    process.stdout.close()
+    assert process.wait(timeout=120) == 3
+
+
+def test_explain_into_a_closed_pipe_exits_as_sigpipe_would(tmp_path: Path) -> None:
+    out = stitch(FIXTURE, tmp_path / "out")
+    first = read_output(out, "id_map").row(0, named=True)
+    first_id = f"{first['identifier_type']}:{first['identifier']}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stitcher", "explain", str(out), first_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 141, stderr
+    assert stderr == ""

@@ -1,0 +1,99 @@
+"""SIGINT and SIGTERM: stop at any moment, cleanly, with one line and the exit code a shell
+gives a process a signal stopped (130, 143).
+
+Airflow, systemd and Kubernetes stop a task with SIGTERM, then SIGKILL after a grace period.
+Python's own SIGTERM ends the process at once, leaving the run's temporary folders for the next
+run to clean. With `handled()` in force (the CLI), a signal raises `Interrupted` instead, so
+every cleanup of the run (the `finally` and `except BaseException` blocks around the
+temporary output, the spill folder, the engine) runs first.
+
+DuckDB runs Python's signal handlers while it executes a query and, when one raises, stops the
+query and raises its own `RuntimeError: Query interrupted`. That error, or any other failure
+that follows a signal, is reported as the signal: `received()` says one arrived.
+
+Once the new output starts to replace the old one (`point_of_no_return`), a signal no longer
+stops the run: the swap takes two renames and the run is over a few milliseconds later, with
+the new output in place; stopping between the renames would leave no output at all. The CLI
+then exits as a finished run does, and says that the signal came late (`late()`).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """A signal stopped the run. A BaseException, as KeyboardInterrupt is, so that no
+    `except Exception` on the way up mistakes it for a failure to handle."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _State:
+    received: int | None = None  # the signal that stopped the run
+    late: int | None = None  # a signal after point_of_no_return
+    past_return: bool = False
+
+
+_state = _State()
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    if _state.past_return:
+        _state.late = _state.late or signum
+        return
+    if _state.received is not None:
+        return  # the first one is being handled: let its cleanup finish
+    _state.received = signum
+    raise Interrupted(signum)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted during the block; the previous handlers come back
+    afterwards. Only in the main thread (the only one Python lets set handlers), and not for a
+    signal the process ignores."""
+    global _state
+    _state = _State()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # A signal the process was started ignoring (nohup, a background job's SIGINT) stays
+    # ignored, as Python itself leaves it.
+    previous = {
+        signum: signal.signal(signum, _handle)
+        for signum in _SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def point_of_no_return() -> None:
+    """The output is about to be replaced: from here a signal is noted, not raised."""
+    _state.past_return = True
+
+
+def received() -> int | None:
+    """The signal that stopped the run, if one did."""
+    return _state.received
+
+
+def late() -> int | None:
+    """A signal that arrived once the new output was being put in place."""
+    return _state.late
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
