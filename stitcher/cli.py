@@ -71,11 +71,7 @@ def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if stopped is not None:
                 if debug:
                     traceback.print_exc()
-                _echo_error(
-                    f"Error: stopped by {interrupts.signal_name(stopped)}; nothing was written, "
-                    "the previous output is unchanged"
-                )
-                sys.exit(128 + stopped)
+                interrupts.exit_stopped(stopped)
             if isinstance(exc, StitcherError):
                 if debug:
                     traceback.print_exc()
@@ -97,6 +93,19 @@ def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 "traceback, and please report it)"
             )
             sys.exit(EXIT_ERROR)
+
+    return wrapper
+
+
+def _signals_when_done(command: Callable[..., Any]) -> Callable[..., Any]:
+    """For commands whose work is polars (explain, diff): a signal stops them when that work
+    ends, never inside it (stitcher/interrupts.py, `deferred`). Not `generate`, whose work can
+    take minutes and whose files are rewritten whole by the next generate."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with interrupts.deferred():
+            return command(*args, **kwargs)
 
     return wrapper
 
@@ -581,6 +590,7 @@ def config_command(show: bool, verbose: int, quiet: bool, debug: bool, **flags: 
 )
 @_common_options
 @_reports_errors
+@_signals_when_done
 def explain_command(
     output_dir: Path,
     identifiers: tuple[str, ...],
@@ -634,6 +644,7 @@ def explain_command(
 )
 @_common_options
 @_reports_errors
+@_signals_when_done
 def diff_command(
     old_dir: Path,
     new_dir: Path,

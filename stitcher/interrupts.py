@@ -19,11 +19,14 @@ then exits as a finished run does, and says that the signal came late (`late()`)
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import NoReturn
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -41,6 +44,7 @@ class _State:
     received: int | None = None  # the signal that stopped the run
     late: int | None = None  # a signal after point_of_no_return
     past_return: bool = False
+    deferring: int = 0  # inside deferred(): raise when it ends
 
 
 _state = _State()
@@ -53,31 +57,72 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     if _state.received is not None:
         return  # the first one is being handled: let its cleanup finish
     _state.received = signum
-    raise Interrupted(signum)
+    if not _state.deferring:
+        raise Interrupted(signum)
 
 
 @contextmanager
-def handled() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Interrupted during the block; the previous handlers come back
-    afterwards. Only in the main thread (the only one Python lets set handlers), and not for a
-    signal the process ignores."""
-    global _state
-    _state = _State()
-    if threading.current_thread() is not threading.main_thread():
+def deferred() -> Iterator[None]:
+    """Native code that calls back into Python cannot take an exception at any point: polars,
+    raising inside one of its callbacks, panics with a Rust backtrace on stderr. A signal
+    during the block is raised when the block ends."""
+    _state.deferring += 1
+    try:
         yield
-        return
-    # A signal the process was started ignoring (nohup, a background job's SIGINT) stays
-    # ignored, as Python itself leaves it.
-    previous = {
+    finally:
+        _state.deferring -= 1
+    if not _state.deferring and _state.received is not None and not _state.past_return:
+        raise Interrupted(_state.received)
+
+
+def install() -> dict[int, object]:
+    """Handle SIGINT and SIGTERM (raise Interrupted); returns the handlers replaced. Only in the
+    main thread (the only one Python lets set handlers), and not for a signal the process was
+    started ignoring (nohup, a background job's SIGINT), which stays ignored as Python leaves
+    it. The `stitcher` command calls this first thing, before its imports."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {
         signum: signal.signal(signum, _handle)
         for signum in _SIGNALS
         if signal.getsignal(signum) is not signal.SIG_IGN
     }
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """A command's run: a signal raises Interrupted during the block. Afterwards a signal is
+    only noted (the command is over; the process is exiting) and the handlers the block found
+    come back."""
+    global _state
+    _state = _State()
+    previous = install()
     try:
         yield
     finally:
+        _state.past_return = True
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def exit_stopped(signum: int) -> NoReturn:
+    """The one line and the exit code (128 + the signal's number, as a shell reports it)."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(
+            f"Error: stopped by {signal_name(signum)}; nothing was written, the previous output "
+            "is unchanged\n"
+        )
+        sys.stderr.flush()
+    sys.exit(128 + signum)
+
+
+def ignore_until_exit() -> None:
+    """Ignore SIGINT and SIGTERM for the rest of the process (its exit). Python's teardown puts
+    the default action back for a signal with a Python handler, not for an ignored one; any
+    thread may take a signal, so blocking it in one thread would not do."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in _SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def point_of_no_return() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from stitcher import __version__
+from stitcher import __version__, interrupts
 from stitcher.components import components_table, solve_in_sql
 from stitcher.config import OUTPUT_FORMATS, RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
@@ -746,14 +746,14 @@ def _compare_and_report(
     from stitcher.report import write_report
 
     tmp = output.folder
-    with timer.step("compare"):
+    with timer.step("compare"), interrupts.deferred():
         previous = output.previous()
         changes = None if previous is None else compare_with_previous(previous, tmp)
     if changes is not None:
         record["changes_since_previous"] = changes
     record["metrics"] = run_metrics(record)
     if options.report:
-        with timer.step("report"):
+        with timer.step("report"), interrupts.deferred():
             write_report(tmp, record)
         record["outputs"].append(REPORT_FILE)
     record["timings_seconds"] = {
