@@ -517,6 +517,11 @@ def _check_thresholds(conditions: list[Any], record: dict, quiet: bool) -> None:
     show_default=True,
     help="People whose app sends one hard-coded anonymous id.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into OUTPUT_DIR even when it holds event tables generate did not write.",
+)
 @_common_options
 @_reports_errors
 def generate_command(
@@ -527,6 +532,7 @@ def generate_command(
     files_per_table: int,
     guest_login_people: int,
     hardcoded_device_people: int,
+    force: bool,
     verbose: int,
     quiet: bool,
     debug: bool,
@@ -536,7 +542,7 @@ def generate_command(
     The data has shared devices, resets, aliases and junk ids; truth.parquet says who is really
     who, for measuring precision and recall. Same seed, same bytes.
     """
-    from stitcher.generate import GeneratorConfig, generate
+    from stitcher.generate import GeneratorConfig, check_target, generate
 
     _configure_logging(verbose, quiet)
     try:
@@ -550,6 +556,8 @@ def generate_command(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if not force:
+        check_target(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = generate(output_dir, config)
     if not quiet:
@@ -767,9 +775,21 @@ def sql_command(
         return
     files = render_files(items, dialect, mapping)
     try:
+        stale = sorted(out_dir.glob("[0-9][0-9][0-9]_*.sql"))
+        readme = out_dir / min(files)
+        ours = readme.is_file() and readme.read_text(encoding="utf-8", errors="replace")[
+            :40
+        ].startswith("-- The stitcher ")
+        if stale and not ours:
+            # Numbered .sql files of someone else's (a migrations folder): not ours to delete.
+            raise OutputError(
+                f"--out {out_dir} holds {', '.join(p.name for p in stale[:3])}"
+                f"{' and more' if len(stale) > 3 else ''}, which stitcher did not write; choose "
+                "another folder"
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in out_dir.glob("[0-9][0-9][0-9]_*.sql"):
-            stale.unlink()
+        for path in stale:
+            path.unlink()
         for name, text in files.items():
             (out_dir / name).write_text(text, encoding="utf-8")
     except OSError as exc:

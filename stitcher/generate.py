@@ -31,6 +31,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stitcher.errors import OutputError
+
 logger = logging.getLogger("stitcher")
 
 TABLES: tuple[str, ...] = ("tracks", "pages", "screens", "identifies", "aliases")
@@ -903,6 +905,21 @@ class _Sink:
                 # Readers choke on a table folder without files; an empty part keeps the schema.
                 path = self.out_dir / name / f"dt={self.cfg.start}" / f"part-0.{self.ext}"
                 self._write_file(path, self._prepare(name, _SCHEMAS[name].empty_table()))
+
+
+def check_target(out_dir: Path) -> None:
+    """Refuse a folder holding event tables that generate did not write (no generator.json):
+    generating into a folder of real exports would replace their tracks, pages..."""
+    if not out_dir.is_dir() or (out_dir / "generator.json").is_file():
+        return
+    names = [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")] + list(TABLES)
+    present = [n for n in (*names, "truth.parquet") if (out_dir / n).exists()]
+    if present:
+        raise OutputError(
+            f"{out_dir} holds {', '.join(present)}, which stitcher generate did not write (no "
+            "generator.json); generating would replace them. Choose another folder, or pass "
+            "--force"
+        )
 
 
 def _remove_stale_outputs(out_dir: Path) -> None:

@@ -404,3 +404,31 @@ def test_explain_into_a_closed_pipe_exits_as_sigpipe_would(tmp_path: Path) -> No
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 141, stderr
     assert stderr == ""
+
+
+def test_generate_never_replaces_event_tables_it_did_not_write(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    shutil.copytree(FIXTURE, events)
+    before = tree(tmp_path)
+    result = run_cli("generate", str(events), "--events", "100", expect=1)
+    line = one_error(result, str(events), "stitcher generate did not write", "--force")
+    assert "identifies.csv" in line
+    assert tree(tmp_path) == before
+    run_cli("generate", str(events), "--events", "100", "--force")
+    run_cli("generate", str(events), "--events", "200")  # its own files: replaced
+    assert json.loads((events / "generator.json").read_text())["events"] == 200
+
+
+def test_sql_scripts_never_delete_numbered_files_of_someone_else(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "001_init.sql").write_text("CREATE TABLE accounts (id int);\n")
+    before = tree(tmp_path)
+    args = ("sql", "--dialect", "duckdb", "--table", "tracks=analytics.tracks", "-q")
+    one_error(run_cli(*args, "--out", str(migrations), expect=1), "001_init.sql", "did not write")
+    assert tree(tmp_path) == before
+    ours = tmp_path / "scripts"
+    run_cli(*args, "--out", str(ours))
+    (ours / "999_left_from_a_longer_script.sql").write_text("-- stale\n")
+    run_cli(*args, "--out", str(ours))
+    assert not (ours / "999_left_from_a_longer_script.sql").exists()
