@@ -174,7 +174,11 @@ def _claimed(options: RunOptions) -> Iterator[None]:
 
 
 def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
-    sources = find_tables(options.input_dir, options.input_format)
+    # A URL output is recovered from a killed run's swap once the engine is up (connect): its
+    # input is looked at only then, so that even a run that fails on its input first puts the
+    # previous output back. A local one was recovered already (_claimed).
+    url_output = isinstance(options.output_dir, Url)
+    sources = None if url_output else find_tables(options.input_dir, options.input_format)
     timer = _Timer(progress)
     started = time.perf_counter()
     with (
@@ -193,6 +197,8 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
         )
         with open_engine(options.engine, settings) as engine:
             output.connect(engine)
+            if sources is None:
+                sources = find_tables(options.input_dir, options.input_format)
             with timer.step("load"):
                 loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
             # Under a memory limit, one file at a time: two sorts in flight cost ~0.2 GB more at

@@ -1017,10 +1017,12 @@ def test_publishing_failure_leaves_the_previous_url_output(
         assert renames == []
 
 
-def test_a_swap_interrupted_by_a_kill_is_recovered(tmp_path: Path) -> None:
+@pytest.mark.parametrize("failing", ["bad", "empty"])
+def test_a_swap_interrupted_by_a_kill_is_recovered(failing: str, tmp_path: Path) -> None:
     """What a run killed mid-swap leaves beside a URL output: the previous output renamed
-    aside, and its temporary folder. The next run (here one that fails on bad input) puts the
-    previous output back and removes the dead run's folder."""
+    aside, and its temporary folder. The next run (here one that fails on bad input, or on an
+    empty one before any file is read) puts the previous output back and removes the dead
+    run's folder."""
     import subprocess
     import sys
 
@@ -1035,9 +1037,11 @@ def test_a_swap_interrupted_by_a_kill_is_recovered(tmp_path: Path) -> None:
     other_host = tmp_path / ".out.stitcher-tmp-elsewhere-1-0123abcd"
     other_host.mkdir()
     out.rename(tmp_path / ".out.stitcher-old-89abcdef")
+    events = _bad_input(tmp_path) if failing == "bad" else tmp_path / "bad"
+    events.mkdir(exist_ok=True)
     result = run_cli(
-        "run", "--input", str(_bad_input(tmp_path)), "--output", _url(out), "--engine", "spark",
-        "-v", expect=1,
+        "run", "--input", str(events), "--output", _url(out), "--engine", "spark", "-v",
+        expect=1,
     )  # fmt: skip
     assert f"restoring {_url(out)} from an interrupted run" in result.stderr
     assert _contents(out) == before
