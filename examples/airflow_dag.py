@@ -5,7 +5,10 @@ from airflow.operators.bash and DAG from airflow). `stitcher run` exits:
   0  done;
   1  bad input or a failure: nothing was written, the previous output is untouched;
   3  the output was written, but a --fail-if threshold was breached (a mega person, many
-     refused links, or persons changing too much since last night).
+     refused links, or persons changing too much since last night);
+  143 stopped by SIGTERM (Airflow's timeout or a cleared task): nothing was written.
+A second run on the same output while one is running exits 1 at once; `--wait SECONDS` makes it
+wait for the first instead (max_active_runs=1 below keeps Airflow from starting two).
 Airflow fails the task on any non-zero exit, so a breached threshold alerts like a failure, while
 downstream readers already see the new output (use `skip_on_exit_code=3` instead to mark the task
 skipped rather than failed).
@@ -33,6 +36,7 @@ with DAG(
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    max_active_runs=1,
     tags=["identity"],
 ) as dag:
     stitch = BashOperator(

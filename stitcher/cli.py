@@ -329,7 +329,8 @@ def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, 
     required=True,
     type=click.Path(),
     help="Folder to write id_map, users, edges, rejected_edges, quarantine and run.json into. "
-    "Replaced as a whole: a failed run leaves the previous output untouched. With --engine "
+    "Replaced as a whole: a failed run leaves the previous output untouched; a folder that is "
+    "not a stitcher output is refused (see --force). With --engine "
     "spark also a URL Spark writes (s3a://, abfss://, gs://, hdfs://, file://): written "
     "locally (under --temp-dir), copied up beside it, then swapped in by renames.",
 )
@@ -376,8 +377,10 @@ def run_command(
     Example:
       stitcher run --input fixtures/shared_family_computer --output out/
 
-    Exit codes: 0 done, 1 bad input or failure (nothing written), 2 bad usage, 3 output
-    written but a --fail-if condition was breached.
+    Exit codes: 0 done, 1 bad input or failure (nothing written; also when another run holds
+    the output's lock), 2 bad usage, 3 output written but a --fail-if condition was breached,
+    130/143 stopped by SIGINT/SIGTERM (nothing written). Once the output is written the exit
+    is 0 or 3, even if the summary cannot be printed.
     """
     from stitcher.pipeline import STEPS, run
 
