@@ -65,14 +65,41 @@ def _handle(signum: int, frame: FrameType | None) -> None:
 def deferred() -> Iterator[None]:
     """Native code that calls back into Python cannot take an exception at any point: polars,
     raising inside one of its callbacks, panics with a Rust backtrace on stderr. A signal
-    during the block is raised when the block ends."""
+    during the block is raised when the block ends. Without handled() (a library caller),
+    Python's own Ctrl-C handler is held off the same way, and KeyboardInterrupt raised then."""
+    own = _library_sigint()
     _state.deferring += 1
     try:
         yield
     finally:
         _state.deferring -= 1
+        if own is not None:
+            signal.signal(signal.SIGINT, own.previous)
+    if own is not None and own.received:
+        raise KeyboardInterrupt
     if not _state.deferring and _state.received is not None and not _state.past_return:
         raise Interrupted(_state.received)
+
+
+class _HeldSigint:
+    def __init__(self, previous: object) -> None:
+        self.previous = previous
+        self.received = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+
+
+def _library_sigint() -> _HeldSigint | None:
+    """Hold Python's default SIGINT handler off, when it is the one in force."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    current = signal.getsignal(signal.SIGINT)
+    if current is not signal.default_int_handler:
+        return None
+    held = _HeldSigint(current)
+    signal.signal(signal.SIGINT, held)
+    return held
 
 
 def install() -> dict[int, object]:

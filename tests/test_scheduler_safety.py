@@ -432,3 +432,46 @@ def test_sql_scripts_never_delete_numbered_files_of_someone_else(tmp_path: Path)
     (ours / "999_left_from_a_longer_script.sql").write_text("-- stale\n")
     run_cli(*args, "--out", str(ours))
     assert not (ours / "999_left_from_a_longer_script.sql").exists()
+
+
+_LIBRARY_RUN = """
+import sys
+from pathlib import Path
+try:
+    from stitcher.config import RunOptions
+    from stitcher.pipeline import run
+    print("imported", flush=True)
+    run(RunOptions(input_dir=Path(sys.argv[1]), output_dir=Path(sys.argv[2])))
+except KeyboardInterrupt:
+    sys.exit(42)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_library_call_is_a_keyboard_interrupt(big_input: Path, tmp_path: Path) -> None:
+    """A notebook's Ctrl-C (Python's own SIGINT handler, no CLI): DuckDB turns it into
+    `RuntimeError: Query interrupted`; the caller gets KeyboardInterrupt back, with the
+    temporary folders removed."""
+    out = stitch(FIXTURE, tmp_path / "out")
+    before = tree(out)
+    stopped = 0
+    for delay in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        process = subprocess.Popen(
+            [sys.executable, "-c", _LIBRARY_RUN, str(big_input), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout.readline() == "imported\n"
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        if tree(out) != before:
+            # It finished first (the signal then reached Python's teardown, which leaves the
+            # exit to the default handler): later delays would too.
+            break
+        assert process.returncode == 42, stderr
+        stopped += 1
+        assert tree(out) == before
+        assert leftovers(tmp_path) == []
+    assert stopped >= 2, "the runs ended before the signal; use more events"

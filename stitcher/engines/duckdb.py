@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from stitcher import interrupts
 from stitcher.config import size_bytes
 from stitcher.csv_check import (
     REENCODE_HINT,
@@ -185,12 +186,18 @@ class DuckDBEngine(Engine):
             self._con.execute(sql, params)
         except duckdb.Error as exc:
             raise self._error(exc, sql) from exc
+        except RuntimeError as exc:
+            _raise_the_stop(exc)
+            raise
 
     def fetch_rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple]:
         try:
             return self._con.execute(sql, params).fetchall()
         except duckdb.Error as exc:
             raise self._error(exc, sql) from exc
+        except RuntimeError as exc:
+            _raise_the_stop(exc)
+            raise
 
     def fetch_arrow(self, sql: str, params: Sequence[object] | None = None) -> pa.Table:
         try:
@@ -199,6 +206,9 @@ class DuckDBEngine(Engine):
             return self._con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise self._error(exc, sql) from exc
+        except RuntimeError as exc:
+            _raise_the_stop(exc)
+            raise
 
     def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         # Each stream gets its own cursor (a connection to the same database), so that several
@@ -390,6 +400,16 @@ def _buffer_limit(process_limit: str) -> str:
         return process_limit  # not a size we know: let DuckDB judge it
     headroom = min(_HEADROOM_SHARE * limit, max(0.0, limit - _HEADROOM_FROM))
     return f"{int(limit - headroom)}B"
+
+
+def _raise_the_stop(exc: RuntimeError) -> None:
+    """DuckDB stops a query when a signal handler raises (Ctrl-C's KeyboardInterrupt, or
+    stitcher.interrupts' Interrupted) and raises `RuntimeError: Query interrupted` in its place:
+    raise what the signal meant instead, so a caller never sees it as a failure."""
+    if str(exc) != "Query interrupted":
+        return
+    signum = interrupts.received()
+    raise (interrupts.Interrupted(signum) if signum else KeyboardInterrupt()) from exc
 
 
 def _first_line(exc: BaseException) -> str:
