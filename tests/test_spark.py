@@ -1232,3 +1232,40 @@ def test_nested_traits_on_spark(tmp_path: Path) -> None:
         "Error: identifies.parquet: trait column 'props' holds a map (map<string,string>)"
     ), result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_sigterm_mid_run_on_spark_stops_cleanly(tmp_path: Path) -> None:
+    """As on DuckDB (tests/test_scheduler_safety.py): SIGTERM while Spark works stops the run
+    with one line and exit 143, the previous output intact, nothing left beside it, and the
+    Spark driver's JVM gone with the process."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stitcher.generate import GeneratorConfig, generate
+
+    events = tmp_path / "events"
+    generate(events, GeneratorConfig(n_events=200_000, seed=5))
+    out = stitch(FIXTURES / "shared_family_computer", tmp_path / "out")
+    before = _contents(out)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stitcher", "run", "--input", str(events), "--output", str(out),
+         "--engine", "spark", "-q"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any(".stitcher-tmp-" in p.name for p in tmp_path.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    time.sleep(4)  # into the Spark jobs
+    assert process.poll() is None, "the run ended before the signal"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "Error: stopped by SIGTERM; nothing was written, the previous output is unchanged"
+    )
+    assert "Traceback" not in stderr
+    assert _contents(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events", "out"]
