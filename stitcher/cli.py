@@ -779,11 +779,7 @@ def sql_command(
     files = render_files(items, dialect, mapping)
     try:
         stale = sorted(out_dir.glob("[0-9][0-9][0-9]_*.sql"))
-        readme = out_dir / min(files)
-        ours = readme.is_file() and readme.read_text(encoding="utf-8", errors="replace")[
-            :40
-        ].startswith("-- The stitcher ")
-        if stale and not ours:
+        if stale and not _holds_our_script(out_dir):
             # Numbered .sql files of someone else's (a migrations folder): not ours to delete.
             raise OutputError(
                 f"--out {out_dir} holds {', '.join(p.name for p in stale[:3])}"
@@ -799,6 +795,17 @@ def sql_command(
         raise OutputError(f"cannot write {out_dir}: {exc.strerror}") from exc
     if not quiet:
         click.echo(f"Wrote {len(files)} files to {out_dir}/")
+
+
+def _holds_our_script(folder: Path) -> bool:
+    """Whether `folder` holds a script `stitcher sql` wrote: its first file opens so."""
+    from stitcher.warehouse import SCRIPT_MARK, SCRIPT_README
+
+    try:
+        with (folder / SCRIPT_README).open(encoding="utf-8", errors="replace") as first:
+            return first.readline().startswith(SCRIPT_MARK)
+    except OSError:
+        return False
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:

@@ -42,6 +42,9 @@ DIALECTS = ("duckdb", "spark", "snowflake", "bigquery")
 # distributed_numbering); DuckDB keeps its one ordered window, the fastest form there.
 DISTRIBUTED_DIALECTS = frozenset({"spark", "snowflake", "bigquery"})
 OUTPUT_TABLES = ("id_map", "users", "edges", "rejected_edges", "quarantine")
+# The first file of a script folder, and how it opens: what marks a folder as one we wrote.
+SCRIPT_README = "000_README.sql"
+SCRIPT_MARK = "-- The stitcher "
 ID_MAP_COLUMNS = (
     "identifier_type",
     "identifier",
@@ -159,7 +162,7 @@ def render_script(
 def render_files(items: list, dialect: str, tables: dict[str, str]) -> dict[str, str]:
     """One file per step (a table's DROP + CREATE together; the loop in one file)."""
     render = translator(items, dialect)
-    files: dict[str, str] = {"000_README.sql": _header(dialect, tables)}
+    files: dict[str, str] = {SCRIPT_README: _header(dialect, tables)}
     pending = ""
     for item in items:
         pending += _render_item(item, render)
@@ -176,7 +179,7 @@ def render_files(items: list, dialect: str, tables: dict[str, str]) -> dict[str,
 def _header(dialect: str, tables: dict[str, str]) -> str:
     inputs = ", ".join(f"{k} = {v}" for k, v in tables.items())
     return (
-        f"-- The stitcher {__version__} identity pipeline as {dialect} SQL (`stitcher sql`).\n"
+        f"{SCRIPT_MARK}{__version__} identity pipeline as {dialect} SQL (`stitcher sql`).\n"
         f"-- Inputs: {inputs}.\n"
         f"-- Outputs: tables {', '.join(OUTPUT_TABLES)} (and scratch tables) in the current "
         "schema; times are read as UTC.\n"
