@@ -310,7 +310,12 @@ def test_a_waiting_run_starts_once_the_holder_is_killed(tmp_path: Path) -> None:
         text=True,
     )
     assert holder.stdout.readline() == "held\n"
+    before = tree(tmp_path)
     one_error(run(out), "another stitcher run", f"pid {holder.pid}")
+    started = time.monotonic()
+    one_error(run(out, "--wait", "0.6"), f"pid {holder.pid}", "after waiting 0.6 s")
+    assert time.monotonic() - started >= 0.6
+    assert tree(tmp_path) == before
     holder.kill()
     holder.wait()
     assert (tmp_path / ".out.stitcher-lock").exists()
@@ -475,3 +480,11 @@ def test_ctrl_c_in_a_library_call_is_a_keyboard_interrupt(big_input: Path, tmp_p
         assert tree(out) == before
         assert leftovers(tmp_path) == []
     assert stopped >= 2, "the runs ended before the signal; use more events"
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf"])
+def test_a_bad_wait_is_a_usage_error(value: str, tmp_path: Path) -> None:
+    result = run(tmp_path / "out", "--wait", value)
+    assert result.exit_code == 2, result.stderr
+    assert "--wait" in result.stderr
+    assert list(tmp_path.iterdir()) == []
