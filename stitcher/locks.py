@@ -44,9 +44,10 @@ LOCK_MARK = ".stitcher-lock"
 OWNER_FILE = ".stitcher-owner"
 # How often a run given --wait tries the lock again.
 _POLL_SECONDS = 0.2
-# A folder with the owned_folder mark but no owner file: made by an older stitcher, or by a run
-# killed in the instant between creating it and locking its owner file. A live run creates
-# the file right after the folder, so a folder this old without one has no live owner.
+# A folder with the owned_folder mark whose owner file is missing or empty: being made right
+# now, made by an older stitcher, or left by a run killed while making it. A live run creates,
+# locks and fills the file right after the folder, so a folder this old without a filled one
+# has no live owner.
 _UNOWNED_GRACE_SECONDS = 60.0
 
 

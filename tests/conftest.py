@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +23,37 @@ def run_cli(*args: str, expect: int | None = 0) -> object:
     if expect is not None:
         assert result.exit_code == expect, (result.exit_code, result.output, result.stderr)
     return result
+
+
+def run_command(input_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    """`stitcher run ... -q` as a subprocess's arguments: for tests that kill, signal or
+    overlap real runs."""
+    return [
+        sys.executable,
+        "-m",
+        "stitcher",
+        "run",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output_dir),
+        "-q",
+        *extra,
+    ]
+
+
+# Big enough that a run takes a second or more (so a kill or a signal lands in the middle of
+# the work), small enough for CI.
+BIG_EVENTS = 300_000
+
+
+@pytest.fixture(scope="session")
+def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stitcher.generate import GeneratorConfig, generate
+
+    folder = tmp_path_factory.mktemp("big") / "events"
+    generate(folder, GeneratorConfig(n_events=BIG_EVENTS, seed=11))
+    return folder
 
 
 def stitch(input_dir: Path, output_dir: Path, *extra: str) -> Path:

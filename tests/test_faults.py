@@ -24,20 +24,9 @@ import pytest
 
 from stitcher.generate import GeneratorConfig, generate
 
-from conftest import stitch
+from conftest import run_command, stitch
 
 pytestmark = pytest.mark.slow
-
-# Big enough that a run takes a second or more (so a kill lands in the middle of the work),
-# small enough for CI.
-BIG_EVENTS = 300_000
-
-
-@pytest.fixture(scope="module")
-def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("big") / "events"
-    generate(folder, GeneratorConfig(n_events=BIG_EVENTS, seed=11))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -47,24 +36,9 @@ def small_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def command(input_dir: Path, output_dir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "stitcher",
-        "run",
-        "--input",
-        str(input_dir),
-        "--output",
-        str(output_dir),
-        "-q",
-        *extra,
-    ]
-
-
 def run(input_dir: Path, output_dir: Path, *extra: str, **kwargs: object) -> tuple[int, str]:
     result = subprocess.run(
-        command(input_dir, output_dir, *extra), capture_output=True, text=True, **kwargs
+        run_command(input_dir, output_dir, *extra), capture_output=True, text=True, **kwargs
     )
     return result.returncode, result.stderr
 
@@ -117,7 +91,7 @@ def test_kill_9_at_random_points(big_input: Path, tmp_path: Path) -> None:
     killed = 0
     for delay in delays:
         process = subprocess.Popen(
-            command(big_input, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            run_command(big_input, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         time.sleep(delay)
         if process.poll() is None:
@@ -311,7 +285,7 @@ def test_temp_dir_filling_up_during_the_run(
             script,
             "sh",
             str(spill),
-            *command(big_input, out, "--threads", "1", "--memory-limit", "40MB"),
+            *run_command(big_input, out, "--threads", "1", "--memory-limit", "40MB"),
             "--temp-dir",
             str(spill),
         ],
@@ -367,7 +341,7 @@ def test_read_only_temp_dir(small_input: Path, tmp_path: Path) -> None:
             script,
             "sh",
             str(spill),
-            *command(small_input, out, "--temp-dir", str(spill)),
+            *run_command(small_input, out, "--temp-dir", str(spill)),
         ],
         capture_output=True,
         text=True,
@@ -384,7 +358,7 @@ def test_memory_limit_forces_a_spill_with_identical_output(big_input: Path, tmp_
     spill.mkdir()
     process = subprocess.Popen(
         [
-            *command(big_input, tmp_path / "tight", "--threads", "1", "--memory-limit", "40MB"),
+            *run_command(big_input, tmp_path / "tight", "--threads", "1", "--memory-limit", "40MB"),
             "--temp-dir",
             str(spill),
         ],
@@ -410,7 +384,7 @@ def test_spill_files_of_a_killed_run_are_removed_by_the_next(
     spill = tmp_path / "spill"
     spill.mkdir()
     tight = ("--threads", "1", "--memory-limit", "40MB", "--temp-dir", str(spill))
-    process = subprocess.Popen(command(big_input, out, *tight), stderr=subprocess.PIPE)
+    process = subprocess.Popen(run_command(big_input, out, *tight), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while process.poll() is None and _bytes_in(spill) == 0 and time.monotonic() < deadline:
         time.sleep(0.002)

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 import stitcher
-from stitcher.generate import GeneratorConfig, generate
 
-from conftest import FIXTURES, read_output, run_cli, stitch
+from conftest import FIXTURES, read_output, run_cli, run_command, stitch
 
 FIXTURE = FIXTURES / "shared_family_computer"
 
@@ -154,28 +153,6 @@ def test_a_swap_cut_by_a_kill_is_put_back_even_when_the_next_run_fails_early(
 # -- one run at a time -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("big") / "events"
-    generate(folder, GeneratorConfig(n_events=300_000, seed=21))
-    return folder
-
-
-def command(input_dir: Path, output: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "stitcher",
-        "run",
-        "--input",
-        str(input_dir),
-        "--output",
-        str(output),
-        "-q",
-        *extra,
-    ]
-
-
 def start_and_pause(args: list[str], ready: callable) -> subprocess.Popen:
     """Start a run and stop it (SIGSTOP) once `ready()`: a live run, holding its lock and
     folders, for as long as the test needs; SIGCONT lets it finish."""
@@ -206,10 +183,10 @@ def test_a_second_run_on_the_same_output_fails_at_once_or_waits(
     out = tmp_path / "out"
     lock = tmp_path / ".out.stitcher-lock"
     first = start_and_pause(
-        command(big_input, out), lambda: temporary_folders(tmp_path) and lock.stat().st_size
+        run_command(big_input, out), lambda: temporary_folders(tmp_path) and lock.stat().st_size
     )
     holder = json.loads(lock.read_text())
-    second = subprocess.run(command(FIXTURE, out), capture_output=True, text=True)
+    second = subprocess.run(run_command(FIXTURE, out), capture_output=True, text=True)
     assert second.returncode == 1, second.stderr
     assert second.stderr.strip().splitlines() == [
         f"Error: another stitcher run (host {holder['host']}, pid {first.pid}, started at "
@@ -217,7 +194,7 @@ def test_a_second_run_on_the_same_output_fails_at_once_or_waits(
         "wait for it"
     ]
     waiting = subprocess.Popen(
-        command(FIXTURE, out, "--wait", "300"), stderr=subprocess.PIPE, text=True
+        run_command(FIXTURE, out, "--wait", "300"), stderr=subprocess.PIPE, text=True
     )
     time.sleep(2)
     assert waiting.poll() is None, "the waiting run did not wait"
@@ -248,10 +225,10 @@ def test_the_lock_holds_across_pid_namespaces(big_input: Path, tmp_path: Path) -
     first one's pid. It once judged that run's temporary folder dead and deleted it; now the
     kernel lock says who is alive, and the second run fails without touching anything."""
     out = tmp_path / "out"
-    first = start_and_pause(command(big_input, out), lambda: temporary_folders(tmp_path))
+    first = start_and_pause(run_command(big_input, out), lambda: temporary_folders(tmp_path))
     working = temporary_folders(tmp_path)
     second = subprocess.run(
-        ["unshare", "--pid", "--fork", *command(FIXTURE, out)], capture_output=True, text=True
+        ["unshare", "--pid", "--fork", *run_command(FIXTURE, out)], capture_output=True, text=True
     )
     assert second.returncode == 1, second.stderr
     assert "another stitcher run (host" in second.stderr and f"is writing {out}" in second.stderr
@@ -270,7 +247,7 @@ def test_a_live_runs_spill_folder_survives_a_run_in_another_pid_namespace(
     spill = tmp_path / "spill"
     spill.mkdir()
     first = start_and_pause(
-        command(big_input, tmp_path / "one", "--temp-dir", str(spill)),
+        run_command(big_input, tmp_path / "one", "--temp-dir", str(spill)),
         lambda: any(spill.iterdir()),
     )
     (working,) = list(spill.iterdir())
@@ -282,7 +259,7 @@ def test_a_live_runs_spill_folder_survives_a_run_in_another_pid_namespace(
             "unshare",
             "--pid",
             "--fork",
-            *command(FIXTURE, tmp_path / "two", "--temp-dir", str(spill)),
+            *run_command(FIXTURE, tmp_path / "two", "--temp-dir", str(spill)),
         ],
         capture_output=True,
         text=True,
@@ -338,7 +315,7 @@ def test_sigterm_and_sigint_mid_run_stop_cleanly(big_input: Path, tmp_path: Path
     out = tmp_path / "out"
     spill = tmp_path / "spill"
     started = time.monotonic()
-    first = subprocess.run(command(big_input, out), capture_output=True, text=True)
+    first = subprocess.run(run_command(big_input, out), capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     duration = time.monotonic() - started
     before = tree(out)
@@ -347,7 +324,7 @@ def test_sigterm_and_sigint_mid_run_stop_cleanly(big_input: Path, tmp_path: Path
     for n, delay in enumerate(0.5 + duration * k / 8 for k in range(8)):
         signum = (signal.SIGTERM, signal.SIGINT)[n % 2]
         process = subprocess.Popen(
-            command(big_input, out, "--temp-dir", str(spill)),
+            run_command(big_input, out, "--temp-dir", str(spill)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

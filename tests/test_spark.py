@@ -28,7 +28,7 @@ from stitcher.errors import EngineError, OutputError
 from stitcher.generate import HARDCODED_ANONYMOUS_ID
 from stitcher.mixpanel_original import original_policy
 
-from conftest import FIXTURES, read_output, run_cli, stitch
+from conftest import FIXTURES, read_output, run_cli, run_command, stitch
 
 pytestmark = pytest.mark.spark
 
@@ -1234,26 +1234,19 @@ def test_nested_traits_on_spark(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_sigterm_mid_run_on_spark_stops_cleanly(tmp_path: Path) -> None:
+def test_sigterm_mid_run_on_spark_stops_cleanly(big_input: Path, tmp_path: Path) -> None:
     """As on DuckDB (tests/test_scheduler_safety.py): SIGTERM while Spark works stops the run
     with one line and exit 143, the previous output intact, nothing left beside it, and the
     Spark driver's JVM gone with the process."""
     import signal
     import subprocess
-    import sys
     import time
 
-    from stitcher.generate import GeneratorConfig, generate
-
-    events = tmp_path / "events"
-    generate(events, GeneratorConfig(n_events=200_000, seed=5))
     out = stitch(FIXTURES / "shared_family_computer", tmp_path / "out")
     before = _contents(out)
     process = subprocess.Popen(
-        [sys.executable, "-m", "stitcher", "run", "--input", str(events), "--output", str(out),
-         "--engine", "spark", "-q"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        run_command(big_input, out, "--engine", "spark"), stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not any(".stitcher-tmp-" in p.name for p in tmp_path.iterdir()):
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
@@ -1268,4 +1261,4 @@ def test_sigterm_mid_run_on_spark_stops_cleanly(tmp_path: Path) -> None:
     )
     assert "Traceback" not in stderr
     assert _contents(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["events", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
