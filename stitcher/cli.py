@@ -228,7 +228,7 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(sorted(ENGINES)),
             default=None,
             help="duckdb (default): embedded, one machine. spark: Apache Spark, local or a "
-            "cluster (pip install 'stitcher[spark]'; needs Java 17+).",
+            "cluster (pip install 'identity-stitcher[spark]'; needs Java 17+).",
         ),
         click.option(
             "--spark-master",

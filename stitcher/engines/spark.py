@@ -4,7 +4,7 @@ Every statement the pipeline renders is DuckDB SQL; this engine transpiles it wi
 runs it with `spark.sql`. Tables the pipeline creates are checkpointed (materialized, lineage
 cut) so a later step, or the next round of a loop, never recomputes the steps before it.
 
-Install with `pip install 'stitcher[spark]'`. Java 17+ must be on the PATH (or JAVA_HOME).
+Install with `pip install 'identity-stitcher[spark]'`. Java 17+ must be on the PATH (or JAVA_HOME).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ try:
     from pyspark.sql.pandas.types import from_arrow_schema
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ConfigError(
-        "the spark engine needs pyspark: pip install 'stitcher[spark]' (and Java 17+)"
+        "the spark engine needs pyspark: pip install 'identity-stitcher[spark]' (and Java 17+)"
     ) from exc
 
 log = logging.getLogger("stitcher")
@@ -210,7 +210,7 @@ class SparkEngine(Engine):
         # shuffled to one executor and handed to `fn` there as an Arrow table, so the groups
         # run in parallel and no group passes through the driver. Arrow rather than pandas
         # keeps text, nullable integers and microsecond times exactly as they are.
-        # Executors need stitcher installed (pip install stitcher) to unpickle `fn`.
+        # Executors need stitcher installed (pip install identity-stitcher) to unpickle `fn`.
         df = self._df(sql)
         names = schema.names
 
