@@ -708,6 +708,22 @@ def diff_command(
     help="A column of identifies to carry into users as a trait. Repeatable.",
 )
 @click.option(
+    "--output-schema",
+    default=None,
+    metavar="SCHEMA",
+    help="Where the outputs and the script's scratch tables (stitcher__*) go: SCHEMA or "
+    "DATABASE.SCHEMA (default: the session's current schema; BigQuery needs a dataset).",
+)
+@click.option(
+    "--output-table",
+    "output_tables",
+    multiple=True,
+    metavar="NAME=TABLE",
+    callback=lambda ctx, param, values: _parse_key_values(values, "--output-table"),
+    help="Name an output's table, e.g. users=stitched_users (outputs: id_map, users, edges, "
+    "rejected_edges, quarantine; default: the output's name). Repeatable.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -750,6 +766,8 @@ def sql_command(
     dialect: str,
     tables: tuple[tuple[str, str], ...],
     traits: tuple[str, ...],
+    output_schema: str | None,
+    output_tables: tuple[tuple[str, str], ...],
     out_dir: Path | None,
     verbose: int,
     quiet: bool,
@@ -765,18 +783,20 @@ def sql_command(
 
     The components step is a loop: run its block until its check query returns 0, or let
     stitcher.warehouse.run_script(path, connection) run the whole script over a DB-API
-    connection.
+    connection. The script's own tables are named stitcher__*; it stops before touching an
+    output table that `stitcher sql` did not make.
     """
-    from stitcher.warehouse import build, render_files, render_script
+    from stitcher.warehouse import OutputTables, build, render_files, render_script
 
     _configure_logging(verbose, quiet)
     options = _build_options(Path("."), Path("out"), flags)
     mapping = dict(tables)
-    items = build(mapping, options, traits, dialect)
+    outputs = OutputTables(output_schema, dict(output_tables))
+    items = build(mapping, options, traits, dialect, outputs)
     if out_dir is None:
-        click.echo(render_script(items, dialect, mapping), nl=False)
+        click.echo(render_script(items, dialect, mapping, outputs=outputs), nl=False)
         return
-    files = render_files(items, dialect, mapping)
+    files = render_files(items, dialect, mapping, outputs=outputs)
     try:
         stale = sorted(out_dir.glob("[0-9][0-9][0-9]_*.sql"))
         if stale and not _holds_our_script(out_dir):

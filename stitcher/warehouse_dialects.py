@@ -37,7 +37,7 @@ REWRITTEN_DIALECTS = ("snowflake", "bigquery")
 # A name Snowflake would resolve the same way unquoted: it stores and matches unquoted names
 # in upper case, and a double-quoted name exactly as written (docs.snowflake.com,
 # sql-reference/identifiers-syntax).
-_SIMPLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+SNOWFLAKE_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
 # Regex escapes DuckDB's RE2 reads inside a bracket expression that Snowflake's POSIX ERE may
 # not: Snowflake documents only the Perl classes \d \s \w \D \S \W \b \B on top of POSIX ERE
 # (docs.snowflake.com, sql-reference/functions-regexp).
@@ -89,7 +89,8 @@ class WarehouseTranslator:
 
     def _rewrite_statement(self, tree: exp.Expression, sql: str) -> exp.Expression:
         if isinstance(tree, exp.Create) and isinstance(tree.expression, exp.Query):
-            query, name = tree.expression, tree.this.name
+            # Declared as qualified as the script names it (the output schema, if any).
+            query, name = tree.expression, _table_key(tree.this)
         elif isinstance(tree, exp.Query):
             query, name = tree, None
         else:
@@ -429,7 +430,7 @@ def _snowflake_node(node: exp.Expression) -> exp.Expression:
     ):
         # An empty ARRAY: Snowflake's ARRAY_CONSTRUCT() with no arguments.
         return exp.Anonymous(this="ARRAY_CONSTRUCT", expressions=[])
-    if isinstance(node, exp.Identifier) and _SIMPLE_NAME.fullmatch(node.name):
+    if isinstance(node, exp.Identifier) and SNOWFLAKE_PLAIN.fullmatch(node.name):
         # Double-quoted upper case is what an unquoted name resolves to, and stays a name even
         # where it is a reserved word (Snowflake reserves all ANSI keywords).
         return exp.Identifier(this=node.name.upper(), quoted=True)

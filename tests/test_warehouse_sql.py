@@ -27,6 +27,8 @@ from stitcher.load import canonical
 from stitcher.warehouse import (
     DIALECTS,
     DISTRIBUTED_DIALECTS,
+    OUTPUT_TABLES,
+    OutputTables,
     build,
     parse_script,
     render_script,
@@ -39,6 +41,8 @@ from conftest import FIXTURES, read_output, run_cli, stitch
 GOLDEN_SQL = Path(__file__).parent / "golden_sql"
 TRAITS = ("email", "name", "plan")
 GOLDEN_ARGS = [
+    "--output-schema",
+    "identity",
     "--table",
     "tracks=analytics.tracks",
     "--table",
@@ -221,7 +225,9 @@ def test_warehouse_script_parses_in_its_dialect(warehouse: str, variant: str) ->
     tables = {"tracks": "analytics.tracks", "identifies": "analytics.identifies"}
     tables["aliases"] = "analytics.aliases"
     options = script_options()[variant]
-    script = render_script(build(tables, options, TRAITS, warehouse), warehouse, tables)
+    outputs = OutputTables("identity")
+    items = build(tables, options, TRAITS, warehouse, outputs)
+    script = render_script(items, warehouse, tables)
     parsed = [sqlglot.parse_one(s, read=warehouse) for s in statements(script)]
     assert len(parsed) > 30
     text = script.upper()
@@ -423,7 +429,123 @@ def test_distributed_dialects_number_nodes_in_buckets(dialect: str) -> None:
     """The warehouses and Spark would run an unpartitioned window in one task: their scripts
     number node ids bucket by bucket; DuckDB's keeps its one ordered window."""
     tables = {"tracks": "analytics.tracks"}
-    items = build(tables, RunOptions(Path("."), Path("out")), dialect=dialect)
+    outputs = OutputTables("identity")
+    items = build(tables, RunOptions(Path("."), Path("out")), dialect=dialect, outputs=outputs)
     text = render_script(items, dialect, tables).upper().replace('"', "")
     bucketed = re.search(r"PARTITION BY\s+(KEYED\.)?BUCKET_LATER_TYPE", text) is not None
     assert bucketed == (dialect in DISTRIBUTED_DIALECTS) == (dialect != "duckdb")
+
+
+# -- whose tables: scratch names, the guard over the outputs, and the options naming them --
+
+
+def _segment_users(engine: DuckDBEngine, schema: str) -> list[tuple]:
+    """Segment's own `users` table (one row per user id, with traits), as its warehouse
+    destination makes it, in `schema`; returns its rows."""
+    engine.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    engine.execute(
+        f"CREATE TABLE {schema}.users AS SELECT * FROM (VALUES ('u-1', 'a@example.com', "
+        "TIMESTAMP '2026-11-01 10:00:00')) AS t(id, email, received_at)"
+    )
+    return engine.fetch_rows(f"SELECT * FROM {schema}.users")
+
+
+def _relations(engine: DuckDBEngine) -> set[str]:
+    rows = engine.fetch_rows("SELECT table_schema, table_name FROM information_schema.tables")
+    return {f"{schema}.{name}" for schema, name in rows}
+
+
+def _script(tables: dict[str, str], *extra: str) -> str:
+    args = [a for name, ref in tables.items() for a in ("--table", f"{name}={ref}")]
+    return run_cli("sql", *args, *extra).output
+
+
+def test_the_script_stops_before_touching_a_users_table_it_did_not_make() -> None:
+    scenario = FIXTURES / "several_devices_several_logins"
+    with DuckDBEngine() as engine:
+        tables = load_warehouse(engine, scenario)
+        engine.execute("USE analytics")  # the outputs' default place: the current schema
+        segment = _segment_users(engine, "analytics")
+        before = _relations(engine)
+        with pytest.raises(EngineError) as stopped:
+            run_script(_script(tables), engine)
+        assert engine.fetch_rows("SELECT * FROM analytics.users") == segment
+        assert _relations(engine) == before  # nothing made, nothing dropped
+    message = str(stopped.value)
+    assert "stitcher: table analytics.users exists and was not made by stitcher sql" in message
+    assert "--output-schema or --output-table" in message
+
+
+def test_outputs_elsewhere_leave_segment_tables_alone_and_no_scratch_behind() -> None:
+    scenario = FIXTURES / "several_devices_several_logins"
+    with DuckDBEngine() as engine:
+        tables = load_warehouse(engine, scenario)
+        engine.execute("USE analytics")
+        segment = _segment_users(engine, "analytics")
+        engine.execute("CREATE SCHEMA identity")
+        inputs = _relations(engine)
+        script = _script(tables, "--output-schema", "identity")
+        run_script(script, engine)
+        first = engine.fetch_rows("SELECT * FROM identity.id_map ORDER BY ALL")
+        # Run again: the outputs it made are its own to replace.
+        run_script(script, engine)
+        assert engine.fetch_rows("SELECT * FROM identity.id_map ORDER BY ALL") == first
+        made = _relations(engine) - inputs
+        assert engine.fetch_rows("SELECT * FROM analytics.users") == segment
+        comments = engine.fetch_rows(
+            "SELECT table_name, table_comment FROM information_schema.tables "
+            "WHERE table_schema = 'identity' ORDER BY table_name"
+        )
+    assert made == {f"identity.{name}" for name in OUTPUT_TABLES}
+    assert all(c.startswith(f"stitcher sql output: {n} ") for n, c in comments)
+    assert len(first) > 0
+
+
+def test_output_tables_can_be_renamed_and_an_input_named_like_a_step_is_read_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """An input table called `pairs` in the current schema: the old script's
+    `DROP TABLE IF EXISTS pairs` (before its own pairs existed) dropped it."""
+    scenario = FIXTURES / "several_devices_several_logins"
+    files_run = stitch(scenario, tmp_path / "run", "--no-report")
+    with DuckDBEngine() as engine:
+        tables = load_warehouse(engine, scenario)
+        engine.execute("CREATE TABLE main.pairs AS SELECT * FROM analytics.tracks")
+        tables["tracks"] = "pairs"
+        engine.execute("CREATE SCHEMA identity")
+        script = _script(
+            tables, "--output-schema", "identity", "--output-table", "users=people",
+            "--output-table", "id_map=identity_map",
+        )  # fmt: skip
+        run_script(script, engine)
+        assert engine.fetch_rows("SELECT count(*) FROM main.pairs")[0][0] > 0
+        id_map = pl.from_arrow(
+            engine.fetch_arrow(
+                "SELECT * FROM identity.identity_map ORDER BY identifier_type, identifier"
+            )
+        )
+        people = engine.fetch_rows("SELECT count(*) FROM identity.people")[0][0]
+        names = {r[0] for r in engine.fetch_rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'identity'"
+        )}  # fmt: skip
+    want_map = read_output(files_run, "id_map")
+    assert id_map.equals(want_map.cast(id_map.schema))
+    assert people == read_output(files_run, "users").height
+    assert names == {"identity_map", "people", "edges", "rejected_edges", "quarantine"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--output-table", "persons=p"], "--output-table persons=...: the outputs are id_map"),
+        (["--output-table", "users=a.b"], "give a plain table name"),
+        (["--output-table", "users=stitcher__users"], "not starting with stitcher__"),
+        (["--output-table", "users=edges"], "names two outputs alike"),
+        (["--output-schema", "a.b.c"], "--output-schema a.b.c: give schema or database.schema"),
+        (["--dialect", "bigquery"], "give --output-schema DATASET"),
+    ],
+)
+def test_output_names_that_cannot_work_are_refused(extra: list[str], message: str) -> None:
+    result = run_cli("sql", "--table", "tracks=analytics.tracks", *extra, expect=1)
+    assert message in result.output
+    assert result.output.count("\n") == 1

@@ -1,6 +1,9 @@
 -- The stitcher 0.1.0 identity pipeline as bigquery SQL (`stitcher sql`).
 -- Inputs: tracks = analytics.tracks, pages = analytics.pages, identifies = analytics.identifies, aliases = analytics.aliases.
--- Outputs: tables id_map, users, edges, rejected_edges, quarantine (and scratch tables) in the current schema; times are read as UTC.
+-- Outputs: tables id_map, users, edges, rejected_edges, quarantine in schema identity; times are read as UTC.
+-- The script works in tables named stitcher__* there and drops them at the end. It
+-- replaces an output table only if an earlier `stitcher sql` script made it (the table's
+-- comment says so): it stops, before changing anything, on any other table of that name.
 -- Run the statements in order. The block between `stitcher:loop` and `stitcher:end-loop`
 -- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds times);
 -- stitcher.warehouse.run_script(path, connection) does this over a DB-API connection.
@@ -8,12 +11,19 @@
 -- multi-statement query after SET @@dataset_id = '<dataset>'; (or give each job a
 -- default dataset). Checked as text only: never run against BigQuery by the tests.
 
-CREATE OR REPLACE VIEW `raw_tracks_table` AS
+SELECT ERROR(CONCAT('stitcher: table ', t.table_schema, '.', t.table_name, ' exists and was not made by stitcher sql, so the script stops without touching it: rename or drop it yourself, or write the outputs elsewhere with stitcher sql --output-schema or --output-table'))
+FROM `identity`.INFORMATION_SCHEMA.TABLES AS t
+LEFT JOIN `identity`.INFORMATION_SCHEMA.TABLE_OPTIONS AS o
+  ON o.table_name = t.table_name AND o.option_name = 'description'
+WHERE t.table_name IN ('id_map', 'users', 'edges', 'rejected_edges', 'quarantine')
+  AND COALESCE(o.option_value, '') NOT LIKE '"stitcher sql output%';
+
+CREATE OR REPLACE VIEW identity.stitcher__raw_tracks_table AS
 SELECT
   *
 FROM `analytics`.`tracks`;
 
-CREATE OR REPLACE VIEW `raw_tracks_table_ids` AS
+CREATE OR REPLACE VIEW identity.stitcher__raw_tracks_table_ids AS
 SELECT
   CASE
     WHEN CAST(raw_tracks_table.`id` AS STRING) LIKE '%.%0'
@@ -34,18 +44,9 @@ SELECT
     ELSE CAST(raw_tracks_table.`user_id` AS STRING)
   END AS `user_id`,
   raw_tracks_table.`timestamp` AS `timestamp`
-FROM `raw_tracks_table` AS raw_tracks_table;
+FROM identity.stitcher__raw_tracks_table AS raw_tracks_table;
 
-CREATE OR REPLACE VIEW `events_tracks` AS
-/* Inputs: "raw_tracks_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW identity.stitcher__events_tracks AS
 SELECT
   'tracks' AS source_table,
   CAST(raw_tracks_table_ids.`id` AS STRING) AS message_id,
@@ -53,14 +54,14 @@ SELECT
   CAST(raw_tracks_table_ids.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(raw_tracks_table_ids.`timestamp` AS DATETIME) AS ts
-FROM `raw_tracks_table_ids` AS raw_tracks_table_ids;
+FROM identity.stitcher__raw_tracks_table_ids AS raw_tracks_table_ids;
 
-CREATE OR REPLACE VIEW `raw_pages_table` AS
+CREATE OR REPLACE VIEW identity.stitcher__raw_pages_table AS
 SELECT
   *
 FROM `analytics`.`pages`;
 
-CREATE OR REPLACE VIEW `raw_pages_table_ids` AS
+CREATE OR REPLACE VIEW identity.stitcher__raw_pages_table_ids AS
 SELECT
   CASE
     WHEN CAST(raw_pages_table.`id` AS STRING) LIKE '%.%0'
@@ -81,18 +82,9 @@ SELECT
     ELSE CAST(raw_pages_table.`user_id` AS STRING)
   END AS `user_id`,
   raw_pages_table.`timestamp` AS `timestamp`
-FROM `raw_pages_table` AS raw_pages_table;
+FROM identity.stitcher__raw_pages_table AS raw_pages_table;
 
-CREATE OR REPLACE VIEW `events_pages` AS
-/* Inputs: "raw_pages_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW identity.stitcher__events_pages AS
 SELECT
   'pages' AS source_table,
   CAST(raw_pages_table_ids.`id` AS STRING) AS message_id,
@@ -100,14 +92,14 @@ SELECT
   CAST(raw_pages_table_ids.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(raw_pages_table_ids.`timestamp` AS DATETIME) AS ts
-FROM `raw_pages_table_ids` AS raw_pages_table_ids;
+FROM identity.stitcher__raw_pages_table_ids AS raw_pages_table_ids;
 
-CREATE OR REPLACE VIEW `raw_identifies_table` AS
+CREATE OR REPLACE VIEW identity.stitcher__raw_identifies_table AS
 SELECT
   *
 FROM `analytics`.`identifies`;
 
-CREATE OR REPLACE VIEW `raw_identifies_table_ids` AS
+CREATE OR REPLACE VIEW identity.stitcher__raw_identifies_table_ids AS
 SELECT
   CASE
     WHEN CAST(raw_identifies_table.`id` AS STRING) LIKE '%.%0'
@@ -129,18 +121,9 @@ SELECT
   END AS `user_id`,
   raw_identifies_table.`timestamp` AS `timestamp`,
   raw_identifies_table.`plan` AS `plan`
-FROM `raw_identifies_table` AS raw_identifies_table;
+FROM identity.stitcher__raw_identifies_table AS raw_identifies_table;
 
-CREATE OR REPLACE VIEW `events_identifies` AS
-/* Inputs: "raw_identifies_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW identity.stitcher__events_identifies AS
 SELECT
   'identifies' AS source_table,
   CAST(raw_identifies_table_ids.`id` AS STRING) AS message_id,
@@ -148,22 +131,22 @@ SELECT
   CAST(raw_identifies_table_ids.`user_id` AS STRING) AS user_id,
   CAST(NULL AS STRING) AS previous_id,
   CAST(raw_identifies_table_ids.`timestamp` AS DATETIME) AS ts
-FROM `raw_identifies_table_ids` AS raw_identifies_table_ids;
+FROM identity.stitcher__raw_identifies_table_ids AS raw_identifies_table_ids;
 
-CREATE OR REPLACE VIEW identify_traits AS
+CREATE OR REPLACE VIEW identity.stitcher__identify_traits AS
 SELECT
   CAST(raw_identifies_table_ids.`anonymous_id` AS STRING) AS anonymous_id,
   CAST(raw_identifies_table_ids.`user_id` AS STRING) AS user_id,
   CAST(raw_identifies_table_ids.`timestamp` AS DATETIME) AS ts,
   raw_identifies_table_ids.`plan` AS `__trait_0`
-FROM `raw_identifies_table_ids` AS raw_identifies_table_ids;
+FROM identity.stitcher__raw_identifies_table_ids AS raw_identifies_table_ids;
 
-CREATE OR REPLACE VIEW `raw_aliases_table` AS
+CREATE OR REPLACE VIEW identity.stitcher__raw_aliases_table AS
 SELECT
   *
 FROM `analytics`.`aliases`;
 
-CREATE OR REPLACE VIEW `raw_aliases_table_ids` AS
+CREATE OR REPLACE VIEW identity.stitcher__raw_aliases_table_ids AS
 SELECT
   CASE
     WHEN CAST(raw_aliases_table.`id` AS STRING) LIKE '%.%0'
@@ -190,18 +173,9 @@ SELECT
     ELSE CAST(raw_aliases_table.`anonymous_id` AS STRING)
   END AS `anonymous_id`,
   raw_aliases_table.`timestamp` AS `timestamp`
-FROM `raw_aliases_table` AS raw_aliases_table;
+FROM identity.stitcher__raw_aliases_table AS raw_aliases_table;
 
-CREATE OR REPLACE VIEW `events_aliases` AS
-/* Inputs: "raw_aliases_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW identity.stitcher__events_aliases AS
 SELECT
   'aliases' AS source_table,
   CAST(raw_aliases_table_ids.`id` AS STRING) AS message_id,
@@ -209,9 +183,9 @@ SELECT
   CAST(raw_aliases_table_ids.`user_id` AS STRING) AS user_id,
   CAST(raw_aliases_table_ids.`previous_id` AS STRING) AS previous_id,
   CAST(raw_aliases_table_ids.`timestamp` AS DATETIME) AS ts
-FROM `raw_aliases_table_ids` AS raw_aliases_table_ids;
+FROM identity.stitcher__raw_aliases_table_ids AS raw_aliases_table_ids;
 
-CREATE OR REPLACE VIEW events AS
+CREATE OR REPLACE VIEW identity.stitcher__events AS
 SELECT
   events_tracks.source_table AS source_table,
   events_tracks.message_id AS message_id,
@@ -219,7 +193,7 @@ SELECT
   events_tracks.user_id AS user_id,
   events_tracks.previous_id AS previous_id,
   events_tracks.ts AS ts
-FROM `events_tracks` AS events_tracks
+FROM identity.stitcher__events_tracks AS events_tracks
 UNION ALL
 SELECT
   events_pages.source_table AS source_table,
@@ -228,7 +202,7 @@ SELECT
   events_pages.user_id AS user_id,
   events_pages.previous_id AS previous_id,
   events_pages.ts AS ts
-FROM `events_pages` AS events_pages
+FROM identity.stitcher__events_pages AS events_pages
 UNION ALL
 SELECT
   events_identifies.source_table AS source_table,
@@ -237,7 +211,7 @@ SELECT
   events_identifies.user_id AS user_id,
   events_identifies.previous_id AS previous_id,
   events_identifies.ts AS ts
-FROM `events_identifies` AS events_identifies
+FROM identity.stitcher__events_identifies AS events_identifies
 UNION ALL
 SELECT
   events_aliases.source_table AS source_table,
@@ -246,11 +220,11 @@ SELECT
   events_aliases.user_id AS user_id,
   events_aliases.previous_id AS previous_id,
   events_aliases.ts AS ts
-FROM `events_aliases` AS events_aliases;
+FROM identity.stitcher__events_aliases AS events_aliases;
 
-DROP TABLE IF EXISTS `junk_values`;
+DROP TABLE IF EXISTS identity.stitcher__junk_values;
 
-CREATE TABLE `junk_values` AS
+CREATE TABLE identity.stitcher__junk_values AS
 SELECT
   CAST(NULL AS STRING) AS `identifier_type`,
   CAST('' AS STRING) AS `value`
@@ -327,21 +301,9 @@ SELECT
   CAST(NULL AS STRING) AS `identifier_type`,
   CAST('false' AS STRING) AS `value`;
 
-DROP TABLE IF EXISTS `pairs`;
+DROP TABLE IF EXISTS identity.stitcher__pairs;
 
-CREATE TABLE `pairs` AS
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+CREATE TABLE identity.stitcher__pairs AS
 SELECT
   events_tracks.source_table AS source_table,
   events_tracks.anonymous_id AS anonymous_id,
@@ -369,26 +331,13 @@ SELECT
     ) IGNORE NULLS ORDER BY events_tracks.ts IS NULL ASC, events_tracks.ts ASC, events_tracks.message_id IS NULL ASC, events_tracks.message_id ASC
     LIMIT 1
   )[SAFE_OFFSET(0)] AS first_evidence
-FROM `events_tracks` AS events_tracks
+FROM identity.stitcher__events_tracks AS events_tracks
 GROUP BY
   events_tracks.source_table,
   events_tracks.anonymous_id,
   events_tracks.user_id,
   events_tracks.previous_id
 UNION ALL
-/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
   events_pages.source_table AS source_table,
   events_pages.anonymous_id AS anonymous_id,
@@ -416,26 +365,13 @@ SELECT
     ) IGNORE NULLS ORDER BY events_pages.ts IS NULL ASC, events_pages.ts ASC, events_pages.message_id IS NULL ASC, events_pages.message_id ASC
     LIMIT 1
   )[SAFE_OFFSET(0)] AS first_evidence
-FROM `events_pages` AS events_pages
+FROM identity.stitcher__events_pages AS events_pages
 GROUP BY
   events_pages.source_table,
   events_pages.anonymous_id,
   events_pages.user_id,
   events_pages.previous_id
 UNION ALL
-/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
   events_identifies.source_table AS source_table,
   events_identifies.anonymous_id AS anonymous_id,
@@ -465,26 +401,13 @@ SELECT
     ) IGNORE NULLS ORDER BY events_identifies.ts IS NULL ASC, events_identifies.ts ASC, events_identifies.message_id IS NULL ASC, events_identifies.message_id ASC
     LIMIT 1
   )[SAFE_OFFSET(0)] AS first_evidence
-FROM `events_identifies` AS events_identifies
+FROM identity.stitcher__events_identifies AS events_identifies
 GROUP BY
   events_identifies.source_table,
   events_identifies.anonymous_id,
   events_identifies.user_id,
   events_identifies.previous_id
 UNION ALL
-/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
   events_aliases.source_table AS source_table,
   events_aliases.anonymous_id AS anonymous_id,
@@ -512,33 +435,33 @@ SELECT
     ) IGNORE NULLS ORDER BY events_aliases.ts IS NULL ASC, events_aliases.ts ASC, events_aliases.message_id IS NULL ASC, events_aliases.message_id ASC
     LIMIT 1
   )[SAFE_OFFSET(0)] AS first_evidence
-FROM `events_aliases` AS events_aliases
+FROM identity.stitcher__events_aliases AS events_aliases
 GROUP BY
   events_aliases.source_table,
   events_aliases.anonymous_id,
   events_aliases.user_id,
   events_aliases.previous_id;
 
-DROP TABLE IF EXISTS `duplicate_hashes`;
+DROP TABLE IF EXISTS identity.stitcher__duplicate_hashes;
 
-DROP TABLE IF EXISTS `first_deliveries`;
+DROP TABLE IF EXISTS identity.stitcher__first_deliveries;
 
-DROP TABLE IF EXISTS `pair_totals`;
+DROP TABLE IF EXISTS identity.stitcher__pair_totals;
 
-CREATE TABLE `pair_totals` AS
+CREATE TABLE identity.stitcher__pair_totals AS
 SELECT
   pairs.source_table AS source_table,
   CAST(SUM(pairs.event_count) AS INT64) AS event_count,
   CAST(SUM(pairs.events_without_ts) AS INT64) AS events_without_ts
-FROM pairs AS pairs
+FROM identity.stitcher__pairs AS pairs
 GROUP BY
   pairs.source_table;
 
-DROP TABLE IF EXISTS `identifiers`;
+DROP TABLE IF EXISTS identity.stitcher__identifiers;
 
-DROP TABLE IF EXISTS `identifiers`;
+DROP TABLE IF EXISTS identity.stitcher__identifiers;
 
-CREATE TABLE identifiers AS
+CREATE TABLE identity.stitcher__identifiers AS
 WITH anonymous_ids AS (
   SELECT
     'anonymous_id' AS identifier_type,
@@ -549,7 +472,7 @@ WITH anonymous_ids AS (
     CAST(COALESCE(SUM(IF(pairs.user_id IS NULL, pairs.event_count, NULL)), 0) AS INT64) AS attributed_event_count,
     MIN(IF(pairs.user_id IS NULL, pairs.first_ts, NULL)) AS attributed_first_ts,
     MAX(IF(pairs.user_id IS NULL, pairs.last_ts, NULL)) AS attributed_last_ts
-  FROM pairs AS pairs
+  FROM identity.stitcher__pairs AS pairs
   WHERE
     NOT pairs.anonymous_id IS NULL
   GROUP BY
@@ -562,7 +485,7 @@ WITH anonymous_ids AS (
     pairs.last_ts AS last_ts,
     pairs.event_count AS event_count,
     TRUE AS attributed
-  FROM pairs AS pairs
+  FROM identity.stitcher__pairs AS pairs
   WHERE
     NOT pairs.user_id IS NULL
   UNION ALL
@@ -573,7 +496,7 @@ WITH anonymous_ids AS (
     pairs.last_ts AS last_ts,
     pairs.event_count AS event_count,
     pairs.user_id IS NULL AND pairs.anonymous_id IS NULL AS _col_5
-  FROM pairs AS pairs
+  FROM identity.stitcher__pairs AS pairs
   WHERE
     NOT pairs.previous_id IS NULL
     AND (
@@ -632,14 +555,14 @@ WITH anonymous_ids AS (
 ), junk_any_type /* junk_key is computed once and every identifier is looked up in the two small lists by hash */ /* join: no DISTINCT or self-join over the 1.6M identifiers. */ AS (
   SELECT DISTINCT
     junk_values.value AS value
-  FROM junk_values AS junk_values
+  FROM identity.stitcher__junk_values AS junk_values
   WHERE
     junk_values.identifier_type IS NULL
 ), junk_one_type AS (
   SELECT DISTINCT
     junk_values.identifier_type AS identifier_type,
     junk_values.value AS value
-  FROM junk_values AS junk_values
+  FROM identity.stitcher__junk_values AS junk_values
   WHERE
     NOT junk_values.identifier_type IS NULL
 )
@@ -664,47 +587,14 @@ LEFT JOIN junk_any_type AS a
 LEFT JOIN junk_one_type AS t
   ON t.identifier_type = n.identifier_type AND t.value = n.junk_key;
 
-DROP TABLE IF EXISTS `hub_degrees`;
+DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
 
-CREATE TABLE `hub_degrees` AS
-/*       hard-coded device id, a shared `guest-account` login), judged by the shape of the graph */
-/*       rather than by one fixed count, so that small and large data get the same answer. */
-/* Inputs: pairs; identifiers (quarantine_reason from the junk step); from stitcher/graph.py: */
-/*         hub_type_pairs (pair_no, a_type, b_type), one row per pair of types some rule links; */
-/*         hub_links (pair_no, a, b), a SELECT over pairs per column of a_type and column of */
-/*         b_type; hub_rules (rule_no, pair_no, side, identifier_type, linked_type, max_linked), */
-/*         side = 'a' or 'b', the side of the pair the rule judges; min_contention and */
-/*         outlier_factor, validated numbers from the run options. */
-/* Output: hub_degrees(identifier_type, identifier, linked_type, degree, contention, */
-/*         typical_degree, hub_rule), one row per (identifier, hub rule) found to be a hub. */
-/* Invariants: */
-/*   degree = distinct non-junk partners of linked_type seen on the same events as the */
-/*     identifier; */
-/*   contention = distinct other identifiers of the identifier's own type that its partners lead */
-/*     to, at most one per partner (the partner's least owner, or its greatest when the least is */
-/*     the identifier itself). A shared login's devices lead to their owners' own logins, one */
-/*     owner each; a power user's cookies lead nowhere; a family of three sharing one computer */
-/*     gives each of its logins a contention of at most 2 and the computer at most 3; */
-/*   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the */
-/*     type that have a partner under the rule and a contention of 0 or 1: the data's own idea */
-/*     of "many" (0 when there are none); */
-/*   a hub breaks at least one rule, and hub_rule names the first it breaks: */
-/*     'max_linked'  degree > max_linked (the fixed bound a user sets), */
-/*     'contention'  contention >= min_contention, */
-/*     'outlier'     contention >= 2 and degree above a bar that falls as contention nears */
-/*                   min_contention: outlier_factor * greatest(typical_degree, 3) */
-/*                   * (min_contention - contention) / (min_contention - 2). With the defaults */
-/*                   (4, 2.0): twice the typical degree at contention 2, the typical degree at */
-/*                   3. The floor of 3 keeps a family computer (3 users, contention 3) clear; */
-/*   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub. */
-/* Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so */
-/*   one DISTINCT and one aggregate per end serve both (at 10M events this step took 0.64 s; */
-/*   a DISTINCT and two aggregates per rule, 1.06 s). */
+CREATE TABLE identity.stitcher__hub_degrees AS
 WITH identifiers_junk AS (
   SELECT
     identifiers.identifier_type AS identifier_type,
     identifiers.identifier AS identifier
-  FROM identifiers AS identifiers
+  FROM identity.stitcher__identifiers AS identifiers
   WHERE
     NOT identifiers.quarantine_reason IS NULL
 ), type_pairs AS (
@@ -738,7 +628,7 @@ WITH identifiers_junk AS (
       0 AS pair_no,
       pairs.`anonymous_id` AS a,
       pairs.`user_id` AS b
-    FROM pairs AS pairs
+    FROM identity.stitcher__pairs AS pairs
     WHERE
       NOT pairs.`anonymous_id` IS NULL AND NOT pairs.`user_id` IS NULL
   ) AS l
@@ -749,9 +639,7 @@ WITH identifiers_junk AS (
     e.b AS b
   FROM distinct_edges AS e
   JOIN type_pairs AS t
-    ON t.pair_no = e.pair_no
-  /* Anti-joins with the junk identifiers only (a few rows), after the DISTINCT: half the */
-  /* probes of joining every pairs row. */
+    ON t.pair_no = e.pair_no /* Anti-joins with the junk identifiers only (a few rows), after the DISTINCT: half the */ /* probes of joining every pairs row. */
   LEFT JOIN identifiers_junk AS ja
     ON ja.identifier_type = t.a_type AND ja.identifier = e.a
   LEFT JOIN identifiers_junk AS jb
@@ -911,17 +799,9 @@ WHERE
     )
   );
 
-DROP TABLE IF EXISTS `identifiers_quarantined`;
+DROP TABLE IF EXISTS identity.stitcher__identifiers_quarantined;
 
-CREATE TABLE `identifiers_quarantined` AS
-/* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree, hub_contention, */
-/*         hub_typical_degree, hub_rule), the evidence that condemned a hub (31_hub_degrees.sql); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
-/*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
-/*         step (33_node_ids*.sql), which adds node_id. */
-/* Invariants: one row per identifier; a hub reports the hub rule under which its degree is */
-/*             largest; the hub columns are NULL for every identifier that is not a hub. */
+CREATE TABLE identity.stitcher__identifiers_quarantined AS
 WITH hub AS (
   SELECT
     hub_degrees.identifier_type AS identifier_type,
@@ -936,7 +816,7 @@ WITH hub AS (
       ) IGNORE NULLS ORDER BY hub_degrees.degree IS NULL DESC, hub_degrees.degree DESC, hub_degrees.linked_type IS NULL DESC, hub_degrees.linked_type DESC, hub_degrees.contention IS NULL DESC, hub_degrees.contention DESC, hub_degrees.typical_degree IS NULL DESC, hub_degrees.typical_degree DESC, hub_degrees.hub_rule IS NULL DESC, hub_degrees.hub_rule DESC
       LIMIT 1
     )[SAFE_OFFSET(0)] AS worst
-  FROM hub_degrees AS hub_degrees
+  FROM identity.stitcher__hub_degrees AS hub_degrees
   GROUP BY
     hub_degrees.identifier_type,
     hub_degrees.identifier
@@ -961,33 +841,25 @@ SELECT
   h.worst.contention AS hub_contention,
   h.worst.typical_degree AS hub_typical_degree,
   h.worst.hub_rule AS hub_rule
-FROM identifiers AS i
+FROM identity.stitcher__identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
 
-DROP TABLE IF EXISTS `identifier_totals`;
+DROP TABLE IF EXISTS identity.stitcher__identifier_totals;
 
-CREATE TABLE `identifier_totals` AS
+CREATE TABLE identity.stitcher__identifier_totals AS
 SELECT
   identifiers_quarantined.identifier_type AS identifier_type,
   NOT identifiers_quarantined.quarantine_reason IS NULL AS quarantined,
   COUNT(*) AS identifiers
-FROM identifiers_quarantined AS identifiers_quarantined
+FROM identity.stitcher__identifiers_quarantined AS identifiers_quarantined
 GROUP BY
   identifiers_quarantined.identifier_type,
   NOT identifiers_quarantined.quarantine_reason IS NULL;
 
-DROP TABLE IF EXISTS `quarantine`;
+DROP TABLE IF EXISTS identity.stitcher__quarantine;
 
-CREATE TABLE `quarantine` AS
-/* Inputs: identifiers_quarantined (32_quarantine.sql) */
-/* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
-/*         last_seen_at, hub_linked_type, hub_degree, hub_contention, hub_typical_degree, */
-/*         hub_rule) */
-/* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
-/*             or hub; hubs carry the evidence that condemned them (31_hub_degrees.sql): the */
-/*             linked type, the degree, the contention, the type's typical degree and the */
-/*             rule broken; those columns are NULL on junk. */
+CREATE TABLE identity.stitcher__quarantine AS
 SELECT
   identifiers_quarantined.identifier_type AS identifier_type,
   identifiers_quarantined.identifier AS identifier,
@@ -1000,27 +872,13 @@ SELECT
   identifiers_quarantined.hub_contention AS hub_contention,
   identifiers_quarantined.hub_typical_degree AS hub_typical_degree,
   identifiers_quarantined.hub_rule AS hub_rule
-FROM identifiers_quarantined AS identifiers_quarantined
+FROM identity.stitcher__identifiers_quarantined AS identifiers_quarantined
 WHERE
   NOT identifiers_quarantined.quarantine_reason IS NULL;
 
-DROP TABLE IF EXISTS `reattributed_events`;
+DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
 
-CREATE TABLE `reattributed_events` AS
-/*       quarantined, attributed again to the next usable id they carry, so that `pairs` can be */
-/*       freed long before persons exist. */
-/* Inputs: pairs; quarantine (junk values and hubs) */
-/* Output: reattributed_events(identifier_type, identifier, event_count, first_ts, last_ts), */
-/*         one row per identifier that such events go to, plus one row with NULL type and */
-/*         identifier for the events whose every id is quarantined (or that carry none). */
-/* Invariants: an event is attributed to its user_id when that is usable (not quarantined), */
-/*             else to its anonymous_id, else to its previous_id. 30_identifiers.sql counted */
-/*             every event for its user_id, else anonymous_id, else previous_id; this step */
-/*             takes exactly the events whose id so chosen is quarantined or absent, so with */
-/*             the usable identifiers' attributed_* columns each event counts exactly once */
-/*             (sum = number of events), and an event whose link is refused later still */
-/*             counts for its user. Only the few quarantined ids are looked up: the pairs are */
-/*             filtered against the small quarantine table before anything is grouped. */
+CREATE TABLE identity.stitcher__reattributed_events AS
 SELECT
   CASE
     WHEN NOT pr.user_id IS NULL AND qu.identifier IS NULL
@@ -1041,12 +899,12 @@ SELECT
   CAST(SUM(pr.event_count) AS INT64) AS event_count,
   MIN(pr.first_ts) AS first_ts,
   MAX(pr.last_ts) AS last_ts
-FROM pairs AS pr
-LEFT JOIN quarantine AS qu
+FROM identity.stitcher__pairs AS pr
+LEFT JOIN identity.stitcher__quarantine AS qu
   ON qu.identifier_type = 'user_id' AND qu.identifier = pr.user_id
-LEFT JOIN quarantine AS qa
+LEFT JOIN identity.stitcher__quarantine AS qa
   ON qa.identifier_type = 'anonymous_id' AND qa.identifier = pr.anonymous_id
-LEFT JOIN quarantine AS qp
+LEFT JOIN identity.stitcher__quarantine AS qp
   ON qp.identifier_type = 'user_id' AND qp.identifier = pr.previous_id
 WHERE
   (
@@ -1080,18 +938,9 @@ GROUP BY
     THEN pr.previous_id
   END;
 
-DROP TABLE IF EXISTS `candidate_edges`;
+DROP TABLE IF EXISTS identity.stitcher__candidate_edges;
 
-CREATE TABLE `candidate_edges` AS
-/* Inputs: pairs */
-/* Output: candidate_edges(from_type, from_id, to_type, to_id, rule, event_count, first_ts, */
-/*         last_ts, evidence_ts, evidence_message_id, evidence_table), one row per */
-/*         (from_type, from_id, to_type, to_id, rule). */
-/* Invariants: rule 'same_event' links every two identifiers carried by one event (from = the */
-/*             less trusted type, e.g. anonymous_id -> user_id); rule 'alias' links an alias's */
-/*             previous_id to its user_id. Self links (previous_id = user_id) are not edges. The */
-/*             evidence is the earliest event asserting the link: least (ts, message_id, */
-/*             table), NULL times last. */
+CREATE TABLE identity.stitcher__candidate_edges AS
 WITH links AS (
   SELECT
     'anonymous_id' AS from_type,
@@ -1104,7 +953,7 @@ WITH links AS (
     pairs.first_ts AS first_ts,
     pairs.last_ts AS last_ts,
     pairs.first_evidence AS first_evidence
-  FROM pairs AS pairs
+  FROM identity.stitcher__pairs AS pairs
   WHERE
     NOT pairs.anonymous_id IS NULL AND NOT pairs.user_id IS NULL
   UNION ALL
@@ -1119,7 +968,7 @@ WITH links AS (
     pairs.first_ts AS first_ts,
     pairs.last_ts AS last_ts,
     pairs.first_evidence AS first_evidence
-  FROM pairs AS pairs
+  FROM identity.stitcher__pairs AS pairs
   WHERE
     NOT pairs.previous_id IS NULL
     AND NOT pairs.user_id IS NULL
@@ -1166,40 +1015,11 @@ SELECT
   grouped.evidence.source_table AS evidence_table
 FROM grouped AS grouped;
 
-DROP TABLE IF EXISTS `pairs`;
+DROP TABLE IF EXISTS identity.stitcher__pairs;
 
-DROP TABLE IF EXISTS `identifiers_checked`;
+DROP TABLE IF EXISTS identity.stitcher__identifiers_checked;
 
-CREATE TABLE `identifiers_checked` AS
-/*       over machines: Spark, warehouses). */
-/* Inputs: identifiers_quarantined (32_quarantine.sql) */
-/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
-/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
-/*         others), which the tests check on Spark and on DuckDB. */
-/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
-/*   warehouse): a single executor would sort and number every identifier. Here: */
-/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
-/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
-/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
-/*      never overlap in key order, so the buckets' order is the identifiers' order; */
-/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
-/*      the key), spread over the tasks by bucket; */
-/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
-/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
-/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
-/*      the number of events), not over the identifiers. */
-/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
-/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
-/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
-/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
-/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
-/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
-/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
-/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
-/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
-/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
-/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
-/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
+CREATE TABLE identity.stitcher__identifiers_checked AS
 WITH keyed AS (
   SELECT
     identifiers_quarantined.identifier_type AS identifier_type,
@@ -1227,7 +1047,7 @@ WITH keyed AS (
       THEN SUBSTRING(identifiers_quarantined.identifier, 1, 4)
       ELSE ''
     END AS bucket_prefix
-  FROM identifiers_quarantined AS identifiers_quarantined
+  FROM identity.stitcher__identifiers_quarantined AS identifiers_quarantined
 ), bucket_sizes AS (
   SELECT
     keyed.bucket_later_type AS bucket_later_type,
@@ -1321,25 +1141,19 @@ SELECT
   identifiers_quarantined.hub_typical_degree AS hub_typical_degree,
   identifiers_quarantined.hub_rule AS hub_rule,
   CAST(NULL AS INT64) AS node_id
-FROM identifiers_quarantined AS identifiers_quarantined
+FROM identity.stitcher__identifiers_quarantined AS identifiers_quarantined
 WHERE
   NOT identifiers_quarantined.quarantine_reason IS NULL;
 
-DROP TABLE IF EXISTS `identifiers_quarantined`;
+DROP TABLE IF EXISTS identity.stitcher__identifiers_quarantined;
 
-DROP TABLE IF EXISTS `identifiers`;
+DROP TABLE IF EXISTS identity.stitcher__identifiers;
 
-DROP TABLE IF EXISTS `hub_degrees`;
+DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
 
-DROP TABLE IF EXISTS `checked_edges`;
+DROP TABLE IF EXISTS identity.stitcher__checked_edges;
 
-CREATE TABLE `checked_edges` AS
-/* Inputs: candidate_edges; identifiers_checked (quarantine_reason) */
-/* Output: checked_edges = candidate_edges + junk_refusal ('junk_<type>', 'hub_<type>' or */
-/*         NULL) + from_node, to_node (the ends' node ids, NULL for a quarantined end). */
-/* Invariants: one row per candidate edge; junk_refusal names the quarantined end (the from end */
-/*             first) and why it is quarantined. Every later step finds an edge's ends by these */
-/*             integers, never by joining the id strings again. */
+CREATE TABLE identity.stitcher__checked_edges AS
 SELECT
   e.from_type AS from_type,
   e.from_id AS from_id,
@@ -1364,29 +1178,17 @@ SELECT
   END AS junk_refusal,
   f.node_id AS from_node,
   t.node_id AS to_node
-FROM candidate_edges AS e
-JOIN identifiers_checked AS f
+FROM identity.stitcher__candidate_edges AS e
+JOIN identity.stitcher__identifiers_checked AS f
   ON f.identifier_type = e.from_type AND f.identifier = e.from_id
-JOIN identifiers_checked AS t
+JOIN identity.stitcher__identifiers_checked AS t
   ON t.identifier_type = e.to_type AND t.identifier = e.to_id;
 
-DROP TABLE IF EXISTS `candidate_edges`;
+DROP TABLE IF EXISTS identity.stitcher__candidate_edges;
 
-DROP TABLE IF EXISTS `classified_edges`;
+DROP TABLE IF EXISTS identity.stitcher__classified_edges;
 
-CREATE TABLE `classified_edges` AS
-/* Inputs: checked_edges (from_node: the from end's node id, NULL when quarantined) */
-/* Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN, */
-/*         reason VARCHAR). */
-/* Invariants: */
-/*   * junk links are refused, as under every policy; */
-/*   * per anonymous_id (and per identifier of any other non-user type), only the usable */
-/*     same_event link to a user_id with the earliest evidence (evidence_ts, then */
-/*     evidence_message_id, then user id) is kept; the others are refused as */
-/*     <type>_has_earlier_user_id. This is what protects a shared device: the second */
-/*     person to log in on it does not absorb the first. */
-/*   * alias links are explicit merges of user ids and are kept. */
-/* So a person holds two user_ids only when an alias joined them. */
+CREATE TABLE identity.stitcher__classified_edges AS
 WITH ranked AS (
   SELECT
     checked_edges.from_type AS from_type,
@@ -1407,7 +1209,7 @@ WITH ranked AS (
       PARTITION BY checked_edges.from_node, checked_edges.rule, checked_edges.to_type, checked_edges.junk_refusal IS NULL
       ORDER BY checked_edges.evidence_ts IS NULL ASC, checked_edges.evidence_ts ASC, checked_edges.evidence_message_id IS NULL ASC, checked_edges.evidence_message_id ASC, checked_edges.to_id IS NULL ASC, checked_edges.to_id ASC
     ) AS user_rank
-  FROM checked_edges AS checked_edges
+  FROM identity.stitcher__checked_edges AS checked_edges
 ), decided AS (
   SELECT
     ranked.from_type AS from_type,
@@ -1451,20 +1253,15 @@ SELECT
   COALESCE(decided.refusal, decided.rule) AS reason
 FROM decided AS decided;
 
-DROP TABLE IF EXISTS `checked_edges`;
+DROP TABLE IF EXISTS identity.stitcher__checked_edges;
 
-DROP TABLE IF EXISTS `policy_base`;
+DROP TABLE IF EXISTS identity.stitcher__policy_base;
 
-DROP TABLE IF EXISTS `pairs`;
+DROP TABLE IF EXISTS identity.stitcher__pairs;
 
-DROP TABLE IF EXISTS `nodes`;
+DROP TABLE IF EXISTS identity.stitcher__nodes;
 
-CREATE TABLE `nodes` AS
-/* Inputs: identifiers_checked (node_id numbered by 33_node_ids*.sql) */
-/* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
-/*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
-/* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
-/*             ids are in anchor order (see 33_node_ids.sql). */
+CREATE TABLE identity.stitcher__nodes AS
 SELECT
   identifiers_checked.node_id AS node_id,
   identifiers_checked.identifier_type AS identifier_type,
@@ -1475,58 +1272,46 @@ SELECT
   identifiers_checked.attributed_event_count AS attributed_event_count,
   identifiers_checked.attributed_first_ts AS attributed_first_ts,
   identifiers_checked.attributed_last_ts AS attributed_last_ts
-FROM identifiers_checked AS identifiers_checked
+FROM identity.stitcher__identifiers_checked AS identifiers_checked
 WHERE
   NOT identifiers_checked.node_id IS NULL;
 
-DROP TABLE IF EXISTS `identifiers_checked`;
+DROP TABLE IF EXISTS identity.stitcher__identifiers_checked;
 
-DROP TABLE IF EXISTS `node_edges`;
+DROP TABLE IF EXISTS identity.stitcher__node_edges;
 
-CREATE TABLE `node_edges` AS
-/* Inputs: classified_edges (from_node, to_node) */
-/* Output: node_edges(src, dst) BIGINT node ids. */
-/* Invariants: only kept links; both ends are nodes (kept links never touch junk). */
+CREATE TABLE identity.stitcher__node_edges AS
 SELECT
   classified_edges.from_node AS src,
   classified_edges.to_node AS dst
-FROM classified_edges AS classified_edges
+FROM identity.stitcher__classified_edges AS classified_edges
 WHERE
   classified_edges.kept;
 
-DROP TABLE IF EXISTS `cc_edges`;
+DROP TABLE IF EXISTS identity.stitcher__cc_edges;
 
-CREATE TABLE `cc_edges` AS
+CREATE TABLE identity.stitcher__cc_edges AS
 SELECT
   node_edges.src AS src,
   node_edges.dst AS dst
-FROM `node_edges` AS node_edges;
+FROM identity.stitcher__node_edges AS node_edges;
 
 -- stitcher:loop max_rounds=100
-DROP TABLE IF EXISTS `cc_large`;
+DROP TABLE IF EXISTS identity.stitcher__cc_large;
 
-CREATE TABLE `cc_large` AS
-/*       Components in MapReduce and Beyond", 2014); used by engines that keep the graph */
-/*       (Spark, warehouses). Repeated with cc_small_star.sql until cc_converged.sql says done. */
-/* Inputs: "cc_edges"(src, dst) BIGINT node ids: an undirected graph, either orientation, */
-/*         duplicates and self loops allowed. */
-/* Output: (src, dst), distinct. */
-/* Invariants: src > dst after this step. Each node u finds m(u), the least of u and its */
-/*   neighbours, and every neighbour v > u is re-linked to m(u): v and m(u) were both linked to */
-/*   u, so no component gains or loses a node. The least node of a component stays in it, and */
-/*   every other node points to a smaller one. */
+CREATE TABLE identity.stitcher__cc_large AS
 WITH neighbours AS (
   SELECT
     cc_edges.src AS u,
     cc_edges.dst AS v
-  FROM `cc_edges` AS cc_edges
+  FROM identity.stitcher__cc_edges AS cc_edges
   WHERE
     cc_edges.src <> cc_edges.dst
   UNION ALL
   SELECT
     cc_edges.dst AS u,
     cc_edges.src AS v
-  FROM `cc_edges` AS cc_edges
+  FROM identity.stitcher__cc_edges AS cc_edges
   WHERE
     cc_edges.src <> cc_edges.dst
 ), least_around AS (
@@ -1546,20 +1331,14 @@ JOIN least_around AS l
 WHERE
   n.v > n.u;
 
-DROP TABLE IF EXISTS `cc_edges`;
+DROP TABLE IF EXISTS identity.stitcher__cc_edges;
 
-CREATE TABLE `cc_edges` AS
-/*       cc_large_star.sql in every round. */
-/* Inputs: "cc_large"(src, dst) BIGINT node ids, either orientation (normally src > dst). */
-/* Output: (src, dst), distinct. */
-/* Invariants: src > dst after this step. Each node u takes its smaller neighbours N(u) and */
-/*   their least member m; u and every other member of N(u) are re-linked to m. All of them */
-/*   were linked to u, so components are unchanged, and each node's pointer only decreases. */
+CREATE TABLE identity.stitcher__cc_edges AS
 WITH down AS (
   SELECT DISTINCT
     GREATEST(cc_large.src, cc_large.dst) AS u,
     LEAST(cc_large.src, cc_large.dst) AS v
-  FROM `cc_large` AS cc_large
+  FROM identity.stitcher__cc_large AS cc_large
   WHERE
     cc_large.src <> cc_large.dst
 ), least_below AS (
@@ -1601,7 +1380,7 @@ WITH parents AS (
   SELECT
     cc_edges.src AS src,
     COUNT(*) AS n
-  FROM `cc_edges` AS cc_edges
+  FROM identity.stitcher__cc_edges AS cc_edges
   GROUP BY
     cc_edges.src
 ), unsettled AS (
@@ -1613,7 +1392,7 @@ WITH parents AS (
   UNION ALL
   SELECT DISTINCT
     e.dst AS dst
-  FROM `cc_edges` AS e
+  FROM identity.stitcher__cc_edges AS e
   JOIN parents AS p
     ON p.src = e.dst
 )
@@ -1626,48 +1405,34 @@ SELECT
   (
     SELECT
       COUNT(*) AS _col_0
-    FROM `cc_edges` AS cc_edges
+    FROM identity.stitcher__cc_edges AS cc_edges
   ) AS edges;
 -- stitcher:end-loop
 
-DROP TABLE IF EXISTS `node_components`;
+DROP TABLE IF EXISTS identity.stitcher__node_components;
 
-CREATE TABLE `node_components` AS
-/* Inputs: "nodes"(node_id, ...); "cc_edges"(src, dst), a star forest (cc_converged = 0). */
-/* Output: node_components(node_id, component), one row per node. */
-/* Invariants: component = the least node id of the node's component (a star's centre, or the */
-/*   node itself when no kept link touches it), so labels do not depend on the engine or on */
-/*   the number of rounds. */
+CREATE TABLE identity.stitcher__node_components AS
 SELECT
   n.node_id AS node_id,
   COALESCE(e.dst, n.node_id) AS component
-FROM `nodes` AS n
-LEFT JOIN `cc_edges` AS e
+FROM identity.stitcher__nodes AS n
+LEFT JOIN identity.stitcher__cc_edges AS e
   ON e.src = n.node_id;
 
-DROP TABLE IF EXISTS `cc_large`;
+DROP TABLE IF EXISTS identity.stitcher__cc_large;
 
-DROP TABLE IF EXISTS `cc_edges`;
+DROP TABLE IF EXISTS identity.stitcher__cc_edges;
 
-DROP TABLE IF EXISTS `node_edges`;
+DROP TABLE IF EXISTS identity.stitcher__node_edges;
 
-DROP TABLE IF EXISTS `persons`;
+DROP TABLE IF EXISTS identity.stitcher__persons;
 
-CREATE TABLE `persons` AS
-/* Inputs: nodes, node_components(node_id, component), component = the least node id in it */
-/* Output: persons(component, person_id, anchor_type, anchor_id, identifier_count) */
-/* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
-/*             identifier of another type; ties (and unknown times) are broken by the */
-/*             identifier's value. Node ids are numbered in exactly that order */
-/*             (33_node_ids.sql), so the anchor is the node whose id is the component label: */
-/*             no ordering aggregate over the identifiers is needed here. */
-/*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
-/*             events that do not touch a person never change its id. */
+CREATE TABLE identity.stitcher__persons AS
 WITH sizes AS (
   SELECT
     node_components.component AS component,
     COUNT(*) AS identifier_count
-  FROM node_components AS node_components
+  FROM identity.stitcher__node_components AS node_components
   GROUP BY
     node_components.component
 )
@@ -1678,17 +1443,12 @@ SELECT
   n.identifier AS anchor_id,
   s.identifier_count AS identifier_count
 FROM sizes AS s
-JOIN nodes AS n
+JOIN identity.stitcher__nodes AS n
   ON n.node_id = s.component;
 
-DROP TABLE IF EXISTS `id_map`;
+DROP TABLE IF EXISTS identity.stitcher__id_map;
 
-CREATE TABLE `id_map` AS
-/* Inputs: nodes, node_components, persons */
-/* Output: id_map(identifier_type, identifier, person_id, first_seen_at, last_seen_at, */
-/*         event_count, node_id, component); the last two are for the steps after this one */
-/*         and are not written to the output file. */
-/* Invariants: exactly one row per node, i.e. per non-junk identifier in the input. */
+CREATE TABLE identity.stitcher__id_map AS
 SELECT
   n.identifier_type AS identifier_type,
   n.identifier AS identifier,
@@ -1698,31 +1458,23 @@ SELECT
   n.event_count AS event_count,
   n.node_id AS node_id,
   c.component AS component
-FROM nodes AS n
-JOIN node_components AS c
+FROM identity.stitcher__nodes AS n
+JOIN identity.stitcher__node_components AS c
   ON c.node_id = n.node_id
-JOIN persons AS p
+JOIN identity.stitcher__persons AS p
   ON p.component = c.component;
 
-DROP TABLE IF EXISTS `person_activity`;
+DROP TABLE IF EXISTS identity.stitcher__person_activity;
 
-CREATE TABLE `person_activity` AS
-/* Inputs: nodes (attributed_* from 30_identifiers.sql), node_components, reattributed_events, */
-/*         id_map */
-/* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
-/*         NULL for the events whose every id is quarantined. */
-/* Invariants: each event counts once, for the person of the identifier it is attributed to: */
-/*             a usable identifier's attributed_* columns, plus the events moved to it from a */
-/*             quarantined id (35_reattributed_events.sql, a handful of rows looked up by */
-/*             string). Grouped by the integer component, not the 32-character person id. */
+CREATE TABLE identity.stitcher__person_activity AS
 WITH attributed AS (
   SELECT
     c.component AS component,
     n.attributed_event_count AS event_count,
     n.attributed_first_ts AS first_ts,
     n.attributed_last_ts AS last_ts
-  FROM nodes AS n
-  JOIN node_components AS c
+  FROM identity.stitcher__nodes AS n
+  JOIN identity.stitcher__node_components AS c
     ON c.node_id = n.node_id
   WHERE
     n.attributed_event_count > 0
@@ -1732,8 +1484,8 @@ WITH attributed AS (
     r.event_count AS event_count,
     r.first_ts AS first_ts,
     r.last_ts AS last_ts
-  FROM reattributed_events AS r
-  LEFT JOIN id_map AS m
+  FROM identity.stitcher__reattributed_events AS r
+  LEFT JOIN identity.stitcher__id_map AS m
     ON m.identifier_type = r.identifier_type AND m.identifier = r.identifier
 )
 SELECT
@@ -1745,19 +1497,15 @@ FROM attributed AS attributed
 GROUP BY
   attributed.component;
 
-DROP TABLE IF EXISTS `nodes`;
+DROP TABLE IF EXISTS identity.stitcher__nodes;
 
-DROP TABLE IF EXISTS `node_components`;
+DROP TABLE IF EXISTS identity.stitcher__node_components;
 
-DROP TABLE IF EXISTS `reattributed_events`;
+DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
 
-DROP TABLE IF EXISTS `edges`;
+DROP TABLE IF EXISTS identity.stitcher__edges;
 
-CREATE TABLE `edges` AS
-/* Inputs: classified_edges (from_node), id_map (node_id) */
-/* Output: edges(person_id, from_type, from_id, to_type, to_id, rule, event_count, */
-/*         first_seen_at, last_seen_at, evidence_at, evidence_message_id, evidence_table) */
-/* Invariants: kept links only; both ends belong to person_id. */
+CREATE TABLE identity.stitcher__edges AS
 SELECT
   f.person_id AS person_id,
   e.from_type AS from_type,
@@ -1771,21 +1519,15 @@ SELECT
   e.evidence_ts AS evidence_at,
   e.evidence_message_id AS evidence_message_id,
   e.evidence_table AS evidence_table
-FROM classified_edges AS e
-JOIN id_map AS f
+FROM identity.stitcher__classified_edges AS e
+JOIN identity.stitcher__id_map AS f
   ON f.node_id = e.from_node
 WHERE
   e.kept;
 
-DROP TABLE IF EXISTS `rejected_edges`;
+DROP TABLE IF EXISTS identity.stitcher__rejected_edges;
 
-CREATE TABLE `rejected_edges` AS
-/*       `rejected_edges`). */
-/* Inputs: classified_edges (from_node, to_node), id_map (node_id) */
-/* Output: rejected_edges(from_type, from_id, to_type, to_id, rule, reason, from_person_id, */
-/*         to_person_id, event_count, first_seen_at, last_seen_at, evidence_at, */
-/*         evidence_message_id, evidence_table) */
-/* Invariants: one row per refused link; a junk end has a NULL person_id (it is in quarantine). */
+CREATE TABLE identity.stitcher__rejected_edges AS
 SELECT
   e.from_type AS from_type,
   e.from_id AS from_id,
@@ -1801,41 +1543,31 @@ SELECT
   e.evidence_ts AS evidence_at,
   e.evidence_message_id AS evidence_message_id,
   e.evidence_table AS evidence_table
-FROM classified_edges AS e
-LEFT JOIN id_map AS f
+FROM identity.stitcher__classified_edges AS e
+LEFT JOIN identity.stitcher__id_map AS f
   ON f.node_id = e.from_node
-LEFT JOIN id_map AS t
+LEFT JOIN identity.stitcher__id_map AS t
   ON t.node_id = e.to_node
 WHERE
   NOT e.kept;
 
-DROP TABLE IF EXISTS `edge_totals`;
+DROP TABLE IF EXISTS identity.stitcher__edge_totals;
 
-CREATE TABLE `edge_totals` AS
+CREATE TABLE identity.stitcher__edge_totals AS
 SELECT
   classified_edges.kept AS kept,
   classified_edges.reason AS reason,
   COUNT(*) AS edges
-FROM classified_edges AS classified_edges
+FROM identity.stitcher__classified_edges AS classified_edges
 GROUP BY
   classified_edges.kept,
   classified_edges.reason;
 
-DROP TABLE IF EXISTS `classified_edges`;
+DROP TABLE IF EXISTS identity.stitcher__classified_edges;
 
-DROP TABLE IF EXISTS `person_traits`;
+DROP TABLE IF EXISTS identity.stitcher__person_traits;
 
-CREATE TABLE `person_traits` AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>), the traits under their */
-/*         internal names __trait_0, __trait_1... (load.trait_column), so that no input name */
-/*         can meet a column of ours; quarantine; id_map */
-/* Output: person_traits(component, <trait columns>), by the same internal names */
-/* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
-/*             (the attribution of 35_reattributed_events.sql, decided against the small */
-/*             quarantine table so each call is looked up in id_map once); calls whose ids are */
-/*             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as */
-/*             oldest; equal times are broken by the greater value, so the choice never depends */
-/*             on row order. */
+CREATE TABLE identity.stitcher__person_traits AS
 WITH attributed AS (
   SELECT
     t.anonymous_id AS anonymous_id,
@@ -1854,10 +1586,10 @@ WITH attributed AS (
       WHEN NOT t.anonymous_id IS NULL AND qa.identifier IS NULL
       THEN t.anonymous_id
     END AS _attributed_id
-  FROM identify_traits AS t
-  LEFT JOIN quarantine AS qu
+  FROM identity.stitcher__identify_traits AS t
+  LEFT JOIN identity.stitcher__quarantine AS qu
     ON qu.identifier_type = 'user_id' AND qu.identifier = t.user_id
-  LEFT JOIN quarantine AS qa
+  LEFT JOIN identity.stitcher__quarantine AS qa
     ON qa.identifier_type = 'anonymous_id' AND qa.identifier = t.anonymous_id
 )
 SELECT
@@ -1873,21 +1605,14 @@ SELECT
     )[SAFE_OFFSET(0)]
   ).v AS `__trait_0`
 FROM attributed AS t
-JOIN id_map AS m
+JOIN identity.stitcher__id_map AS m
   ON m.identifier_type = t._attributed_type AND m.identifier = t._attributed_id
 GROUP BY
   m.component;
 
-DROP TABLE IF EXISTS `users`;
+DROP TABLE IF EXISTS identity.stitcher__users;
 
-CREATE TABLE `users` AS
-/* Inputs: persons, id_map, person_activity, person_traits */
-/* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
-/*         last_seen_at, event_count, <traits>); each trait under its input name (lower */
-/*         case), or trait_<name> where users already has that column (load.output_trait_names) */
-/* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
-/*             for anonymous-only people; the id lists are sorted, never NULL. Every join and */
-/*             grouping is on the integer component. */
+CREATE TABLE identity.stitcher__users AS
 WITH id_lists AS (
   SELECT
     id_map.component AS component,
@@ -1897,7 +1622,7 @@ WITH id_lists AS (
     ARRAY_AGG(
       IF(id_map.identifier_type = 'anonymous_id', id_map.identifier, NULL) IGNORE NULLS ORDER BY id_map.identifier ASC
     ) AS anonymous_ids
-  FROM id_map AS id_map
+  FROM identity.stitcher__id_map AS id_map
   GROUP BY
     id_map.component
 )
@@ -1911,21 +1636,21 @@ SELECT
   a.last_seen_at AS last_seen_at,
   COALESCE(a.event_count, 0) AS event_count,
   t.`__trait_0` AS `plan`
-FROM persons AS p
+FROM identity.stitcher__persons AS p
 JOIN id_lists AS l
   ON l.component = p.component
-LEFT JOIN person_activity AS a
+LEFT JOIN identity.stitcher__person_activity AS a
   ON a.component = p.component
-LEFT JOIN person_traits AS t
+LEFT JOIN identity.stitcher__person_traits AS t
   ON t.component = p.component;
 
-DROP TABLE IF EXISTS `persons`;
+DROP TABLE IF EXISTS identity.stitcher__persons;
 
-DROP TABLE IF EXISTS `person_traits`;
+DROP TABLE IF EXISTS identity.stitcher__person_traits;
 
-DROP TABLE IF EXISTS `id_map_with_keys`;
+DROP TABLE IF EXISTS identity.stitcher__id_map_with_keys;
 
-CREATE TABLE `id_map_with_keys` AS
+CREATE TABLE identity.stitcher__id_map_with_keys AS
 SELECT
   id_map.identifier_type AS identifier_type,
   id_map.identifier AS identifier,
@@ -1935,11 +1660,11 @@ SELECT
   id_map.event_count AS event_count,
   id_map.node_id AS node_id,
   id_map.component AS component
-FROM id_map AS id_map;
+FROM identity.stitcher__id_map AS id_map;
 
-DROP TABLE IF EXISTS `id_map`;
+DROP TABLE IF EXISTS identity.stitcher__id_map;
 
-CREATE TABLE `id_map` AS
+CREATE TABLE identity.stitcher__id_map AS
 SELECT
   id_map_with_keys.identifier_type AS identifier_type,
   id_map_with_keys.identifier AS identifier,
@@ -1947,7 +1672,82 @@ SELECT
   id_map_with_keys.first_seen_at AS first_seen_at,
   id_map_with_keys.last_seen_at AS last_seen_at,
   id_map_with_keys.event_count AS event_count
-FROM id_map_with_keys AS id_map_with_keys;
+FROM identity.stitcher__id_map_with_keys AS id_map_with_keys;
 
-DROP TABLE IF EXISTS `id_map_with_keys`;
+DROP TABLE IF EXISTS identity.stitcher__id_map_with_keys;
+
+SELECT ERROR(CONCAT('stitcher: table ', t.table_schema, '.', t.table_name, ' exists and was not made by stitcher sql, so the script stops without touching it: rename or drop it yourself, or write the outputs elsewhere with stitcher sql --output-schema or --output-table'))
+FROM `identity`.INFORMATION_SCHEMA.TABLES AS t
+LEFT JOIN `identity`.INFORMATION_SCHEMA.TABLE_OPTIONS AS o
+  ON o.table_name = t.table_name AND o.option_name = 'description'
+WHERE t.table_name IN ('id_map', 'users', 'edges', 'rejected_edges', 'quarantine')
+  AND COALESCE(o.option_value, '') NOT LIKE '"stitcher sql output%';
+
+DROP TABLE IF EXISTS identity.id_map;
+
+ALTER TABLE identity.stitcher__id_map RENAME TO id_map;
+
+ALTER TABLE identity.id_map SET OPTIONS (description = 'stitcher sql output: id_map (stitcher 0.1.0)');
+
+DROP TABLE IF EXISTS identity.users;
+
+ALTER TABLE identity.stitcher__users RENAME TO users;
+
+ALTER TABLE identity.users SET OPTIONS (description = 'stitcher sql output: users (stitcher 0.1.0)');
+
+DROP TABLE IF EXISTS identity.edges;
+
+ALTER TABLE identity.stitcher__edges RENAME TO edges;
+
+ALTER TABLE identity.edges SET OPTIONS (description = 'stitcher sql output: edges (stitcher 0.1.0)');
+
+DROP TABLE IF EXISTS identity.rejected_edges;
+
+ALTER TABLE identity.stitcher__rejected_edges RENAME TO rejected_edges;
+
+ALTER TABLE identity.rejected_edges SET OPTIONS (description = 'stitcher sql output: rejected_edges (stitcher 0.1.0)');
+
+DROP TABLE IF EXISTS identity.quarantine;
+
+ALTER TABLE identity.stitcher__quarantine RENAME TO quarantine;
+
+ALTER TABLE identity.quarantine SET OPTIONS (description = 'stitcher sql output: quarantine (stitcher 0.1.0)');
+
+DROP TABLE IF EXISTS identity.stitcher__edge_totals;
+
+DROP TABLE IF EXISTS identity.stitcher__person_activity;
+
+DROP TABLE IF EXISTS identity.stitcher__identifier_totals;
+
+DROP TABLE IF EXISTS identity.stitcher__pair_totals;
+
+DROP TABLE IF EXISTS identity.stitcher__junk_values;
+
+DROP VIEW IF EXISTS identity.stitcher__events;
+
+DROP VIEW IF EXISTS identity.stitcher__events_aliases;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_aliases_table_ids;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_aliases_table;
+
+DROP VIEW IF EXISTS identity.stitcher__identify_traits;
+
+DROP VIEW IF EXISTS identity.stitcher__events_identifies;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_identifies_table_ids;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_identifies_table;
+
+DROP VIEW IF EXISTS identity.stitcher__events_pages;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_pages_table_ids;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_pages_table;
+
+DROP VIEW IF EXISTS identity.stitcher__events_tracks;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_tracks_table_ids;
+
+DROP VIEW IF EXISTS identity.stitcher__raw_tracks_table;
 

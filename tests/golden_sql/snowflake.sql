@@ -1,6 +1,9 @@
 -- The stitcher 0.1.0 identity pipeline as snowflake SQL (`stitcher sql`).
 -- Inputs: tracks = analytics.tracks, pages = analytics.pages, identifies = analytics.identifies, aliases = analytics.aliases.
--- Outputs: tables id_map, users, edges, rejected_edges, quarantine (and scratch tables) in the current schema; times are read as UTC.
+-- Outputs: tables id_map, users, edges, rejected_edges, quarantine in schema identity; times are read as UTC.
+-- The script works in tables named stitcher__* there and drops them at the end. It
+-- replaces an output table only if an earlier `stitcher sql` script made it (the table's
+-- comment says so): it stops, before changing anything, on any other table of that name.
 -- Run the statements in order. The block between `stitcher:loop` and `stitcher:end-loop`
 -- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds times);
 -- stitcher.warehouse.run_script(path, connection) does this over a DB-API connection.
@@ -9,12 +12,18 @@
 -- timestamp; other names are kept exactly. Checked as text only: never run against
 -- Snowflake by the tests.
 
-CREATE OR REPLACE VIEW "RAW_TRACKS_TABLE" AS
+SELECT TO_NUMBER('stitcher: table ' || table_schema || '.' || table_name || ' exists and was not made by stitcher sql, so the script stops without touching it: rename or drop it yourself, or write the outputs elsewhere with stitcher sql --output-schema or --output-table')
+FROM INFORMATION_SCHEMA.TABLES
+WHERE table_schema = 'IDENTITY'
+  AND table_name IN ('ID_MAP', 'USERS', 'EDGES', 'REJECTED_EDGES', 'QUARANTINE')
+  AND COALESCE(comment, '') NOT LIKE 'stitcher sql output%';
+
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_TRACKS_TABLE" AS
 SELECT
   *
 FROM "ANALYTICS"."TRACKS";
 
-CREATE OR REPLACE VIEW "RAW_TRACKS_TABLE_IDS" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_TRACKS_TABLE_IDS" AS
 SELECT
   CASE
     WHEN CAST("RAW_TRACKS_TABLE"."ID" AS VARCHAR) LIKE '%.%0'
@@ -35,18 +44,9 @@ SELECT
     ELSE CAST("RAW_TRACKS_TABLE"."USER_ID" AS VARCHAR)
   END AS "USER_ID",
   "RAW_TRACKS_TABLE"."TIMESTAMP" AS "TIMESTAMP"
-FROM "RAW_TRACKS_TABLE" AS "RAW_TRACKS_TABLE";
+FROM "IDENTITY"."STITCHER__RAW_TRACKS_TABLE" AS "RAW_TRACKS_TABLE";
 
-CREATE OR REPLACE VIEW "EVENTS_TRACKS" AS
-/* Inputs: "raw_tracks_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__EVENTS_TRACKS" AS
 SELECT
   'tracks' AS "SOURCE_TABLE",
   CAST("RAW_TRACKS_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
@@ -54,14 +54,14 @@ SELECT
   CAST("RAW_TRACKS_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
   CAST("RAW_TRACKS_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_TRACKS_TABLE_IDS" AS "RAW_TRACKS_TABLE_IDS";
+FROM "IDENTITY"."STITCHER__RAW_TRACKS_TABLE_IDS" AS "RAW_TRACKS_TABLE_IDS";
 
-CREATE OR REPLACE VIEW "RAW_PAGES_TABLE" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_PAGES_TABLE" AS
 SELECT
   *
 FROM "ANALYTICS"."PAGES";
 
-CREATE OR REPLACE VIEW "RAW_PAGES_TABLE_IDS" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_PAGES_TABLE_IDS" AS
 SELECT
   CASE
     WHEN CAST("RAW_PAGES_TABLE"."ID" AS VARCHAR) LIKE '%.%0'
@@ -82,18 +82,9 @@ SELECT
     ELSE CAST("RAW_PAGES_TABLE"."USER_ID" AS VARCHAR)
   END AS "USER_ID",
   "RAW_PAGES_TABLE"."TIMESTAMP" AS "TIMESTAMP"
-FROM "RAW_PAGES_TABLE" AS "RAW_PAGES_TABLE";
+FROM "IDENTITY"."STITCHER__RAW_PAGES_TABLE" AS "RAW_PAGES_TABLE";
 
-CREATE OR REPLACE VIEW "EVENTS_PAGES" AS
-/* Inputs: "raw_pages_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__EVENTS_PAGES" AS
 SELECT
   'pages' AS "SOURCE_TABLE",
   CAST("RAW_PAGES_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
@@ -101,14 +92,14 @@ SELECT
   CAST("RAW_PAGES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
   CAST("RAW_PAGES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_PAGES_TABLE_IDS" AS "RAW_PAGES_TABLE_IDS";
+FROM "IDENTITY"."STITCHER__RAW_PAGES_TABLE_IDS" AS "RAW_PAGES_TABLE_IDS";
 
-CREATE OR REPLACE VIEW "RAW_IDENTIFIES_TABLE" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_IDENTIFIES_TABLE" AS
 SELECT
   *
 FROM "ANALYTICS"."IDENTIFIES";
 
-CREATE OR REPLACE VIEW "RAW_IDENTIFIES_TABLE_IDS" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_IDENTIFIES_TABLE_IDS" AS
 SELECT
   CASE
     WHEN CAST("RAW_IDENTIFIES_TABLE"."ID" AS VARCHAR) LIKE '%.%0'
@@ -130,18 +121,9 @@ SELECT
   END AS "USER_ID",
   "RAW_IDENTIFIES_TABLE"."TIMESTAMP" AS "TIMESTAMP",
   "RAW_IDENTIFIES_TABLE"."PLAN" AS "PLAN"
-FROM "RAW_IDENTIFIES_TABLE" AS "RAW_IDENTIFIES_TABLE";
+FROM "IDENTITY"."STITCHER__RAW_IDENTIFIES_TABLE" AS "RAW_IDENTIFIES_TABLE";
 
-CREATE OR REPLACE VIEW "EVENTS_IDENTIFIES" AS
-/* Inputs: "raw_identifies_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__EVENTS_IDENTIFIES" AS
 SELECT
   'identifies' AS "SOURCE_TABLE",
   CAST("RAW_IDENTIFIES_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
@@ -149,22 +131,22 @@ SELECT
   CAST("RAW_IDENTIFIES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST(NULL AS VARCHAR) AS "PREVIOUS_ID",
   CAST("RAW_IDENTIFIES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_IDENTIFIES_TABLE_IDS" AS "RAW_IDENTIFIES_TABLE_IDS";
+FROM "IDENTITY"."STITCHER__RAW_IDENTIFIES_TABLE_IDS" AS "RAW_IDENTIFIES_TABLE_IDS";
 
-CREATE OR REPLACE VIEW "IDENTIFY_TRAITS" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__IDENTIFY_TRAITS" AS
 SELECT
   CAST("RAW_IDENTIFIES_TABLE_IDS"."ANONYMOUS_ID" AS VARCHAR) AS "ANONYMOUS_ID",
   CAST("RAW_IDENTIFIES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST("RAW_IDENTIFIES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS",
   "RAW_IDENTIFIES_TABLE_IDS"."PLAN" AS "__TRAIT_0"
-FROM "RAW_IDENTIFIES_TABLE_IDS" AS "RAW_IDENTIFIES_TABLE_IDS";
+FROM "IDENTITY"."STITCHER__RAW_IDENTIFIES_TABLE_IDS" AS "RAW_IDENTIFIES_TABLE_IDS";
 
-CREATE OR REPLACE VIEW "RAW_ALIASES_TABLE" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_ALIASES_TABLE" AS
 SELECT
   *
 FROM "ANALYTICS"."ALIASES";
 
-CREATE OR REPLACE VIEW "RAW_ALIASES_TABLE_IDS" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__RAW_ALIASES_TABLE_IDS" AS
 SELECT
   CASE
     WHEN CAST("RAW_ALIASES_TABLE"."ID" AS VARCHAR) LIKE '%.%0'
@@ -191,18 +173,9 @@ SELECT
     ELSE CAST("RAW_ALIASES_TABLE"."ANONYMOUS_ID" AS VARCHAR)
   END AS "ANONYMOUS_ID",
   "RAW_ALIASES_TABLE"."TIMESTAMP" AS "TIMESTAMP"
-FROM "RAW_ALIASES_TABLE" AS "RAW_ALIASES_TABLE";
+FROM "IDENTITY"."STITCHER__RAW_ALIASES_TABLE" AS "RAW_ALIASES_TABLE";
 
-CREATE OR REPLACE VIEW "EVENTS_ALIASES" AS
-/* Inputs: "raw_aliases_table_ids", one table's files (any column spelling), identifier columns already read */
-/*         as text by the loader (load.py, Engine.id_text: 1001.0 is '1001'); the loader fills */
-/*         each column expression from the columns it found (quoted names only, never data). */
-/* Output: one row per input row: */
-/*         (source_table, message_id, anonymous_id, user_id, previous_id, one column per */
-/*         configured extra identifier type (normalized as configured), ts) */
-/* Invariants: ids are VARCHAR as the loader read them (no trimming, so "abc" and "abc " stay */
-/*             two ids); */
-/*             ts is a UTC TIMESTAMP, NULL when the input time is missing or unparseable. */
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__EVENTS_ALIASES" AS
 SELECT
   'aliases' AS "SOURCE_TABLE",
   CAST("RAW_ALIASES_TABLE_IDS"."ID" AS VARCHAR) AS "MESSAGE_ID",
@@ -210,9 +183,9 @@ SELECT
   CAST("RAW_ALIASES_TABLE_IDS"."USER_ID" AS VARCHAR) AS "USER_ID",
   CAST("RAW_ALIASES_TABLE_IDS"."PREVIOUS_ID" AS VARCHAR) AS "PREVIOUS_ID",
   CAST("RAW_ALIASES_TABLE_IDS"."TIMESTAMP" AS TIMESTAMP_NTZ) AS "TS"
-FROM "RAW_ALIASES_TABLE_IDS" AS "RAW_ALIASES_TABLE_IDS";
+FROM "IDENTITY"."STITCHER__RAW_ALIASES_TABLE_IDS" AS "RAW_ALIASES_TABLE_IDS";
 
-CREATE OR REPLACE VIEW "EVENTS" AS
+CREATE OR REPLACE VIEW "IDENTITY"."STITCHER__EVENTS" AS
 SELECT
   "EVENTS_TRACKS"."SOURCE_TABLE" AS "SOURCE_TABLE",
   "EVENTS_TRACKS"."MESSAGE_ID" AS "MESSAGE_ID",
@@ -220,7 +193,7 @@ SELECT
   "EVENTS_TRACKS"."USER_ID" AS "USER_ID",
   "EVENTS_TRACKS"."PREVIOUS_ID" AS "PREVIOUS_ID",
   "EVENTS_TRACKS"."TS" AS "TS"
-FROM "EVENTS_TRACKS" AS "EVENTS_TRACKS"
+FROM "IDENTITY"."STITCHER__EVENTS_TRACKS" AS "EVENTS_TRACKS"
 UNION ALL
 SELECT
   "EVENTS_PAGES"."SOURCE_TABLE" AS "SOURCE_TABLE",
@@ -229,7 +202,7 @@ SELECT
   "EVENTS_PAGES"."USER_ID" AS "USER_ID",
   "EVENTS_PAGES"."PREVIOUS_ID" AS "PREVIOUS_ID",
   "EVENTS_PAGES"."TS" AS "TS"
-FROM "EVENTS_PAGES" AS "EVENTS_PAGES"
+FROM "IDENTITY"."STITCHER__EVENTS_PAGES" AS "EVENTS_PAGES"
 UNION ALL
 SELECT
   "EVENTS_IDENTIFIES"."SOURCE_TABLE" AS "SOURCE_TABLE",
@@ -238,7 +211,7 @@ SELECT
   "EVENTS_IDENTIFIES"."USER_ID" AS "USER_ID",
   "EVENTS_IDENTIFIES"."PREVIOUS_ID" AS "PREVIOUS_ID",
   "EVENTS_IDENTIFIES"."TS" AS "TS"
-FROM "EVENTS_IDENTIFIES" AS "EVENTS_IDENTIFIES"
+FROM "IDENTITY"."STITCHER__EVENTS_IDENTIFIES" AS "EVENTS_IDENTIFIES"
 UNION ALL
 SELECT
   "EVENTS_ALIASES"."SOURCE_TABLE" AS "SOURCE_TABLE",
@@ -247,11 +220,11 @@ SELECT
   "EVENTS_ALIASES"."USER_ID" AS "USER_ID",
   "EVENTS_ALIASES"."PREVIOUS_ID" AS "PREVIOUS_ID",
   "EVENTS_ALIASES"."TS" AS "TS"
-FROM "EVENTS_ALIASES" AS "EVENTS_ALIASES";
+FROM "IDENTITY"."STITCHER__EVENTS_ALIASES" AS "EVENTS_ALIASES";
 
-DROP TABLE IF EXISTS "JUNK_VALUES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__JUNK_VALUES";
 
-CREATE TABLE "JUNK_VALUES" AS
+CREATE TABLE "IDENTITY"."STITCHER__JUNK_VALUES" AS
 SELECT
   CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
   CAST('' AS VARCHAR) AS "VALUE"
@@ -328,21 +301,9 @@ SELECT
   CAST(NULL AS VARCHAR) AS "IDENTIFIER_TYPE",
   CAST('false' AS VARCHAR) AS "VALUE";
 
-DROP TABLE IF EXISTS "PAIRS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PAIRS";
 
-CREATE TABLE "PAIRS" AS
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
+CREATE TABLE "IDENTITY"."STITCHER__PAIRS" AS
 SELECT
   "EVENTS_TRACKS"."SOURCE_TABLE" AS "SOURCE_TABLE",
   "EVENTS_TRACKS"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
@@ -382,26 +343,13 @@ SELECT
       "EVENTS_TRACKS"."MESSAGE_ID" ASC),
     0
   ) AS "FIRST_EVIDENCE"
-FROM "EVENTS_TRACKS" AS "EVENTS_TRACKS"
+FROM "IDENTITY"."STITCHER__EVENTS_TRACKS" AS "EVENTS_TRACKS"
 GROUP BY
   "EVENTS_TRACKS"."SOURCE_TABLE",
   "EVENTS_TRACKS"."ANONYMOUS_ID",
   "EVENTS_TRACKS"."USER_ID",
   "EVENTS_TRACKS"."PREVIOUS_ID"
 UNION ALL
-/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
   "EVENTS_PAGES"."SOURCE_TABLE" AS "SOURCE_TABLE",
   "EVENTS_PAGES"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
@@ -440,26 +388,13 @@ SELECT
       "EVENTS_PAGES"."MESSAGE_ID" ASC),
     0
   ) AS "FIRST_EVIDENCE"
-FROM "EVENTS_PAGES" AS "EVENTS_PAGES"
+FROM "IDENTITY"."STITCHER__EVENTS_PAGES" AS "EVENTS_PAGES"
 GROUP BY
   "EVENTS_PAGES"."SOURCE_TABLE",
   "EVENTS_PAGES"."ANONYMOUS_ID",
   "EVENTS_PAGES"."USER_ID",
   "EVENTS_PAGES"."PREVIOUS_ID"
 UNION ALL
-/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
   "EVENTS_IDENTIFIES"."SOURCE_TABLE" AS "SOURCE_TABLE",
   "EVENTS_IDENTIFIES"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
@@ -499,26 +434,13 @@ SELECT
       "EVENTS_IDENTIFIES"."MESSAGE_ID" ASC),
     0
   ) AS "FIRST_EVIDENCE"
-FROM "EVENTS_IDENTIFIES" AS "EVENTS_IDENTIFIES"
+FROM "IDENTITY"."STITCHER__EVENTS_IDENTIFIES" AS "EVENTS_IDENTIFIES"
 GROUP BY
   "EVENTS_IDENTIFIES"."SOURCE_TABLE",
   "EVENTS_IDENTIFIES"."ANONYMOUS_ID",
   "EVENTS_IDENTIFIES"."USER_ID",
   "EVENTS_IDENTIFIES"."PREVIOUS_ID"
 UNION ALL
-/* Step: the one scan of the events. Every later step reads this aggregate, never the events. */
-/* Inputs: one input table's events (the view events_<table>), or with --dedupe that table's */
-/*         events_deduped subquery (12_deduped_events.sql): source_table, message_id, */
-/*         anonymous_id, user_id, previous_id, one column per configured extra identifier type, */
-/*         ts. The pipeline runs this step once per input table, joined by UNION ALL into one */
-/*         statement: source_table is part of the key, so the union is the aggregate of all the */
-/*         events, while each hash table holds one table's groups. At 100M events under */
-/*         --memory-limit 6GB the single aggregate spilled its hash tables and sometimes ran */
-/*         out of memory (39-45 s; 2 of 6 runs failed); per table, nothing of it spills (31-34 s). */
-/* Output: pairs, one row per distinct (source_table, anonymous_id, user_id, previous_id */
-/*         ): event_count, events_without_ts, first_ts, last_ts and, for rows */
-/*         carrying at least two identifiers, first_evidence = the earliest (ts, message_id). */
-/* Invariants: sum(event_count) = number of events; each event is counted in exactly one row. */
 SELECT
   "EVENTS_ALIASES"."SOURCE_TABLE" AS "SOURCE_TABLE",
   "EVENTS_ALIASES"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
@@ -558,33 +480,33 @@ SELECT
       "EVENTS_ALIASES"."MESSAGE_ID" ASC),
     0
   ) AS "FIRST_EVIDENCE"
-FROM "EVENTS_ALIASES" AS "EVENTS_ALIASES"
+FROM "IDENTITY"."STITCHER__EVENTS_ALIASES" AS "EVENTS_ALIASES"
 GROUP BY
   "EVENTS_ALIASES"."SOURCE_TABLE",
   "EVENTS_ALIASES"."ANONYMOUS_ID",
   "EVENTS_ALIASES"."USER_ID",
   "EVENTS_ALIASES"."PREVIOUS_ID";
 
-DROP TABLE IF EXISTS "DUPLICATE_HASHES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__DUPLICATE_HASHES";
 
-DROP TABLE IF EXISTS "FIRST_DELIVERIES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__FIRST_DELIVERIES";
 
-DROP TABLE IF EXISTS "PAIR_TOTALS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PAIR_TOTALS";
 
-CREATE TABLE "PAIR_TOTALS" AS
+CREATE TABLE "IDENTITY"."STITCHER__PAIR_TOTALS" AS
 SELECT
   "PAIRS"."SOURCE_TABLE" AS "SOURCE_TABLE",
   CAST(SUM("PAIRS"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
   CAST(SUM("PAIRS"."EVENTS_WITHOUT_TS") AS BIGINT) AS "EVENTS_WITHOUT_TS"
-FROM "PAIRS" AS "PAIRS"
+FROM "IDENTITY"."STITCHER__PAIRS" AS "PAIRS"
 GROUP BY
   "PAIRS"."SOURCE_TABLE";
 
-DROP TABLE IF EXISTS "IDENTIFIERS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIERS";
 
-DROP TABLE IF EXISTS "IDENTIFIERS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIERS";
 
-CREATE TABLE "IDENTIFIERS" AS
+CREATE TABLE "IDENTITY"."STITCHER__IDENTIFIERS" AS
 WITH "ANONYMOUS_IDS" AS (
   SELECT
     'anonymous_id' AS "IDENTIFIER_TYPE",
@@ -595,7 +517,7 @@ WITH "ANONYMOUS_IDS" AS (
     CAST(COALESCE(SUM(IFF("PAIRS"."USER_ID" IS NULL, "PAIRS"."EVENT_COUNT", NULL)), 0) AS BIGINT) AS "ATTRIBUTED_EVENT_COUNT",
     MIN(IFF("PAIRS"."USER_ID" IS NULL, "PAIRS"."FIRST_TS", NULL)) AS "ATTRIBUTED_FIRST_TS",
     MAX(IFF("PAIRS"."USER_ID" IS NULL, "PAIRS"."LAST_TS", NULL)) AS "ATTRIBUTED_LAST_TS"
-  FROM "PAIRS" AS "PAIRS"
+  FROM "IDENTITY"."STITCHER__PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."ANONYMOUS_ID" IS NULL
   GROUP BY
@@ -608,7 +530,7 @@ WITH "ANONYMOUS_IDS" AS (
     "PAIRS"."LAST_TS" AS "LAST_TS",
     "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT",
     TRUE AS "ATTRIBUTED"
-  FROM "PAIRS" AS "PAIRS"
+  FROM "IDENTITY"."STITCHER__PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."USER_ID" IS NULL
   UNION ALL
@@ -619,7 +541,7 @@ WITH "ANONYMOUS_IDS" AS (
     "PAIRS"."LAST_TS" AS "LAST_TS",
     "PAIRS"."EVENT_COUNT" AS "EVENT_COUNT",
     "PAIRS"."USER_ID" IS NULL AND "PAIRS"."ANONYMOUS_ID" IS NULL AS "_COL_5"
-  FROM "PAIRS" AS "PAIRS"
+  FROM "IDENTITY"."STITCHER__PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."PREVIOUS_ID" IS NULL
     AND (
@@ -679,14 +601,14 @@ WITH "ANONYMOUS_IDS" AS (
 ), "JUNK_ANY_TYPE" /* junk_key is computed once and every identifier is looked up in the two small lists by hash */ /* join: no DISTINCT or self-join over the 1.6M identifiers. */ AS (
   SELECT DISTINCT
     "JUNK_VALUES"."VALUE" AS "VALUE"
-  FROM "JUNK_VALUES" AS "JUNK_VALUES"
+  FROM "IDENTITY"."STITCHER__JUNK_VALUES" AS "JUNK_VALUES"
   WHERE
     "JUNK_VALUES"."IDENTIFIER_TYPE" IS NULL
 ), "JUNK_ONE_TYPE" AS (
   SELECT DISTINCT
     "JUNK_VALUES"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
     "JUNK_VALUES"."VALUE" AS "VALUE"
-  FROM "JUNK_VALUES" AS "JUNK_VALUES"
+  FROM "IDENTITY"."STITCHER__JUNK_VALUES" AS "JUNK_VALUES"
   WHERE
     NOT "JUNK_VALUES"."IDENTIFIER_TYPE" IS NULL
 )
@@ -711,47 +633,14 @@ LEFT JOIN "JUNK_ANY_TYPE" AS "A"
 LEFT JOIN "JUNK_ONE_TYPE" AS "T"
   ON "T"."IDENTIFIER_TYPE" = "N"."IDENTIFIER_TYPE" AND "T"."VALUE" = "N"."JUNK_KEY";
 
-DROP TABLE IF EXISTS "HUB_DEGREES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__HUB_DEGREES";
 
-CREATE TABLE "HUB_DEGREES" AS
-/*       hard-coded device id, a shared `guest-account` login), judged by the shape of the graph */
-/*       rather than by one fixed count, so that small and large data get the same answer. */
-/* Inputs: pairs; identifiers (quarantine_reason from the junk step); from stitcher/graph.py: */
-/*         hub_type_pairs (pair_no, a_type, b_type), one row per pair of types some rule links; */
-/*         hub_links (pair_no, a, b), a SELECT over pairs per column of a_type and column of */
-/*         b_type; hub_rules (rule_no, pair_no, side, identifier_type, linked_type, max_linked), */
-/*         side = 'a' or 'b', the side of the pair the rule judges; min_contention and */
-/*         outlier_factor, validated numbers from the run options. */
-/* Output: hub_degrees(identifier_type, identifier, linked_type, degree, contention, */
-/*         typical_degree, hub_rule), one row per (identifier, hub rule) found to be a hub. */
-/* Invariants: */
-/*   degree = distinct non-junk partners of linked_type seen on the same events as the */
-/*     identifier; */
-/*   contention = distinct other identifiers of the identifier's own type that its partners lead */
-/*     to, at most one per partner (the partner's least owner, or its greatest when the least is */
-/*     the identifier itself). A shared login's devices lead to their owners' own logins, one */
-/*     owner each; a power user's cookies lead nowhere; a family of three sharing one computer */
-/*     gives each of its logins a contention of at most 2 and the computer at most 3; */
-/*   typical_degree = the 99th percentile (nearest rank) of degree over the identifiers of the */
-/*     type that have a partner under the rule and a contention of 0 or 1: the data's own idea */
-/*     of "many" (0 when there are none); */
-/*   a hub breaks at least one rule, and hub_rule names the first it breaks: */
-/*     'max_linked'  degree > max_linked (the fixed bound a user sets), */
-/*     'contention'  contention >= min_contention, */
-/*     'outlier'     contention >= 2 and degree above a bar that falls as contention nears */
-/*                   min_contention: outlier_factor * greatest(typical_degree, 3) */
-/*                   * (min_contention - contention) / (min_contention - 2). With the defaults */
-/*                   (4, 2.0): twice the typical degree at contention 2, the typical degree at */
-/*                   3. The floor of 3 keeps a family computer (3 users, contention 3) clear; */
-/*   junk identifiers are neither hubs nor partners: one junk value cannot make a real id a hub. */
-/* Why by type pair: the default rules judge both ends of the (anonymous_id, user_id) links, so */
-/*   one DISTINCT and one aggregate per end serve both (at 10M events this step took 0.64 s; */
-/*   a DISTINCT and two aggregates per rule, 1.06 s). */
+CREATE TABLE "IDENTITY"."STITCHER__HUB_DEGREES" AS
 WITH "IDENTIFIERS_JUNK" AS (
   SELECT
     "IDENTIFIERS"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
     "IDENTIFIERS"."IDENTIFIER" AS "IDENTIFIER"
-  FROM "IDENTIFIERS" AS "IDENTIFIERS"
+  FROM "IDENTITY"."STITCHER__IDENTIFIERS" AS "IDENTIFIERS"
   WHERE
     NOT "IDENTIFIERS"."QUARANTINE_REASON" IS NULL
 ), "TYPE_PAIRS" AS (
@@ -785,7 +674,7 @@ WITH "IDENTIFIERS_JUNK" AS (
       0 AS "PAIR_NO",
       "PAIRS"."ANONYMOUS_ID" AS "A",
       "PAIRS"."USER_ID" AS "B"
-    FROM "PAIRS" AS "PAIRS"
+    FROM "IDENTITY"."STITCHER__PAIRS" AS "PAIRS"
     WHERE
       NOT "PAIRS"."ANONYMOUS_ID" IS NULL AND NOT "PAIRS"."USER_ID" IS NULL
   ) AS "L"
@@ -796,9 +685,7 @@ WITH "IDENTIFIERS_JUNK" AS (
     "E"."B" AS "B"
   FROM "DISTINCT_EDGES" AS "E"
   JOIN "TYPE_PAIRS" AS "T"
-    ON "T"."PAIR_NO" = "E"."PAIR_NO"
-  /* Anti-joins with the junk identifiers only (a few rows), after the DISTINCT: half the */
-  /* probes of joining every pairs row. */
+    ON "T"."PAIR_NO" = "E"."PAIR_NO" /* Anti-joins with the junk identifiers only (a few rows), after the DISTINCT: half the */ /* probes of joining every pairs row. */
   LEFT JOIN "IDENTIFIERS_JUNK" AS "JA"
     ON "JA"."IDENTIFIER_TYPE" = "T"."A_TYPE" AND "JA"."IDENTIFIER" = "E"."A"
   LEFT JOIN "IDENTIFIERS_JUNK" AS "JB"
@@ -966,17 +853,9 @@ WHERE
     )
   );
 
-DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIERS_QUARANTINED";
 
-CREATE TABLE "IDENTIFIERS_QUARANTINED" AS
-/* Inputs: identifiers; hub_degrees */
-/* Output: identifiers_quarantined = identifiers + (hub_linked_type, hub_degree, hub_contention, */
-/*         hub_typical_degree, hub_rule), the evidence that condemned a hub (31_hub_degrees.sql); */
-/*         quarantine_reason becomes 'hub' for hubs that are not already junk. Read by the */
-/*         quarantine output (93_quarantine.sql), the run record's totals and the numbering */
-/*         step (33_node_ids*.sql), which adds node_id. */
-/* Invariants: one row per identifier; a hub reports the hub rule under which its degree is */
-/*             largest; the hub columns are NULL for every identifier that is not a hub. */
+CREATE TABLE "IDENTITY"."STITCHER__IDENTIFIERS_QUARANTINED" AS
 WITH "HUB" AS (
   SELECT
     "HUB_DEGREES"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
@@ -1003,7 +882,7 @@ WITH "HUB" AS (
         "HUB_DEGREES"."HUB_RULE" DESC),
       0
     ) AS "WORST"
-  FROM "HUB_DEGREES" AS "HUB_DEGREES"
+  FROM "IDENTITY"."STITCHER__HUB_DEGREES" AS "HUB_DEGREES"
   GROUP BY
     "HUB_DEGREES"."IDENTIFIER_TYPE",
     "HUB_DEGREES"."IDENTIFIER"
@@ -1028,34 +907,26 @@ SELECT
   CAST(GET("H"."WORST", 'contention') AS BIGINT) AS "HUB_CONTENTION",
   CAST(GET("H"."WORST", 'typical_degree') AS BIGINT) AS "HUB_TYPICAL_DEGREE",
   CAST(GET("H"."WORST", 'hub_rule') AS VARCHAR) AS "HUB_RULE"
-FROM "IDENTIFIERS" AS "I"
+FROM "IDENTITY"."STITCHER__IDENTIFIERS" AS "I"
 LEFT JOIN "HUB" AS "H"
   ON "H"."IDENTIFIER_TYPE" = "I"."IDENTIFIER_TYPE"
   AND "H"."IDENTIFIER" = "I"."IDENTIFIER";
 
-DROP TABLE IF EXISTS "IDENTIFIER_TOTALS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIER_TOTALS";
 
-CREATE TABLE "IDENTIFIER_TOTALS" AS
+CREATE TABLE "IDENTITY"."STITCHER__IDENTIFIER_TOTALS" AS
 SELECT
   "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
   NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL AS "QUARANTINED",
   COUNT(*) AS "IDENTIFIERS"
-FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+FROM "IDENTITY"."STITCHER__IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 GROUP BY
   "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE",
   NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
 
-DROP TABLE IF EXISTS "QUARANTINE";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__QUARANTINE";
 
-CREATE TABLE "QUARANTINE" AS
-/* Inputs: identifiers_quarantined (32_quarantine.sql) */
-/* Output: quarantine(identifier_type, identifier, reason, event_count, first_seen_at, */
-/*         last_seen_at, hub_linked_type, hub_degree, hub_contention, hub_typical_degree, */
-/*         hub_rule) */
-/* Invariants: exactly the identifiers missing from id_map; reason is junk_value, junk_pattern */
-/*             or hub; hubs carry the evidence that condemned them (31_hub_degrees.sql): the */
-/*             linked type, the degree, the contention, the type's typical degree and the */
-/*             rule broken; those columns are NULL on junk. */
+CREATE TABLE "IDENTITY"."STITCHER__QUARANTINE" AS
 SELECT
   "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
   "IDENTIFIERS_QUARANTINED"."IDENTIFIER" AS "IDENTIFIER",
@@ -1068,27 +939,13 @@ SELECT
   "IDENTIFIERS_QUARANTINED"."HUB_CONTENTION" AS "HUB_CONTENTION",
   "IDENTIFIERS_QUARANTINED"."HUB_TYPICAL_DEGREE" AS "HUB_TYPICAL_DEGREE",
   "IDENTIFIERS_QUARANTINED"."HUB_RULE" AS "HUB_RULE"
-FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+FROM "IDENTITY"."STITCHER__IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 WHERE
   NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
 
-DROP TABLE IF EXISTS "REATTRIBUTED_EVENTS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__REATTRIBUTED_EVENTS";
 
-CREATE TABLE "REATTRIBUTED_EVENTS" AS
-/*       quarantined, attributed again to the next usable id they carry, so that `pairs` can be */
-/*       freed long before persons exist. */
-/* Inputs: pairs; quarantine (junk values and hubs) */
-/* Output: reattributed_events(identifier_type, identifier, event_count, first_ts, last_ts), */
-/*         one row per identifier that such events go to, plus one row with NULL type and */
-/*         identifier for the events whose every id is quarantined (or that carry none). */
-/* Invariants: an event is attributed to its user_id when that is usable (not quarantined), */
-/*             else to its anonymous_id, else to its previous_id. 30_identifiers.sql counted */
-/*             every event for its user_id, else anonymous_id, else previous_id; this step */
-/*             takes exactly the events whose id so chosen is quarantined or absent, so with */
-/*             the usable identifiers' attributed_* columns each event counts exactly once */
-/*             (sum = number of events), and an event whose link is refused later still */
-/*             counts for its user. Only the few quarantined ids are looked up: the pairs are */
-/*             filtered against the small quarantine table before anything is grouped. */
+CREATE TABLE "IDENTITY"."STITCHER__REATTRIBUTED_EVENTS" AS
 SELECT
   CASE
     WHEN NOT "PR"."USER_ID" IS NULL AND "QU"."IDENTIFIER" IS NULL
@@ -1109,13 +966,13 @@ SELECT
   CAST(SUM("PR"."EVENT_COUNT") AS BIGINT) AS "EVENT_COUNT",
   MIN("PR"."FIRST_TS") AS "FIRST_TS",
   MAX("PR"."LAST_TS") AS "LAST_TS"
-FROM "PAIRS" AS "PR"
-LEFT JOIN "QUARANTINE" AS "QU"
+FROM "IDENTITY"."STITCHER__PAIRS" AS "PR"
+LEFT JOIN "IDENTITY"."STITCHER__QUARANTINE" AS "QU"
   ON "QU"."IDENTIFIER_TYPE" = 'user_id' AND "QU"."IDENTIFIER" = "PR"."USER_ID"
-LEFT JOIN "QUARANTINE" AS "QA"
+LEFT JOIN "IDENTITY"."STITCHER__QUARANTINE" AS "QA"
   ON "QA"."IDENTIFIER_TYPE" = 'anonymous_id'
   AND "QA"."IDENTIFIER" = "PR"."ANONYMOUS_ID"
-LEFT JOIN "QUARANTINE" AS "QP"
+LEFT JOIN "IDENTITY"."STITCHER__QUARANTINE" AS "QP"
   ON "QP"."IDENTIFIER_TYPE" = 'user_id' AND "QP"."IDENTIFIER" = "PR"."PREVIOUS_ID"
 WHERE
   (
@@ -1151,18 +1008,9 @@ GROUP BY
     THEN "PR"."PREVIOUS_ID"
   END;
 
-DROP TABLE IF EXISTS "CANDIDATE_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CANDIDATE_EDGES";
 
-CREATE TABLE "CANDIDATE_EDGES" AS
-/* Inputs: pairs */
-/* Output: candidate_edges(from_type, from_id, to_type, to_id, rule, event_count, first_ts, */
-/*         last_ts, evidence_ts, evidence_message_id, evidence_table), one row per */
-/*         (from_type, from_id, to_type, to_id, rule). */
-/* Invariants: rule 'same_event' links every two identifiers carried by one event (from = the */
-/*             less trusted type, e.g. anonymous_id -> user_id); rule 'alias' links an alias's */
-/*             previous_id to its user_id. Self links (previous_id = user_id) are not edges. The */
-/*             evidence is the earliest event asserting the link: least (ts, message_id, */
-/*             table), NULL times last. */
+CREATE TABLE "IDENTITY"."STITCHER__CANDIDATE_EDGES" AS
 WITH "LINKS" AS (
   SELECT
     'anonymous_id' AS "FROM_TYPE",
@@ -1175,7 +1023,7 @@ WITH "LINKS" AS (
     "PAIRS"."FIRST_TS" AS "FIRST_TS",
     "PAIRS"."LAST_TS" AS "LAST_TS",
     "PAIRS"."FIRST_EVIDENCE" AS "FIRST_EVIDENCE"
-  FROM "PAIRS" AS "PAIRS"
+  FROM "IDENTITY"."STITCHER__PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."ANONYMOUS_ID" IS NULL AND NOT "PAIRS"."USER_ID" IS NULL
   UNION ALL
@@ -1190,7 +1038,7 @@ WITH "LINKS" AS (
     "PAIRS"."FIRST_TS" AS "FIRST_TS",
     "PAIRS"."LAST_TS" AS "LAST_TS",
     "PAIRS"."FIRST_EVIDENCE" AS "FIRST_EVIDENCE"
-  FROM "PAIRS" AS "PAIRS"
+  FROM "IDENTITY"."STITCHER__PAIRS" AS "PAIRS"
   WHERE
     NOT "PAIRS"."PREVIOUS_ID" IS NULL
     AND NOT "PAIRS"."USER_ID" IS NULL
@@ -1249,40 +1097,11 @@ SELECT
   CAST(GET("GROUPED"."EVIDENCE", 'source_table') AS VARCHAR) AS "EVIDENCE_TABLE"
 FROM "GROUPED" AS "GROUPED";
 
-DROP TABLE IF EXISTS "PAIRS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PAIRS";
 
-DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIERS_CHECKED";
 
-CREATE TABLE "IDENTIFIERS_CHECKED" AS
-/*       over machines: Spark, warehouses). */
-/* Inputs: identifiers_quarantined (32_quarantine.sql) */
-/* Output: identifiers_checked = identifiers_quarantined + node_id: exactly the node ids of */
-/*         33_node_ids.sql (anchor order; NULL for quarantined identifiers, 0..n-1 for the */
-/*         others), which the tests check on Spark and on DuckDB. */
-/* Why: one ordered window with no PARTITION BY is one task on Spark (and one worker in a */
-/*   warehouse): a single executor would sort and number every identifier. Here: */
-/*   1. each usable identifier gets a bucket that is a monotone function of a prefix of the */
-/*      anchor-order key: (type is not user_id, first_seen is unknown, the minute of */
-/*      first_seen, and for unknown times the first 4 characters of the identifier). Buckets */
-/*      never overlap in key order, so the buckets' order is the identifiers' order; */
-/*   2. each bucket is numbered by its own window (PARTITION BY bucket, ORDER BY the rest of */
-/*      the key), spread over the tasks by bucket; */
-/*   3. each bucket's offset is the count of usable identifiers in the buckets before it: one */
-/*      ordered window in one task, but over the per-bucket counts (a row per minute that */
-/*      holds first sightings, per type group: at most 86,400 rows over 30 days, whatever */
-/*      the number of events), not over the identifiers. */
-/*   Buckets only decide where the work runs, never the numbers: any monotone bucket gives the */
-/*   same ids. Skew: a minute is a small share of any real period (generated data, 1M events */
-/*   over 30 days: 62,504 buckets, the largest 0.008% of the identifiers); a day that holds */
-/*   most identifiers is still 1,440 buckets, and clock outliers add buckets, not skew. */
-/*   Unknown first times, all ordered by value, are split by the identifier's first 4 */
-/*   characters (a prefix orders like the value). What stays in one task: identifiers first */
-/*   seen in the same minute (a backfill that stamps every event with one time), and timeless */
-/*   identifiers that share their first 4 characters; their numbers are right, only not spread. */
-/* Invariants: NULL handling is explicit: every bucket column is non-NULL, and within a bucket */
-/*   first_seen is either always NULL or never, so where an engine sorts NULLs (first on */
-/*   Spark, last on DuckDB) cannot change the order. Booleans sort false first on every */
-/*   engine. BIGINT everywhere (Spark's row_number is an INT). */
+CREATE TABLE "IDENTITY"."STITCHER__IDENTIFIERS_CHECKED" AS
 WITH "KEYED" AS (
   SELECT
     "IDENTIFIERS_QUARANTINED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
@@ -1310,7 +1129,7 @@ WITH "KEYED" AS (
       THEN SUBSTRING("IDENTIFIERS_QUARANTINED"."IDENTIFIER", 1, 4)
       ELSE ''
     END AS "BUCKET_PREFIX"
-  FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+  FROM "IDENTITY"."STITCHER__IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 ), "BUCKET_SIZES" AS (
   SELECT
     "KEYED"."BUCKET_LATER_TYPE" AS "BUCKET_LATER_TYPE",
@@ -1404,25 +1223,19 @@ SELECT
   "IDENTIFIERS_QUARANTINED"."HUB_TYPICAL_DEGREE" AS "HUB_TYPICAL_DEGREE",
   "IDENTIFIERS_QUARANTINED"."HUB_RULE" AS "HUB_RULE",
   CAST(NULL AS BIGINT) AS "NODE_ID"
-FROM "IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
+FROM "IDENTITY"."STITCHER__IDENTIFIERS_QUARANTINED" AS "IDENTIFIERS_QUARANTINED"
 WHERE
   NOT "IDENTIFIERS_QUARANTINED"."QUARANTINE_REASON" IS NULL;
 
-DROP TABLE IF EXISTS "IDENTIFIERS_QUARANTINED";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIERS_QUARANTINED";
 
-DROP TABLE IF EXISTS "IDENTIFIERS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIERS";
 
-DROP TABLE IF EXISTS "HUB_DEGREES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__HUB_DEGREES";
 
-DROP TABLE IF EXISTS "CHECKED_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CHECKED_EDGES";
 
-CREATE TABLE "CHECKED_EDGES" AS
-/* Inputs: candidate_edges; identifiers_checked (quarantine_reason) */
-/* Output: checked_edges = candidate_edges + junk_refusal ('junk_<type>', 'hub_<type>' or */
-/*         NULL) + from_node, to_node (the ends' node ids, NULL for a quarantined end). */
-/* Invariants: one row per candidate edge; junk_refusal names the quarantined end (the from end */
-/*             first) and why it is quarantined. Every later step finds an edge's ends by these */
-/*             integers, never by joining the id strings again. */
+CREATE TABLE "IDENTITY"."STITCHER__CHECKED_EDGES" AS
 SELECT
   "E"."FROM_TYPE" AS "FROM_TYPE",
   "E"."FROM_ID" AS "FROM_ID",
@@ -1447,29 +1260,17 @@ SELECT
   END AS "JUNK_REFUSAL",
   "F"."NODE_ID" AS "FROM_NODE",
   "T"."NODE_ID" AS "TO_NODE"
-FROM "CANDIDATE_EDGES" AS "E"
-JOIN "IDENTIFIERS_CHECKED" AS "F"
+FROM "IDENTITY"."STITCHER__CANDIDATE_EDGES" AS "E"
+JOIN "IDENTITY"."STITCHER__IDENTIFIERS_CHECKED" AS "F"
   ON "F"."IDENTIFIER_TYPE" = "E"."FROM_TYPE" AND "F"."IDENTIFIER" = "E"."FROM_ID"
-JOIN "IDENTIFIERS_CHECKED" AS "T"
+JOIN "IDENTITY"."STITCHER__IDENTIFIERS_CHECKED" AS "T"
   ON "T"."IDENTIFIER_TYPE" = "E"."TO_TYPE" AND "T"."IDENTIFIER" = "E"."TO_ID";
 
-DROP TABLE IF EXISTS "CANDIDATE_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CANDIDATE_EDGES";
 
-DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CLASSIFIED_EDGES";
 
-CREATE TABLE "CLASSIFIED_EDGES" AS
-/* Inputs: checked_edges (from_node: the from end's node id, NULL when quarantined) */
-/* Output: classified_edges = candidate_edges columns + (from_node, to_node, kept BOOLEAN, */
-/*         reason VARCHAR). */
-/* Invariants: */
-/*   * junk links are refused, as under every policy; */
-/*   * per anonymous_id (and per identifier of any other non-user type), only the usable */
-/*     same_event link to a user_id with the earliest evidence (evidence_ts, then */
-/*     evidence_message_id, then user id) is kept; the others are refused as */
-/*     <type>_has_earlier_user_id. This is what protects a shared device: the second */
-/*     person to log in on it does not absorb the first. */
-/*   * alias links are explicit merges of user ids and are kept. */
-/* So a person holds two user_ids only when an alias joined them. */
+CREATE TABLE "IDENTITY"."STITCHER__CLASSIFIED_EDGES" AS
 WITH "RANKED" AS (
   SELECT
     "CHECKED_EDGES"."FROM_TYPE" AS "FROM_TYPE",
@@ -1490,7 +1291,7 @@ WITH "RANKED" AS (
       PARTITION BY "CHECKED_EDGES"."FROM_NODE", "CHECKED_EDGES"."RULE", "CHECKED_EDGES"."TO_TYPE", "CHECKED_EDGES"."JUNK_REFUSAL" IS NULL
       ORDER BY "CHECKED_EDGES"."EVIDENCE_TS", "CHECKED_EDGES"."EVIDENCE_MESSAGE_ID", "CHECKED_EDGES"."TO_ID"
     ) AS "USER_RANK"
-  FROM "CHECKED_EDGES" AS "CHECKED_EDGES"
+  FROM "IDENTITY"."STITCHER__CHECKED_EDGES" AS "CHECKED_EDGES"
 ), "DECIDED" AS (
   SELECT
     "RANKED"."FROM_TYPE" AS "FROM_TYPE",
@@ -1536,20 +1337,15 @@ SELECT
   COALESCE("DECIDED"."REFUSAL", "DECIDED"."RULE") AS "REASON"
 FROM "DECIDED" AS "DECIDED";
 
-DROP TABLE IF EXISTS "CHECKED_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CHECKED_EDGES";
 
-DROP TABLE IF EXISTS "POLICY_BASE";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__POLICY_BASE";
 
-DROP TABLE IF EXISTS "PAIRS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PAIRS";
 
-DROP TABLE IF EXISTS "NODES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__NODES";
 
-CREATE TABLE "NODES" AS
-/* Inputs: identifiers_checked (node_id numbered by 33_node_ids*.sql) */
-/* Output: nodes(node_id, identifier_type, identifier, first_seen, last_seen, event_count, */
-/*         attributed_event_count, attributed_first_ts, attributed_last_ts), node_id = 0 .. n-1. */
-/* Invariants: junk identifiers and hubs are not nodes (they are in quarantine instead); node */
-/*             ids are in anchor order (see 33_node_ids.sql). */
+CREATE TABLE "IDENTITY"."STITCHER__NODES" AS
 SELECT
   "IDENTIFIERS_CHECKED"."NODE_ID" AS "NODE_ID",
   "IDENTIFIERS_CHECKED"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
@@ -1560,58 +1356,46 @@ SELECT
   "IDENTIFIERS_CHECKED"."ATTRIBUTED_EVENT_COUNT" AS "ATTRIBUTED_EVENT_COUNT",
   "IDENTIFIERS_CHECKED"."ATTRIBUTED_FIRST_TS" AS "ATTRIBUTED_FIRST_TS",
   "IDENTIFIERS_CHECKED"."ATTRIBUTED_LAST_TS" AS "ATTRIBUTED_LAST_TS"
-FROM "IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
+FROM "IDENTITY"."STITCHER__IDENTIFIERS_CHECKED" AS "IDENTIFIERS_CHECKED"
 WHERE
   NOT "IDENTIFIERS_CHECKED"."NODE_ID" IS NULL;
 
-DROP TABLE IF EXISTS "IDENTIFIERS_CHECKED";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIERS_CHECKED";
 
-DROP TABLE IF EXISTS "NODE_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__NODE_EDGES";
 
-CREATE TABLE "NODE_EDGES" AS
-/* Inputs: classified_edges (from_node, to_node) */
-/* Output: node_edges(src, dst) BIGINT node ids. */
-/* Invariants: only kept links; both ends are nodes (kept links never touch junk). */
+CREATE TABLE "IDENTITY"."STITCHER__NODE_EDGES" AS
 SELECT
   "CLASSIFIED_EDGES"."FROM_NODE" AS "SRC",
   "CLASSIFIED_EDGES"."TO_NODE" AS "DST"
-FROM "CLASSIFIED_EDGES" AS "CLASSIFIED_EDGES"
+FROM "IDENTITY"."STITCHER__CLASSIFIED_EDGES" AS "CLASSIFIED_EDGES"
 WHERE
   "CLASSIFIED_EDGES"."KEPT";
 
-DROP TABLE IF EXISTS "CC_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CC_EDGES";
 
-CREATE TABLE "CC_EDGES" AS
+CREATE TABLE "IDENTITY"."STITCHER__CC_EDGES" AS
 SELECT
   "NODE_EDGES"."SRC" AS "SRC",
   "NODE_EDGES"."DST" AS "DST"
-FROM "NODE_EDGES" AS "NODE_EDGES";
+FROM "IDENTITY"."STITCHER__NODE_EDGES" AS "NODE_EDGES";
 
 -- stitcher:loop max_rounds=100
-DROP TABLE IF EXISTS "CC_LARGE";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CC_LARGE";
 
-CREATE TABLE "CC_LARGE" AS
-/*       Components in MapReduce and Beyond", 2014); used by engines that keep the graph */
-/*       (Spark, warehouses). Repeated with cc_small_star.sql until cc_converged.sql says done. */
-/* Inputs: "cc_edges"(src, dst) BIGINT node ids: an undirected graph, either orientation, */
-/*         duplicates and self loops allowed. */
-/* Output: (src, dst), distinct. */
-/* Invariants: src > dst after this step. Each node u finds m(u), the least of u and its */
-/*   neighbours, and every neighbour v > u is re-linked to m(u): v and m(u) were both linked to */
-/*   u, so no component gains or loses a node. The least node of a component stays in it, and */
-/*   every other node points to a smaller one. */
+CREATE TABLE "IDENTITY"."STITCHER__CC_LARGE" AS
 WITH "NEIGHBOURS" AS (
   SELECT
     "CC_EDGES"."SRC" AS "U",
     "CC_EDGES"."DST" AS "V"
-  FROM "CC_EDGES" AS "CC_EDGES"
+  FROM "IDENTITY"."STITCHER__CC_EDGES" AS "CC_EDGES"
   WHERE
     "CC_EDGES"."SRC" <> "CC_EDGES"."DST"
   UNION ALL
   SELECT
     "CC_EDGES"."DST" AS "U",
     "CC_EDGES"."SRC" AS "V"
-  FROM "CC_EDGES" AS "CC_EDGES"
+  FROM "IDENTITY"."STITCHER__CC_EDGES" AS "CC_EDGES"
   WHERE
     "CC_EDGES"."SRC" <> "CC_EDGES"."DST"
 ), "LEAST_AROUND" AS (
@@ -1631,20 +1415,14 @@ JOIN "LEAST_AROUND" AS "L"
 WHERE
   "N"."V" > "N"."U";
 
-DROP TABLE IF EXISTS "CC_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CC_EDGES";
 
-CREATE TABLE "CC_EDGES" AS
-/*       cc_large_star.sql in every round. */
-/* Inputs: "cc_large"(src, dst) BIGINT node ids, either orientation (normally src > dst). */
-/* Output: (src, dst), distinct. */
-/* Invariants: src > dst after this step. Each node u takes its smaller neighbours N(u) and */
-/*   their least member m; u and every other member of N(u) are re-linked to m. All of them */
-/*   were linked to u, so components are unchanged, and each node's pointer only decreases. */
+CREATE TABLE "IDENTITY"."STITCHER__CC_EDGES" AS
 WITH "DOWN" AS (
   SELECT DISTINCT
     GREATEST_IGNORE_NULLS("CC_LARGE"."SRC", "CC_LARGE"."DST") AS "U",
     LEAST_IGNORE_NULLS("CC_LARGE"."SRC", "CC_LARGE"."DST") AS "V"
-  FROM "CC_LARGE" AS "CC_LARGE"
+  FROM "IDENTITY"."STITCHER__CC_LARGE" AS "CC_LARGE"
   WHERE
     "CC_LARGE"."SRC" <> "CC_LARGE"."DST"
 ), "LEAST_BELOW" AS (
@@ -1686,7 +1464,7 @@ WITH "PARENTS" AS (
   SELECT
     "CC_EDGES"."SRC" AS "SRC",
     COUNT(*) AS "N"
-  FROM "CC_EDGES" AS "CC_EDGES"
+  FROM "IDENTITY"."STITCHER__CC_EDGES" AS "CC_EDGES"
   GROUP BY
     "CC_EDGES"."SRC"
 ), "UNSETTLED" AS (
@@ -1698,7 +1476,7 @@ WITH "PARENTS" AS (
   UNION ALL
   SELECT DISTINCT
     "E"."DST" AS "DST"
-  FROM "CC_EDGES" AS "E"
+  FROM "IDENTITY"."STITCHER__CC_EDGES" AS "E"
   JOIN "PARENTS" AS "P"
     ON "P"."SRC" = "E"."DST"
 )
@@ -1711,48 +1489,34 @@ SELECT
   (
     SELECT
       COUNT(*) AS "_COL_0"
-    FROM "CC_EDGES" AS "CC_EDGES"
+    FROM "IDENTITY"."STITCHER__CC_EDGES" AS "CC_EDGES"
   ) AS "EDGES";
 -- stitcher:end-loop
 
-DROP TABLE IF EXISTS "NODE_COMPONENTS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__NODE_COMPONENTS";
 
-CREATE TABLE "NODE_COMPONENTS" AS
-/* Inputs: "nodes"(node_id, ...); "cc_edges"(src, dst), a star forest (cc_converged = 0). */
-/* Output: node_components(node_id, component), one row per node. */
-/* Invariants: component = the least node id of the node's component (a star's centre, or the */
-/*   node itself when no kept link touches it), so labels do not depend on the engine or on */
-/*   the number of rounds. */
+CREATE TABLE "IDENTITY"."STITCHER__NODE_COMPONENTS" AS
 SELECT
   "N"."NODE_ID" AS "NODE_ID",
   COALESCE("E"."DST", "N"."NODE_ID") AS "COMPONENT"
-FROM "NODES" AS "N"
-LEFT JOIN "CC_EDGES" AS "E"
+FROM "IDENTITY"."STITCHER__NODES" AS "N"
+LEFT JOIN "IDENTITY"."STITCHER__CC_EDGES" AS "E"
   ON "E"."SRC" = "N"."NODE_ID";
 
-DROP TABLE IF EXISTS "CC_LARGE";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CC_LARGE";
 
-DROP TABLE IF EXISTS "CC_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CC_EDGES";
 
-DROP TABLE IF EXISTS "NODE_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__NODE_EDGES";
 
-DROP TABLE IF EXISTS "PERSONS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PERSONS";
 
-CREATE TABLE "PERSONS" AS
-/* Inputs: nodes, node_components(node_id, component), component = the least node id in it */
-/* Output: persons(component, person_id, anchor_type, anchor_id, identifier_count) */
-/* Invariants: the anchor is the component's earliest-seen user_id, else its earliest-seen */
-/*             identifier of another type; ties (and unknown times) are broken by the */
-/*             identifier's value. Node ids are numbered in exactly that order */
-/*             (33_node_ids.sql), so the anchor is the node whose id is the component label: */
-/*             no ordering aggregate over the identifiers is needed here. */
-/*             person_id = md5('<anchor_type>:<anchor_id>'), so it depends on the anchor only: */
-/*             events that do not touch a person never change its id. */
+CREATE TABLE "IDENTITY"."STITCHER__PERSONS" AS
 WITH "SIZES" AS (
   SELECT
     "NODE_COMPONENTS"."COMPONENT" AS "COMPONENT",
     COUNT(*) AS "IDENTIFIER_COUNT"
-  FROM "NODE_COMPONENTS" AS "NODE_COMPONENTS"
+  FROM "IDENTITY"."STITCHER__NODE_COMPONENTS" AS "NODE_COMPONENTS"
   GROUP BY
     "NODE_COMPONENTS"."COMPONENT"
 )
@@ -1763,17 +1527,12 @@ SELECT
   "N"."IDENTIFIER" AS "ANCHOR_ID",
   "S"."IDENTIFIER_COUNT" AS "IDENTIFIER_COUNT"
 FROM "SIZES" AS "S"
-JOIN "NODES" AS "N"
+JOIN "IDENTITY"."STITCHER__NODES" AS "N"
   ON "N"."NODE_ID" = "S"."COMPONENT";
 
-DROP TABLE IF EXISTS "ID_MAP";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__ID_MAP";
 
-CREATE TABLE "ID_MAP" AS
-/* Inputs: nodes, node_components, persons */
-/* Output: id_map(identifier_type, identifier, person_id, first_seen_at, last_seen_at, */
-/*         event_count, node_id, component); the last two are for the steps after this one */
-/*         and are not written to the output file. */
-/* Invariants: exactly one row per node, i.e. per non-junk identifier in the input. */
+CREATE TABLE "IDENTITY"."STITCHER__ID_MAP" AS
 SELECT
   "N"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
   "N"."IDENTIFIER" AS "IDENTIFIER",
@@ -1783,31 +1542,23 @@ SELECT
   "N"."EVENT_COUNT" AS "EVENT_COUNT",
   "N"."NODE_ID" AS "NODE_ID",
   "C"."COMPONENT" AS "COMPONENT"
-FROM "NODES" AS "N"
-JOIN "NODE_COMPONENTS" AS "C"
+FROM "IDENTITY"."STITCHER__NODES" AS "N"
+JOIN "IDENTITY"."STITCHER__NODE_COMPONENTS" AS "C"
   ON "C"."NODE_ID" = "N"."NODE_ID"
-JOIN "PERSONS" AS "P"
+JOIN "IDENTITY"."STITCHER__PERSONS" AS "P"
   ON "P"."COMPONENT" = "C"."COMPONENT";
 
-DROP TABLE IF EXISTS "PERSON_ACTIVITY";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PERSON_ACTIVITY";
 
-CREATE TABLE "PERSON_ACTIVITY" AS
-/* Inputs: nodes (attributed_* from 30_identifiers.sql), node_components, reattributed_events, */
-/*         id_map */
-/* Output: person_activity(component, event_count, first_seen_at, last_seen_at); component is */
-/*         NULL for the events whose every id is quarantined. */
-/* Invariants: each event counts once, for the person of the identifier it is attributed to: */
-/*             a usable identifier's attributed_* columns, plus the events moved to it from a */
-/*             quarantined id (35_reattributed_events.sql, a handful of rows looked up by */
-/*             string). Grouped by the integer component, not the 32-character person id. */
+CREATE TABLE "IDENTITY"."STITCHER__PERSON_ACTIVITY" AS
 WITH "ATTRIBUTED" AS (
   SELECT
     "C"."COMPONENT" AS "COMPONENT",
     "N"."ATTRIBUTED_EVENT_COUNT" AS "EVENT_COUNT",
     "N"."ATTRIBUTED_FIRST_TS" AS "FIRST_TS",
     "N"."ATTRIBUTED_LAST_TS" AS "LAST_TS"
-  FROM "NODES" AS "N"
-  JOIN "NODE_COMPONENTS" AS "C"
+  FROM "IDENTITY"."STITCHER__NODES" AS "N"
+  JOIN "IDENTITY"."STITCHER__NODE_COMPONENTS" AS "C"
     ON "C"."NODE_ID" = "N"."NODE_ID"
   WHERE
     "N"."ATTRIBUTED_EVENT_COUNT" > 0
@@ -1817,8 +1568,8 @@ WITH "ATTRIBUTED" AS (
     "R"."EVENT_COUNT" AS "EVENT_COUNT",
     "R"."FIRST_TS" AS "FIRST_TS",
     "R"."LAST_TS" AS "LAST_TS"
-  FROM "REATTRIBUTED_EVENTS" AS "R"
-  LEFT JOIN "ID_MAP" AS "M"
+  FROM "IDENTITY"."STITCHER__REATTRIBUTED_EVENTS" AS "R"
+  LEFT JOIN "IDENTITY"."STITCHER__ID_MAP" AS "M"
     ON "M"."IDENTIFIER_TYPE" = "R"."IDENTIFIER_TYPE"
     AND "M"."IDENTIFIER" = "R"."IDENTIFIER"
 )
@@ -1831,19 +1582,15 @@ FROM "ATTRIBUTED" AS "ATTRIBUTED"
 GROUP BY
   "ATTRIBUTED"."COMPONENT";
 
-DROP TABLE IF EXISTS "NODES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__NODES";
 
-DROP TABLE IF EXISTS "NODE_COMPONENTS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__NODE_COMPONENTS";
 
-DROP TABLE IF EXISTS "REATTRIBUTED_EVENTS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__REATTRIBUTED_EVENTS";
 
-DROP TABLE IF EXISTS "EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__EDGES";
 
-CREATE TABLE "EDGES" AS
-/* Inputs: classified_edges (from_node), id_map (node_id) */
-/* Output: edges(person_id, from_type, from_id, to_type, to_id, rule, event_count, */
-/*         first_seen_at, last_seen_at, evidence_at, evidence_message_id, evidence_table) */
-/* Invariants: kept links only; both ends belong to person_id. */
+CREATE TABLE "IDENTITY"."STITCHER__EDGES" AS
 SELECT
   "F"."PERSON_ID" AS "PERSON_ID",
   "E"."FROM_TYPE" AS "FROM_TYPE",
@@ -1857,21 +1604,15 @@ SELECT
   "E"."EVIDENCE_TS" AS "EVIDENCE_AT",
   "E"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
   "E"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE"
-FROM "CLASSIFIED_EDGES" AS "E"
-JOIN "ID_MAP" AS "F"
+FROM "IDENTITY"."STITCHER__CLASSIFIED_EDGES" AS "E"
+JOIN "IDENTITY"."STITCHER__ID_MAP" AS "F"
   ON "F"."NODE_ID" = "E"."FROM_NODE"
 WHERE
   "E"."KEPT";
 
-DROP TABLE IF EXISTS "REJECTED_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__REJECTED_EDGES";
 
-CREATE TABLE "REJECTED_EDGES" AS
-/*       `rejected_edges`). */
-/* Inputs: classified_edges (from_node, to_node), id_map (node_id) */
-/* Output: rejected_edges(from_type, from_id, to_type, to_id, rule, reason, from_person_id, */
-/*         to_person_id, event_count, first_seen_at, last_seen_at, evidence_at, */
-/*         evidence_message_id, evidence_table) */
-/* Invariants: one row per refused link; a junk end has a NULL person_id (it is in quarantine). */
+CREATE TABLE "IDENTITY"."STITCHER__REJECTED_EDGES" AS
 SELECT
   "E"."FROM_TYPE" AS "FROM_TYPE",
   "E"."FROM_ID" AS "FROM_ID",
@@ -1887,41 +1628,31 @@ SELECT
   "E"."EVIDENCE_TS" AS "EVIDENCE_AT",
   "E"."EVIDENCE_MESSAGE_ID" AS "EVIDENCE_MESSAGE_ID",
   "E"."EVIDENCE_TABLE" AS "EVIDENCE_TABLE"
-FROM "CLASSIFIED_EDGES" AS "E"
-LEFT JOIN "ID_MAP" AS "F"
+FROM "IDENTITY"."STITCHER__CLASSIFIED_EDGES" AS "E"
+LEFT JOIN "IDENTITY"."STITCHER__ID_MAP" AS "F"
   ON "F"."NODE_ID" = "E"."FROM_NODE"
-LEFT JOIN "ID_MAP" AS "T"
+LEFT JOIN "IDENTITY"."STITCHER__ID_MAP" AS "T"
   ON "T"."NODE_ID" = "E"."TO_NODE"
 WHERE
   NOT "E"."KEPT";
 
-DROP TABLE IF EXISTS "EDGE_TOTALS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__EDGE_TOTALS";
 
-CREATE TABLE "EDGE_TOTALS" AS
+CREATE TABLE "IDENTITY"."STITCHER__EDGE_TOTALS" AS
 SELECT
   "CLASSIFIED_EDGES"."KEPT" AS "KEPT",
   "CLASSIFIED_EDGES"."REASON" AS "REASON",
   COUNT(*) AS "EDGES"
-FROM "CLASSIFIED_EDGES" AS "CLASSIFIED_EDGES"
+FROM "IDENTITY"."STITCHER__CLASSIFIED_EDGES" AS "CLASSIFIED_EDGES"
 GROUP BY
   "CLASSIFIED_EDGES"."KEPT",
   "CLASSIFIED_EDGES"."REASON";
 
-DROP TABLE IF EXISTS "CLASSIFIED_EDGES";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__CLASSIFIED_EDGES";
 
-DROP TABLE IF EXISTS "PERSON_TRAITS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PERSON_TRAITS";
 
-CREATE TABLE "PERSON_TRAITS" AS
-/* Inputs: identify_traits(anonymous_id, user_id, ts, <trait columns>), the traits under their */
-/*         internal names __trait_0, __trait_1... (load.trait_column), so that no input name */
-/*         can meet a column of ours; quarantine; id_map */
-/* Output: person_traits(component, <trait columns>), by the same internal names */
-/* Invariants: an identify call belongs to the person of its user_id, else of its anonymous_id */
-/*             (the attribution of 35_reattributed_events.sql, decided against the small */
-/*             quarantine table so each call is looked up in id_map once); calls whose ids are */
-/*             all quarantined are dropped. "Latest" is by ts, an unknown ts counting as */
-/*             oldest; equal times are broken by the greater value, so the choice never depends */
-/*             on row order. */
+CREATE TABLE "IDENTITY"."STITCHER__PERSON_TRAITS" AS
 WITH "ATTRIBUTED" AS (
   SELECT
     "T"."ANONYMOUS_ID" AS "ANONYMOUS_ID",
@@ -1940,10 +1671,10 @@ WITH "ATTRIBUTED" AS (
       WHEN NOT "T"."ANONYMOUS_ID" IS NULL AND "QA"."IDENTIFIER" IS NULL
       THEN "T"."ANONYMOUS_ID"
     END AS "_ATTRIBUTED_ID"
-  FROM "IDENTIFY_TRAITS" AS "T"
-  LEFT JOIN "QUARANTINE" AS "QU"
+  FROM "IDENTITY"."STITCHER__IDENTIFY_TRAITS" AS "T"
+  LEFT JOIN "IDENTITY"."STITCHER__QUARANTINE" AS "QU"
     ON "QU"."IDENTIFIER_TYPE" = 'user_id' AND "QU"."IDENTIFIER" = "T"."USER_ID"
-  LEFT JOIN "QUARANTINE" AS "QA"
+  LEFT JOIN "IDENTITY"."STITCHER__QUARANTINE" AS "QA"
     ON "QA"."IDENTIFIER_TYPE" = 'anonymous_id'
     AND "QA"."IDENTIFIER" = "T"."ANONYMOUS_ID"
 )
@@ -1967,22 +1698,15 @@ SELECT
     'v'
   ) AS VARCHAR) AS "__TRAIT_0"
 FROM "ATTRIBUTED" AS "T"
-JOIN "ID_MAP" AS "M"
+JOIN "IDENTITY"."STITCHER__ID_MAP" AS "M"
   ON "M"."IDENTIFIER_TYPE" = "T"."_ATTRIBUTED_TYPE"
   AND "M"."IDENTIFIER" = "T"."_ATTRIBUTED_ID"
 GROUP BY
   "M"."COMPONENT";
 
-DROP TABLE IF EXISTS "USERS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__USERS";
 
-CREATE TABLE "USERS" AS
-/* Inputs: persons, id_map, person_activity, person_traits */
-/* Output: users(person_id, user_id, user_ids, anonymous_ids, identifier_count, first_seen_at, */
-/*         last_seen_at, event_count, <traits>); each trait under its input name (lower */
-/*         case), or trait_<name> where users already has that column (load.output_trait_names) */
-/* Invariants: one row per person; user_id is the anchor when the person has any user id, NULL */
-/*             for anonymous-only people; the id lists are sorted, never NULL. Every join and */
-/*             grouping is on the integer component. */
+CREATE TABLE "IDENTITY"."STITCHER__USERS" AS
 WITH "ID_LISTS" AS (
   SELECT
     "ID_MAP"."COMPONENT" AS "COMPONENT",
@@ -1990,7 +1714,7 @@ WITH "ID_LISTS" AS (
       "ID_MAP"."IDENTIFIER" ASC) AS "USER_IDS",
     ARRAY_AGG(IFF("ID_MAP"."IDENTIFIER_TYPE" = 'anonymous_id', "ID_MAP"."IDENTIFIER", NULL)) WITHIN GROUP (ORDER BY
       "ID_MAP"."IDENTIFIER" ASC) AS "ANONYMOUS_IDS"
-  FROM "ID_MAP" AS "ID_MAP"
+  FROM "IDENTITY"."STITCHER__ID_MAP" AS "ID_MAP"
   GROUP BY
     "ID_MAP"."COMPONENT"
 )
@@ -2004,21 +1728,21 @@ SELECT
   "A"."LAST_SEEN_AT" AS "LAST_SEEN_AT",
   COALESCE("A"."EVENT_COUNT", 0) AS "EVENT_COUNT",
   "T"."__TRAIT_0" AS "PLAN"
-FROM "PERSONS" AS "P"
+FROM "IDENTITY"."STITCHER__PERSONS" AS "P"
 JOIN "ID_LISTS" AS "L"
   ON "L"."COMPONENT" = "P"."COMPONENT"
-LEFT JOIN "PERSON_ACTIVITY" AS "A"
+LEFT JOIN "IDENTITY"."STITCHER__PERSON_ACTIVITY" AS "A"
   ON "A"."COMPONENT" = "P"."COMPONENT"
-LEFT JOIN "PERSON_TRAITS" AS "T"
+LEFT JOIN "IDENTITY"."STITCHER__PERSON_TRAITS" AS "T"
   ON "T"."COMPONENT" = "P"."COMPONENT";
 
-DROP TABLE IF EXISTS "PERSONS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PERSONS";
 
-DROP TABLE IF EXISTS "PERSON_TRAITS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PERSON_TRAITS";
 
-DROP TABLE IF EXISTS "ID_MAP_WITH_KEYS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__ID_MAP_WITH_KEYS";
 
-CREATE TABLE "ID_MAP_WITH_KEYS" AS
+CREATE TABLE "IDENTITY"."STITCHER__ID_MAP_WITH_KEYS" AS
 SELECT
   "ID_MAP"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
   "ID_MAP"."IDENTIFIER" AS "IDENTIFIER",
@@ -2028,11 +1752,11 @@ SELECT
   "ID_MAP"."EVENT_COUNT" AS "EVENT_COUNT",
   "ID_MAP"."NODE_ID" AS "NODE_ID",
   "ID_MAP"."COMPONENT" AS "COMPONENT"
-FROM "ID_MAP" AS "ID_MAP";
+FROM "IDENTITY"."STITCHER__ID_MAP" AS "ID_MAP";
 
-DROP TABLE IF EXISTS "ID_MAP";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__ID_MAP";
 
-CREATE TABLE "ID_MAP" AS
+CREATE TABLE "IDENTITY"."STITCHER__ID_MAP" AS
 SELECT
   "ID_MAP_WITH_KEYS"."IDENTIFIER_TYPE" AS "IDENTIFIER_TYPE",
   "ID_MAP_WITH_KEYS"."IDENTIFIER" AS "IDENTIFIER",
@@ -2040,7 +1764,81 @@ SELECT
   "ID_MAP_WITH_KEYS"."FIRST_SEEN_AT" AS "FIRST_SEEN_AT",
   "ID_MAP_WITH_KEYS"."LAST_SEEN_AT" AS "LAST_SEEN_AT",
   "ID_MAP_WITH_KEYS"."EVENT_COUNT" AS "EVENT_COUNT"
-FROM "ID_MAP_WITH_KEYS" AS "ID_MAP_WITH_KEYS";
+FROM "IDENTITY"."STITCHER__ID_MAP_WITH_KEYS" AS "ID_MAP_WITH_KEYS";
 
-DROP TABLE IF EXISTS "ID_MAP_WITH_KEYS";
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__ID_MAP_WITH_KEYS";
+
+SELECT TO_NUMBER('stitcher: table ' || table_schema || '.' || table_name || ' exists and was not made by stitcher sql, so the script stops without touching it: rename or drop it yourself, or write the outputs elsewhere with stitcher sql --output-schema or --output-table')
+FROM INFORMATION_SCHEMA.TABLES
+WHERE table_schema = 'IDENTITY'
+  AND table_name IN ('ID_MAP', 'USERS', 'EDGES', 'REJECTED_EDGES', 'QUARANTINE')
+  AND COALESCE(comment, '') NOT LIKE 'stitcher sql output%';
+
+DROP TABLE IF EXISTS "IDENTITY"."ID_MAP";
+
+ALTER TABLE "IDENTITY"."STITCHER__ID_MAP" RENAME TO "IDENTITY"."ID_MAP";
+
+COMMENT ON TABLE "IDENTITY"."ID_MAP" IS 'stitcher sql output: id_map (stitcher 0.1.0)';
+
+DROP TABLE IF EXISTS "IDENTITY"."USERS";
+
+ALTER TABLE "IDENTITY"."STITCHER__USERS" RENAME TO "IDENTITY"."USERS";
+
+COMMENT ON TABLE "IDENTITY"."USERS" IS 'stitcher sql output: users (stitcher 0.1.0)';
+
+DROP TABLE IF EXISTS "IDENTITY"."EDGES";
+
+ALTER TABLE "IDENTITY"."STITCHER__EDGES" RENAME TO "IDENTITY"."EDGES";
+
+COMMENT ON TABLE "IDENTITY"."EDGES" IS 'stitcher sql output: edges (stitcher 0.1.0)';
+
+DROP TABLE IF EXISTS "IDENTITY"."REJECTED_EDGES";
+
+ALTER TABLE "IDENTITY"."STITCHER__REJECTED_EDGES" RENAME TO "IDENTITY"."REJECTED_EDGES";
+
+COMMENT ON TABLE "IDENTITY"."REJECTED_EDGES" IS 'stitcher sql output: rejected_edges (stitcher 0.1.0)';
+
+DROP TABLE IF EXISTS "IDENTITY"."QUARANTINE";
+
+ALTER TABLE "IDENTITY"."STITCHER__QUARANTINE" RENAME TO "IDENTITY"."QUARANTINE";
+
+COMMENT ON TABLE "IDENTITY"."QUARANTINE" IS 'stitcher sql output: quarantine (stitcher 0.1.0)';
+
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__EDGE_TOTALS";
+
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PERSON_ACTIVITY";
+
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__IDENTIFIER_TOTALS";
+
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PAIR_TOTALS";
+
+DROP TABLE IF EXISTS "IDENTITY"."STITCHER__JUNK_VALUES";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__EVENTS";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__EVENTS_ALIASES";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_ALIASES_TABLE_IDS";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_ALIASES_TABLE";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__IDENTIFY_TRAITS";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__EVENTS_IDENTIFIES";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_IDENTIFIES_TABLE_IDS";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_IDENTIFIES_TABLE";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__EVENTS_PAGES";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_PAGES_TABLE_IDS";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_PAGES_TABLE";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__EVENTS_TRACKS";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_TRACKS_TABLE_IDS";
+
+DROP VIEW IF EXISTS "IDENTITY"."STITCHER__RAW_TRACKS_TABLE";
 
