@@ -459,8 +459,8 @@ _DIALECT_NOTES = {
     "snowflake": (
         "-- Snowflake: lower-case names are written as Snowflake stores unquoted names (upper\n"
         "-- case), so ANALYTICS.TRACKS and its TIMESTAMP column match analytics.tracks and\n"
-        "-- timestamp; other names are kept exactly. Checked as text only: never run against\n"
-        "-- Snowflake by the tests.\n"
+        "-- timestamp; other names are kept exactly. The tests run it on an emulator\n"
+        "-- (fakesnow), never on Snowflake itself.\n"
     ),
 }
 

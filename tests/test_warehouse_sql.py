@@ -235,7 +235,9 @@ def test_warehouse_script_parses_in_its_dialect(warehouse: str, variant: str) ->
     # FILTER clauses, DuckDB's struct literals and struct_extract.
     for node in (n for tree in parsed for n in tree.walk()):
         if isinstance(node, exp.Min | exp.Max):
-            assert not isinstance(node.this, exp.Struct), node.sql(warehouse)
+            # Not even inside a CASE (the latest value of a trait that is also an id column).
+            inner = node.this.sql(warehouse).upper()
+            assert not node.this.find(exp.Struct) and "OBJECT_CONSTRUCT" not in inner, inner
     assert "FILTER(" not in text.replace(" ", "")
     assert "STRUCT_EXTRACT" not in text and "LIST_SORT" not in text
     assert "{'" not in script
@@ -341,18 +343,19 @@ def test_snowflake_min_of_a_struct_is_the_first_of_an_ordered_array_agg() -> Non
     )
     assert compact(sql) == (
         'SELECT GET(ARRAY_AGG(IFF("T"."C", OBJECT_CONSTRUCT(\'x\', "T"."X", \'y\', "T"."Y"), '
-        'NULL)) WITHIN GROUP (ORDER BY "T"."X" ASC, "T"."Y" ASC), 0) AS "M" FROM "T" AS "T"'
+        'NULL)) WITHIN GROUP (ORDER BY IFF("T"."C", 0, 1) ASC, "T"."X" ASC, "T"."Y" ASC), 0) '
+        'AS "M" FROM "T" AS "T"'
     )
 
 
-def test_snowflake_struct_field_is_a_typed_get() -> None:
+def test_snowflake_struct_field_is_a_typed_get_path() -> None:
     translator = typed_translator("snowflake")
     sql = translator.translate("SELECT s.ts AS ts, struct_extract(max(s), 'v') AS v FROM t")
     assert compact(sql) == (
-        'SELECT CAST(GET("T"."S", \'ts\') AS TIMESTAMP_NTZ) AS "TS", CAST(GET((GET(ARRAY_AGG('
-        '"T"."S") WITHIN GROUP (ORDER BY CAST(GET("T"."S", \'ts\') AS TIMESTAMP_NTZ) DESC, '
-        'CAST(GET("T"."S", \'v\') AS VARCHAR) DESC), 0)), \'v\') AS VARCHAR) AS "V" '
-        'FROM "T" AS "T"'
+        'SELECT CAST(GET_PATH("T"."S", \'ts\') AS TIMESTAMP_NTZ) AS "TS", CAST(GET_PATH((GET('
+        'ARRAY_AGG("T"."S") WITHIN GROUP (ORDER BY CAST(GET_PATH("T"."S", \'ts\') AS '
+        "TIMESTAMP_NTZ) DESC, CAST(GET_PATH(\"T\".\"S\", 'v') AS VARCHAR) DESC), 0)), 'v') AS "
+        'VARCHAR) AS "V" FROM "T" AS "T"'
     )
 
 

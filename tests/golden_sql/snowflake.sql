@@ -9,8 +9,8 @@
 -- stitcher.warehouse.run_script(path, connection) does this over a DB-API connection.
 -- Snowflake: lower-case names are written as Snowflake stores unquoted names (upper
 -- case), so ANALYTICS.TRACKS and its TIMESTAMP column match analytics.tracks and
--- timestamp; other names are kept exactly. Checked as text only: never run against
--- Snowflake by the tests.
+-- timestamp; other names are kept exactly. The tests run it on an emulator
+-- (fakesnow), never on Snowflake itself.
 
 SELECT TO_NUMBER('stitcher: table ' || table_schema || '.' || table_name || ' exists and was not made by stitcher sql, so the script stops without touching it: rename or drop it yourself, or write the outputs elsewhere with stitcher sql --output-schema or --output-table')
 FROM INFORMATION_SCHEMA.TABLES
@@ -337,6 +337,18 @@ SELECT
         NULL
       )
     ) WITHIN GROUP (ORDER BY
+      IFF(
+        (
+          NOT "EVENTS_TRACKS"."ANONYMOUS_ID" IS NULL
+          AND NOT "EVENTS_TRACKS"."USER_ID" IS NULL
+        )
+        OR (
+          NOT "EVENTS_TRACKS"."PREVIOUS_ID" IS NULL
+          AND NOT "EVENTS_TRACKS"."USER_ID" IS NULL
+        ),
+        0,
+        1
+      ) ASC,
       "EVENTS_TRACKS"."TS" IS NULL ASC,
       "EVENTS_TRACKS"."TS" ASC,
       "EVENTS_TRACKS"."MESSAGE_ID" IS NULL ASC,
@@ -382,6 +394,17 @@ SELECT
         NULL
       )
     ) WITHIN GROUP (ORDER BY
+      IFF(
+        (
+          NOT "EVENTS_PAGES"."ANONYMOUS_ID" IS NULL
+          AND NOT "EVENTS_PAGES"."USER_ID" IS NULL
+        )
+        OR (
+          NOT "EVENTS_PAGES"."PREVIOUS_ID" IS NULL AND NOT "EVENTS_PAGES"."USER_ID" IS NULL
+        ),
+        0,
+        1
+      ) ASC,
       "EVENTS_PAGES"."TS" IS NULL ASC,
       "EVENTS_PAGES"."TS" ASC,
       "EVENTS_PAGES"."MESSAGE_ID" IS NULL ASC,
@@ -428,6 +451,18 @@ SELECT
         NULL
       )
     ) WITHIN GROUP (ORDER BY
+      IFF(
+        (
+          NOT "EVENTS_IDENTIFIES"."ANONYMOUS_ID" IS NULL
+          AND NOT "EVENTS_IDENTIFIES"."USER_ID" IS NULL
+        )
+        OR (
+          NOT "EVENTS_IDENTIFIES"."PREVIOUS_ID" IS NULL
+          AND NOT "EVENTS_IDENTIFIES"."USER_ID" IS NULL
+        ),
+        0,
+        1
+      ) ASC,
       "EVENTS_IDENTIFIES"."TS" IS NULL ASC,
       "EVENTS_IDENTIFIES"."TS" ASC,
       "EVENTS_IDENTIFIES"."MESSAGE_ID" IS NULL ASC,
@@ -474,6 +509,18 @@ SELECT
         NULL
       )
     ) WITHIN GROUP (ORDER BY
+      IFF(
+        (
+          NOT "EVENTS_ALIASES"."ANONYMOUS_ID" IS NULL
+          AND NOT "EVENTS_ALIASES"."USER_ID" IS NULL
+        )
+        OR (
+          NOT "EVENTS_ALIASES"."PREVIOUS_ID" IS NULL
+          AND NOT "EVENTS_ALIASES"."USER_ID" IS NULL
+        ),
+        0,
+        1
+      ) ASC,
       "EVENTS_ALIASES"."TS" IS NULL ASC,
       "EVENTS_ALIASES"."TS" ASC,
       "EVENTS_ALIASES"."MESSAGE_ID" IS NULL ASC,
@@ -902,11 +949,11 @@ SELECT
     WHEN NOT "H"."IDENTIFIER" IS NULL
     THEN 'hub'
   END AS "QUARANTINE_REASON",
-  CAST(GET("H"."WORST", 'linked_type') AS VARCHAR) AS "HUB_LINKED_TYPE",
-  CAST(GET("H"."WORST", 'degree') AS BIGINT) AS "HUB_DEGREE",
-  CAST(GET("H"."WORST", 'contention') AS BIGINT) AS "HUB_CONTENTION",
-  CAST(GET("H"."WORST", 'typical_degree') AS BIGINT) AS "HUB_TYPICAL_DEGREE",
-  CAST(GET("H"."WORST", 'hub_rule') AS VARCHAR) AS "HUB_RULE"
+  CAST(GET_PATH("H"."WORST", 'linked_type') AS VARCHAR) AS "HUB_LINKED_TYPE",
+  CAST(GET_PATH("H"."WORST", 'degree') AS BIGINT) AS "HUB_DEGREE",
+  CAST(GET_PATH("H"."WORST", 'contention') AS BIGINT) AS "HUB_CONTENTION",
+  CAST(GET_PATH("H"."WORST", 'typical_degree') AS BIGINT) AS "HUB_TYPICAL_DEGREE",
+  CAST(GET_PATH("H"."WORST", 'hub_rule') AS VARCHAR) AS "HUB_RULE"
 FROM "IDENTITY"."STITCHER__IDENTIFIERS" AS "I"
 LEFT JOIN "HUB" AS "H"
   ON "H"."IDENTIFIER_TYPE" = "I"."IDENTIFIER_TYPE"
@@ -1057,21 +1104,21 @@ WITH "LINKS" AS (
       ARRAY_AGG(
         OBJECT_CONSTRUCT(
           'ts_unknown',
-          CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) IS NULL,
+          CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) IS NULL,
           'ts',
-          CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ),
+          CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ),
           'message_id_unknown',
-          CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) IS NULL,
+          CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) IS NULL,
           'message_id',
-          CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR),
+          CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR),
           'source_table',
           "LINKS"."SOURCE_TABLE"
         )
       ) WITHIN GROUP (ORDER BY
-        CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) IS NULL ASC,
-        CAST(GET("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) ASC,
-        CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) IS NULL ASC,
-        CAST(GET("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) ASC,
+        CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) IS NULL ASC,
+        CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'ts') AS TIMESTAMP_NTZ) ASC,
+        CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) IS NULL ASC,
+        CAST(GET_PATH("LINKS"."FIRST_EVIDENCE", 'message_id') AS VARCHAR) ASC,
         "LINKS"."SOURCE_TABLE" ASC),
       0
     ) AS "EVIDENCE" /* NULLs last through explicit flags (see 20_pairs.sql: engines differ otherwise). */
@@ -1092,9 +1139,9 @@ SELECT
   "GROUPED"."EVENT_COUNT" AS "EVENT_COUNT",
   "GROUPED"."FIRST_TS" AS "FIRST_TS",
   "GROUPED"."LAST_TS" AS "LAST_TS",
-  CAST(GET("GROUPED"."EVIDENCE", 'ts') AS TIMESTAMP_NTZ) AS "EVIDENCE_TS",
-  CAST(GET("GROUPED"."EVIDENCE", 'message_id') AS VARCHAR) AS "EVIDENCE_MESSAGE_ID",
-  CAST(GET("GROUPED"."EVIDENCE", 'source_table') AS VARCHAR) AS "EVIDENCE_TABLE"
+  CAST(GET_PATH("GROUPED"."EVIDENCE", 'ts') AS TIMESTAMP_NTZ) AS "EVIDENCE_TS",
+  CAST(GET_PATH("GROUPED"."EVIDENCE", 'message_id') AS VARCHAR) AS "EVIDENCE_MESSAGE_ID",
+  CAST(GET_PATH("GROUPED"."EVIDENCE", 'source_table') AS VARCHAR) AS "EVIDENCE_TABLE"
 FROM "GROUPED" AS "GROUPED";
 
 DROP TABLE IF EXISTS "IDENTITY"."STITCHER__PAIRS";
@@ -1680,7 +1727,7 @@ WITH "ATTRIBUTED" AS (
 )
 SELECT
   "M"."COMPONENT" AS "COMPONENT",
-  CAST(GET(
+  CAST(GET_PATH(
     (
       GET(
         ARRAY_AGG(
@@ -1690,6 +1737,7 @@ SELECT
             NULL
           )
         ) WITHIN GROUP (ORDER BY
+          IFF(NOT "T"."__TRAIT_0" IS NULL, 0, 1) ASC,
           COALESCE("T"."TS", CAST('0001-01-01' AS TIMESTAMP_NTZ)) DESC,
           "T"."__TRAIT_0" DESC),
         0
