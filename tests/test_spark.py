@@ -579,7 +579,7 @@ def test_generated_spark_script_runs_on_spark(spark_session: object, tmp_path: P
     from test_warehouse_sql import load_warehouse
 
     from stitcher.config import RunOptions
-    from stitcher.warehouse import build, render_script, run_script
+    from stitcher.warehouse import OUTPUT_TABLES, OutputTables, build, render_script, run_script
 
     scenario = FIXTURES / "several_devices_several_logins"
     session = spark_session
@@ -598,16 +598,33 @@ def test_generated_spark_script_runs_on_spark(spark_session: object, tmp_path: P
             f"CREATE TABLE {database}.{name} USING parquet AS SELECT * FROM parquet.`{path}`"
         )
         refs[name] = f"{database}.{name}"
+    # Segment's own `users` table, beside the inputs in the current database.
+    session.sql(f"CREATE TABLE {database}.users USING parquet AS SELECT 'u-1' AS id")
+    output = f"{database}_out"
+    session.sql(f"CREATE DATABASE IF NOT EXISTS {output} LOCATION '{tmp_path / 'out_db'}'")
     session.sql(f"USE {database}")
     try:
         items = build(refs, RunOptions(Path("."), Path("out")), dialect="spark")
         assert "PARTITION BY bucket_later_type" in render_script(items, "spark", refs)
+        # Outputs in the current database: Spark SQL cannot read whose `users` is, so the
+        # script never drops it: its rename onto that name fails.
+        with pytest.raises(Exception, match="TABLE_OR_VIEW_ALREADY_EXISTS"):
+            run_script(render_script(items, "spark", refs), _SparkSQL(session))
+        assert [tuple(r) for r in session.sql(f"SELECT * FROM {database}.users").collect()] == [
+            ("u-1",)
+        ]
+        options = RunOptions(Path("."), Path("out"))
+        items = build(refs, options, dialect="spark", outputs=OutputTables(output))
         script = render_script(items, "spark", refs)
         run_script(script, _SparkSQL(session))
-        rows = session.sql("SELECT identifier_type, identifier, person_id FROM id_map").collect()
+        rows = session.sql(f"SELECT identifier_type, identifier, person_id FROM {output}.id_map")
+        rows = rows.collect()
+        made = {r.tableName for r in session.sql(f"SHOW TABLES IN {output}").collect()}
+        assert made == set(OUTPUT_TABLES)  # no stitcher__ table left
     finally:
         session.sql("USE default")
         session.sql(f"DROP DATABASE {database} CASCADE")
+        session.sql(f"DROP DATABASE IF EXISTS {output} CASCADE")
     got = pl.DataFrame(
         [tuple(r) for r in rows], schema=["identifier_type", "identifier", "p"], orient="row"
     )
