@@ -552,3 +552,29 @@ def test_output_names_that_cannot_work_are_refused(extra: list[str], message: st
     result = run_cli("sql", "--table", "tracks=analytics.tracks", *extra, expect=1)
     assert message in result.output
     assert result.output.count("\n") == 1
+
+
+def test_a_users_table_made_while_the_script_runs_stops_it_before_publishing() -> None:
+    """The guard runs again just before the outputs are published: a table someone made
+    under an output's name meanwhile is not dropped."""
+    scenario = FIXTURES / "several_devices_several_logins"
+    with DuckDBEngine() as engine:
+        tables = load_warehouse(engine, scenario)
+        engine.execute("USE analytics")
+        items = parse_script(_script(tables))
+        guards = [i for i, item in enumerate(items) if str(item).startswith("SELECT error(")]
+        assert len(guards) == 2
+        for item in items[: guards[1]]:
+            if isinstance(item, str):
+                engine.execute(item)
+            else:
+                body, check, _ = item
+                while True:
+                    for statement in body:
+                        engine.execute(statement)
+                    if engine.fetch_rows(check)[0][0] == 0:
+                        break
+        segment = _segment_users(engine, "analytics")
+        with pytest.raises(EngineError, match="analytics.users exists and was not made by"):
+            run_script("".join(f"{i};\n" for i in items[guards[1] :]), engine)
+        assert engine.fetch_rows("SELECT * FROM analytics.users") == segment
