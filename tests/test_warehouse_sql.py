@@ -575,6 +575,6 @@ def test_a_users_table_made_while_the_script_runs_stops_it_before_publishing() -
                     if engine.fetch_rows(check)[0][0] == 0:
                         break
         segment = _segment_users(engine, "analytics")
-        with pytest.raises(EngineError, match="analytics.users exists and was not made by"):
+        with pytest.raises(EngineError, match=r"analytics\.users exists and was not made by"):
             run_script("".join(f"{i};\n" for i in items[guards[1] :]), engine)
         assert engine.fetch_rows("SELECT * FROM analytics.users") == segment
