@@ -310,13 +310,14 @@ def _guard_sql(outputs: OutputTables, dialect: str) -> str:
             f"  AND table_name IN ({names})\n"
             f"  AND COALESCE(comment, '') NOT LIKE '{OUTPUT_COMMENT}%'"
         )
+    # DuckDB (and Spark's session catalog) resolve names without regard to case.
     names = ", ".join(_string(outputs.table(o).lower()) for o in OUTPUT_TABLES)
-    catalog = _string(parts[0]) if len(parts) == 2 else "current_database()"
-    schema = _string(parts[-1]) if parts else "current_schema()"
+    catalog = _string(parts[0].lower()) if len(parts) == 2 else "lower(current_database())"
+    schema = _string(parts[-1].lower()) if parts else "lower(current_schema())"
     return (
         f"SELECT error('stitcher: table ' || table_schema || '.' || table_name || {message})\n"
-        f"FROM information_schema.tables\nWHERE table_catalog = {catalog} "
-        f"AND table_schema = {schema}\n  AND lower(table_name) IN ({names})\n"
+        f"FROM information_schema.tables\nWHERE lower(table_catalog) = {catalog} "
+        f"AND lower(table_schema) = {schema}\n  AND lower(table_name) IN ({names})\n"
         f"  AND coalesce(table_comment, '') NOT LIKE '{OUTPUT_COMMENT}%'"
     )
 

@@ -463,7 +463,12 @@ def _script(tables: dict[str, str], *extra: str) -> str:
     return run_cli("sql", *args, *extra).output
 
 
-def test_the_script_stops_before_touching_a_users_table_it_did_not_make() -> None:
+@pytest.mark.parametrize(
+    "where", [[], ["--output-schema", "ANALYTICS"], ["--output-table", "users=USERS"]]
+)
+def test_the_script_stops_before_touching_a_users_table_it_did_not_make(where: list[str]) -> None:
+    """In the current schema (the default), or named in another case: DuckDB resolves names
+    without regard to case, so the guard must compare them so too."""
     scenario = FIXTURES / "several_devices_several_logins"
     with DuckDBEngine() as engine:
         tables = load_warehouse(engine, scenario)
@@ -471,7 +476,7 @@ def test_the_script_stops_before_touching_a_users_table_it_did_not_make() -> Non
         segment = _segment_users(engine, "analytics")
         before = _relations(engine)
         with pytest.raises(EngineError) as stopped:
-            run_script(_script(tables), engine)
+            run_script(_script(tables, *where), engine)
         assert engine.fetch_rows("SELECT * FROM analytics.users") == segment
         assert _relations(engine) == before  # nothing made, nothing dropped
     message = str(stopped.value)

@@ -10,7 +10,7 @@
 
 SELECT error('stitcher: table ' || table_schema || '.' || table_name || ' exists and was not made by stitcher sql, so the script stops without touching it: rename or drop it yourself, or write the outputs elsewhere with stitcher sql --output-schema or --output-table')
 FROM information_schema.tables
-WHERE table_catalog = current_database() AND table_schema = 'identity'
+WHERE lower(table_catalog) = lower(current_database()) AND lower(table_schema) = 'identity'
   AND lower(table_name) IN ('id_map', 'users', 'edges', 'rejected_edges', 'quarantine')
   AND coalesce(table_comment, '') NOT LIKE 'stitcher sql output%';
 
@@ -1401,7 +1401,7 @@ DROP TABLE IF EXISTS identity.stitcher__id_map_with_keys;
 
 SELECT error('stitcher: table ' || table_schema || '.' || table_name || ' exists and was not made by stitcher sql, so the script stops without touching it: rename or drop it yourself, or write the outputs elsewhere with stitcher sql --output-schema or --output-table')
 FROM information_schema.tables
-WHERE table_catalog = current_database() AND table_schema = 'identity'
+WHERE lower(table_catalog) = lower(current_database()) AND lower(table_schema) = 'identity'
   AND lower(table_name) IN ('id_map', 'users', 'edges', 'rejected_edges', 'quarantine')
   AND coalesce(table_comment, '') NOT LIKE 'stitcher sql output%';
 
