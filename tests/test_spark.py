@@ -1251,10 +1251,26 @@ def test_nested_traits_on_spark(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_sigterm_mid_run_on_spark_stops_cleanly(big_input: Path, tmp_path: Path) -> None:
+def _has_java_child(pid: int) -> bool:
+    """Whether the process has started its JVM (the Spark driver) yet."""
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid and b"java" in (entry / "cmdline").read_bytes():
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
+@pytest.mark.parametrize("moment", ["jvm_starting", "spark_working"])
+def test_sigterm_mid_run_on_spark_stops_cleanly(
+    big_input: Path, tmp_path: Path, moment: str
+) -> None:
     """As on DuckDB (tests/test_scheduler_safety.py): SIGTERM while Spark works stops the run
     with one line and exit 143, the previous output intact, nothing left beside it, and the
-    Spark driver's JVM gone with the process."""
+    Spark driver's JVM gone with the process. A SIGTERM a second after the JVM started (the
+    session still being made) used to hang the run, its JVM left running."""
     import signal
     import subprocess
     import time
@@ -1262,16 +1278,31 @@ def test_sigterm_mid_run_on_spark_stops_cleanly(big_input: Path, tmp_path: Path)
     out = stitch(FIXTURES / "shared_family_computer", tmp_path / "out")
     before = _contents(out)
     process = subprocess.Popen(
-        run_command(big_input, out, "--engine", "spark"), stderr=subprocess.PIPE, text=True
+        run_command(big_input, out, "--engine", "spark"),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, to kill the JVM with it if it hangs
     )
     deadline = time.monotonic() + 120
-    while not any(".stitcher-tmp-" in p.name for p in tmp_path.iterdir()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.05)
-    time.sleep(4)  # into the Spark jobs
+    if moment == "jvm_starting":
+        while not _has_java_child(process.pid):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(1)
+    else:
+        while not any(".stitcher-tmp-" in p.name for p in tmp_path.iterdir()):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.05)
+        time.sleep(4)  # into the Spark jobs
     assert process.poll() is None, "the run ended before the signal"
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    try:
+        _, stderr = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        # The JVM holds stderr open too: kill the whole group, or communicate() waits on it.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError("the run did not stop within 90 s of SIGTERM") from None
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1] == (
         "Error: stopped by SIGTERM; nothing was written, the previous output is unchanged"

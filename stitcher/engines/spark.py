@@ -24,6 +24,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from stitcher import interrupts
 from stitcher.csv_check import csv_header
 from stitcher.engines.base import (
     DATE,
@@ -549,8 +550,12 @@ def _build_session(settings: EngineSettings) -> SparkSession:
         builder = builder.config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
     for key, value in settings.spark_conf:
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("FATAL" if not log.isEnabledFor(logging.DEBUG) else "WARN")
+    # The JVM starts here and writes its start-up warnings to our stderr until the log level
+    # is set: a SIGTERM or Ctrl-C taken meanwhile would print the run's last line before
+    # them. Held until the session is up (seconds), the stop then comes after them.
+    with interrupts.deferred():
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("FATAL" if not log.isEnabledFor(logging.DEBUG) else "WARN")
     return spark
 
 
