@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
@@ -23,15 +22,13 @@ from stitcher.config import (
     MAX_THREADS,
     OUTPUT_FORMATS,
     POLICIES,
-    JunkRules,
     RunOptions,
     memory_limit_problem,
-    read_junk_file,
 )
-from stitcher.config_file import effective_config_toml, find_config, options_from_config
-from stitcher.engines import ENGINES, regex_problem
-from stitcher.errors import EngineError, OutputError, StitcherError
-from stitcher.location import Url, input_location, output_location
+from stitcher.config_file import effective_config_toml
+from stitcher.engines import ENGINES
+from stitcher.errors import EngineError, OutputError, StitcherError, ThresholdBreached
+from stitcher.location import Url
 
 log = logging.getLogger("stitcher")
 
@@ -78,7 +75,7 @@ def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                     if isinstance(exc, EngineError) and exc.sql:
                         _echo_error(f"failed SQL:\n{exc.sql}")
                 _echo_error(f"Error: {exc}")
-                sys.exit(EXIT_ERROR)
+                sys.exit(exc.exit_code)
             if not isinstance(exc, Exception):
                 raise  # SystemExit: an exit code already chosen
             if isinstance(exc, BrokenPipeError):
@@ -269,18 +266,20 @@ def _checked_memory_limit(
 def _build_options(
     input_dir: Path | Url, output_dir: Path | Url, flags: dict[str, Any]
 ) -> RunOptions:
-    """Config file, then flags on top: the options a run will use."""
-    config, source = find_config(flags.pop("config_file"))
-    junk_files = flags.pop("junk_files")
-    replace_junk = flags.pop("replace_junk")
-    no_hubs = flags.pop("no_hubs")
-    options = options_from_config(
-        config, source, input_dir=input_dir, output_dir=output_dir, **flags
+    """Config file, then flags on top: the options a run will use (stitcher.api)."""
+    from stitcher.api import build_options
+
+    return build_options(
+        input_dir,
+        output_dir,
+        config=flags.pop("config_file"),
+        junk_files=flags.pop("junk_files"),
+        replace_junk=flags.pop("replace_junk"),
+        hubs=not flags.pop("no_hubs"),
+        spark_conf=flags.pop("spark_conf", ()),
+        temp_dir=flags.pop("temp_dir", None),
+        **flags,
     )
-    junk = JunkRules(values=(), patterns=()) if replace_junk else options.junk
-    for path in junk_files:
-        junk = junk.extended(read_junk_file(path, functools.partial(regex_problem, options.engine)))
-    return dataclasses.replace(options, junk=junk, hubs=() if no_hubs else options.hubs)
 
 
 _RUN_FLAGS = (
@@ -382,34 +381,33 @@ def run_command(
     130/143 stopped by SIGINT/SIGTERM (nothing written). Once the output is written the exit
     is 0 or 3, even if the summary cannot be printed.
     """
-    from stitcher.pipeline import STEPS, run
+    from stitcher import api
+    from stitcher.pipeline import STEPS
 
     _configure_logging(verbose, quiet)
-    options = _build_options(
-        input_location(input_dir),
-        output_location(output_dir),
-        {k: flags.pop(k) for k in _RUN_FLAGS},
-    )
-    conditions = flags.pop("fail_if")
-    options = dataclasses.replace(
-        options,
-        report=not flags.pop("no_report"),
-        force=flags.pop("force"),
-        wait_seconds=flags.pop("wait_seconds"),
-    )
+    arguments = {k: flags.pop(k) for k in _RUN_FLAGS}
+    arguments["config"] = arguments.pop("config_file")
+    arguments["hubs"] = not arguments.pop("no_hubs")
+    arguments["fail_if"] = flags.pop("fail_if")
+    arguments["report"] = not flags.pop("no_report")
+    arguments["force"] = flags.pop("force")
+    arguments["wait"] = flags.pop("wait_seconds")
     show_progress = not quiet and sys.stderr.isatty()
-    if show_progress:
-        from rich.console import Console
+    breach: ThresholdBreached | None = None
+    with contextlib.ExitStack() as stack:
+        if show_progress:
+            from rich.console import Console
 
-        console = Console(stderr=True)
-        with console.status("starting") as status:
+            status = stack.enter_context(Console(stderr=True).status("starting"))
 
             def progress(step: str) -> None:
                 status.update(f"{step} ({STEPS.index(step) + 1}/{len(STEPS)})")
 
-            result = run(options, progress)
-    else:
-        result = run(options)
+            arguments["progress"] = progress
+        try:
+            result = api.run(input_dir, output_dir, **arguments)
+        except ThresholdBreached as exc:
+            breach, result = exc, exc.result
     if not quiet:
         record = result.record
         persons = record["persons"]
@@ -429,7 +427,13 @@ def run_command(
             "%s arrived while the new output was being put in place; the run finished",
             interrupts.signal_name(late),
         )
-    _check_thresholds(conditions, result.record, quiet)
+    for outcome in result.thresholds:
+        if outcome.breached:
+            _after_output(f"Threshold breached: {outcome.describe()}", err=True)
+        elif outcome.value is None and not quiet:
+            _after_output(f"Threshold not checked: {outcome.describe()}", err=True)
+    if breach is not None:
+        sys.exit(breach.exit_code)
 
 
 def _after_output(text: str, err: bool = False) -> None:
@@ -457,28 +461,17 @@ def _discard_stream(stream: Any) -> None:
         os.close(devnull)
 
 
-def _parse_conditions(values: tuple[str, ...]) -> list[Any]:
+def _parse_conditions(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Checked here, so that a bad condition is a usage error (exit 2) before anything runs;
+    the run parses them again."""
     from stitcher.thresholds import parse_condition
 
     try:
-        return [parse_condition(v) for v in values]
+        for value in values:
+            parse_condition(value)
+        return values
     except StitcherError as exc:
         raise click.BadParameter(str(exc), param_hint="'--fail-if'") from exc
-
-
-def _check_thresholds(conditions: list[Any], record: dict, quiet: bool) -> None:
-    """Exit 3 when any --fail-if condition is breached; the output is already in place."""
-    from stitcher.thresholds import EXIT_THRESHOLD, check_conditions
-
-    breached = False
-    for outcome in check_conditions(conditions, record.get("metrics", {})):
-        if outcome.breached:
-            breached = True
-            _after_output(f"Threshold breached: {outcome.describe()}", err=True)
-        elif outcome.value is None and not quiet:
-            _after_output(f"Threshold not checked: {outcome.describe()}", err=True)
-    if breached:
-        sys.exit(EXIT_THRESHOLD)
 
 
 @cli.command("generate")
@@ -626,20 +619,17 @@ def explain_command(
     """
     import json
 
-    from stitcher.explain import explain_identifier, explain_pair, format_identifier, format_pair
+    from stitcher import api
 
     _configure_logging(verbose, quiet)
     if len(identifiers) > 2:
         raise click.UsageError("give one ID, or two to explain what joins them")
-    if len(identifiers) == 1:
-        result = explain_identifier(
-            output_dir, identifiers[0], limit=limit if limit is not None or as_json else 100
-        )
-        text = format_identifier(result)
-    else:
-        result = explain_pair(output_dir, identifiers[0], identifiers[1])
-        text = format_pair(result)
-    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else text)
+    result = api.explain(
+        output_dir, *identifiers, limit=limit if limit is not None or as_json else 100
+    )
+    click.echo(
+        json.dumps(result.as_record(), indent=2, ensure_ascii=False) if as_json else result.text()
+    )
 
 
 @cli.command("diff")
@@ -673,14 +663,14 @@ def diff_command(
     """
     import json
 
-    from stitcher.diff import diff_outputs, format_diff
+    from stitcher import api
 
     _configure_logging(verbose, quiet)
-    diff = diff_outputs(old_dir, new_dir, sample=sample)
+    diff = api.diff(old_dir, new_dir, sample=sample)
     if as_json:
         click.echo(json.dumps(diff.as_record(), indent=2, ensure_ascii=False))
     else:
-        click.echo(format_diff(diff, str(old_dir), str(new_dir)))
+        click.echo(diff.text(str(old_dir), str(new_dir)))
 
 
 @cli.command("sql")

@@ -259,6 +259,10 @@ class RunOptions:
     force: bool = False
     # How long to wait for another run writing the same --output (--wait); 0: fail at once.
     wait_seconds: float = 0.0
+    # --fail-if conditions (stitcher.thresholds.Condition), checked and recorded in run.json.
+    fail_if: tuple = ()
+    # The config file these options were read from (None: none was found); for run.json.
+    config_file: Path | None = None
 
     @property
     def type_names(self) -> tuple[str, ...]:
@@ -377,6 +381,8 @@ class RunOptions:
             if isinstance(value, Path):
                 record[key] = str(value)
         record["input_dir"] = str(self.input_dir)
+        record["fail_if"] = [condition.text for condition in self.fail_if]
+        record["config_file"] = None if self.config_file is None else str(self.config_file)
         record["output_dir"] = str(self.output_dir)
         # Spark settings may carry credentials (s3a keys): run.json keeps their names only.
         record["spark_conf"] = {key: "***" for key, _ in self.spark_conf}

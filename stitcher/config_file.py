@@ -127,7 +127,7 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
     # Junk regexes are compiled by the engine that will run them (the flag wins, as below).
     engine = overrides.get("engine") or config.get("engine") or "duckdb"
     checks = _RegexChecks(engine if engine in ENGINES else "duckdb", source)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"config_file": source}
     for key in ("policy", "input_format", "output_format", "memory_limit"):
         if key in config:
             values[key] = _typed(config[key], str, f"{where}: {key}", _TOP_KEYS[key])

@@ -53,7 +53,7 @@ from stitcher.outputs import (
 from stitcher.policies import classify_edges, replays_events
 from stitcher.publish import OutputStage, staged_output
 from stitcher.sql import render
-from stitcher.thresholds import run_metrics
+from stitcher.thresholds import Outcome, check_conditions, run_metrics
 
 log = logging.getLogger("stitcher")
 
@@ -91,7 +91,8 @@ USERS_COLUMNS = {
 # when those are dropped.
 _PAIR_TOTALS = (
     "SELECT source_table, CAST(sum(event_count) AS BIGINT) AS event_count, "
-    "CAST(sum(events_without_ts) AS BIGINT) AS events_without_ts FROM pairs GROUP BY source_table"
+    "CAST(sum(events_without_ts) AS BIGINT) AS events_without_ts, min(first_ts) AS first_ts, "
+    "max(last_ts) AS last_ts FROM pairs GROUP BY source_table"
 )
 _IDENTIFIER_TOTALS = (
     "SELECT identifier_type, quarantine_reason IS NOT NULL AS quarantined, "
@@ -118,9 +119,30 @@ _WRITERS = 2
 
 @dataclass
 class RunResult:
+    """What a finished run wrote and measured.
+
+    `record` is run.json as written; `files` the names written into `output_dir`.
+    """
+
     output_dir: Path | Url
     record: dict
     files: list[str] = field(default_factory=list)
+    thresholds: list[Outcome] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float | None]:
+        """The run's metrics (run.json's `metrics`); None: not measured this run."""
+        return dict(self.record.get("metrics", {}))
+
+    @property
+    def breached(self) -> list[Outcome]:
+        """The --fail-if conditions this run breached."""
+        return [outcome for outcome in self.thresholds if outcome.breached]
+
+    @property
+    def paths(self) -> dict[str, Path | Url]:
+        """Each file written, by name (`users.parquet`), at its place in the output."""
+        return {name: self.output_dir / name for name in self.files}
 
 
 class _Timer:
@@ -221,7 +243,7 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
             finally:
                 writer.close()
             record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            record["outputs"] = files
+            record["outputs"] = list(files)
             if output.publishes_through_engine:
                 # A URL output is compared and published through the engine's file system.
                 _finish(options, output, record, files, timer, started)
@@ -229,7 +251,12 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
             if spill.is_relative_to(tmp):
                 shutil.rmtree(spill, ignore_errors=True)
             _finish(options, output, record, files, timer, started)
-    return RunResult(output_dir=options.output_dir, record=record, files=files)
+    return RunResult(
+        output_dir=options.output_dir,
+        record=record,
+        files=files,
+        thresholds=check_conditions(list(options.fail_if), record["metrics"]),
+    )
 
 
 def _finish(
@@ -242,7 +269,8 @@ def _finish(
 ) -> None:
     _compare_and_report(options, output, record, timer, started)
     write_json(output.folder / "run.json", record)
-    files.append("run.json")
+    # What run.json lists (the tables, the report), and run.json itself.
+    files[:] = [*record["outputs"], "run.json"]
     output.publish(files)
 
 
@@ -641,8 +669,9 @@ def _run_record(
             "SELECT source_table, event_count FROM pair_totals ORDER BY source_table"
         )
     }
-    events, without_ts = rows(
-        "SELECT coalesce(sum(event_count), 0), coalesce(sum(events_without_ts), 0) FROM pair_totals"
+    events, without_ts, first_ts, last_ts = rows(
+        "SELECT coalesce(sum(event_count), 0), coalesce(sum(events_without_ts), 0), "
+        "min(first_ts), max(last_ts) FROM pair_totals"
     )[0]
     identifiers = {
         f"{t}{'' if quarantined is None else '_quarantined'}": int(n)
@@ -693,6 +722,9 @@ def _run_record(
             "events_per_table": per_table,
             "events": int(events),
             "events_without_timestamp": int(without_ts),
+            # How fresh the data is: the earliest and latest event times (UTC).
+            "first_event_at": _utc_text(first_ts),
+            "last_event_at": _utc_text(last_ts),
             "events_unattributed": int(unattributed),
             "skipped_files": loaded.skipped_files,
             "partition_keys": loaded.partition_keys,
@@ -739,6 +771,15 @@ def _run_record(
     return record
 
 
+def _utc_text(value: datetime | None) -> str | None:
+    """An event time (UTC, as every engine's session keeps it) as ISO text with its zone."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
 def _compare_and_report(
     options: RunOptions, output: OutputStage, record: dict, timer: _Timer, started: float
 ) -> None:
@@ -748,8 +789,8 @@ def _compare_and_report(
     The previous output is still in place here, so this is where a run can compare with it.
     """
     # Imported here: they bring polars (~50 MB resident), needed only once the engine is done.
-    from stitcher.diff import compare_with_previous
-    from stitcher.report import write_report
+    from stitcher.changes import compare_with_previous
+    from stitcher.report import read_report_tables, write_report
 
     tmp = output.folder
     with timer.step("compare"), interrupts.deferred():
@@ -758,11 +799,21 @@ def _compare_and_report(
     if changes is not None:
         record["changes_since_previous"] = changes
     record["metrics"] = run_metrics(record)
+    record["thresholds"] = [
+        outcome.as_record()
+        for outcome in check_conditions(list(options.fail_if), record["metrics"])
+    ]
+    tables = None
     if options.report:
+        # The tables are read back (nearly all of the report's time) before the timings are
+        # final, so that the page shows every step, its own included.
         with timer.step("report"), interrupts.deferred():
-            write_report(tmp, record)
+            tables = read_report_tables(tmp)
         record["outputs"].append(REPORT_FILE)
     record["timings_seconds"] = {
         **timer.seconds,
         "total": round(time.perf_counter() - started, 3),
     }
+    if tables is not None:
+        with interrupts.deferred():
+            write_report(tmp, record, tables=tables)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import bisect
 import html
 import itertools
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from stitcher.changes import sample_lines_by_kind
 from stitcher.charts import bar_chart, log_histogram
 from stitcher.outputs import REPORT_FILE, write_error
 from stitcher.results import read_table, scan_table, table_path
@@ -30,10 +33,13 @@ _ENDS = ("from", "to")
 _BLUE, _RED, _GREY = "#3366aa", "#cc4444", "#999999"
 
 
-def write_report(output_dir: Path, record: dict, path: Path | None = None) -> Path:
-    """Write report.html for the output tables in `output_dir` and their run record."""
+def write_report(
+    output_dir: Path, record: dict, path: Path | None = None, tables: ReportTables | None = None
+) -> Path:
+    """Write report.html for the output tables in `output_dir` and their run record; `tables`,
+    when given, is what read_report_tables read of them already."""
     target = path or output_dir / REPORT_FILE
-    text = build_report(output_dir, record)
+    text = build_report(output_dir, record, tables)
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -42,15 +48,32 @@ def write_report(output_dir: Path, record: dict, path: Path | None = None) -> Pa
     return target
 
 
-def build_report(output_dir: Path, record: dict) -> str:
+@dataclass(frozen=True)
+class ReportTables:
+    """The sections read off the output tables: nearly all of the report's time."""
+
+    sizes: str
+    hubs: str
+
+
+def read_report_tables(output_dir: Path) -> ReportTables:
+    """Read the output tables in `output_dir` for the report (before the run's timings are
+    final, so that the page can show them all)."""
+    return ReportTables(sizes=_sizes_section(output_dir), hubs=_hubs_section(output_dir))
+
+
+def build_report(output_dir: Path, record: dict, tables: ReportTables | None = None) -> str:
     """The report page as a string."""
+    tables = tables or read_report_tables(output_dir)
     sections = [
         _totals_section(record),
-        _sizes_section(output_dir),
-        _hubs_section(output_dir),
+        _thresholds_section(record),
+        tables.sizes,
+        tables.hubs,
         _rejected_section(record),
         _changes_section(record),
         _timings_section(record),
+        _options_section(record),
     ]
     title = f"stitcher run: {record.get('options', {}).get('output_dir', output_dir)}"
     return _PAGE.format(
@@ -75,6 +98,8 @@ def _totals_section(record: dict) -> str:
     largest = persons.get("largest") or {}
     rows = [
         ("events", f"{inp['events']:,}"),
+        ("first event at (UTC)", inp.get("first_event_at") or "no event has a time"),
+        ("last event at (UTC)", inp.get("last_event_at") or "no event has a time"),
         ("events that belong to no person", f"{inp.get('events_unattributed', 0):,}"),
         ("identifiers", f"{real:,}"),
         ("quarantined identifiers (junk, hubs)", f"{junk:,}"),
@@ -262,10 +287,56 @@ def _changes_section(record: dict) -> str:
             "folder to compare with.</p></section>"
         )
     rows = [(k, _num(v)) for k, v in changes["counts"].items()]
-    return (
+    out = (
         "<section><h2>Changes since the previous output</h2>"
+        + f"<p>The previous output finished at {_e(str(changes.get('previous_finished_at')))}.</p>"
         + _table(("", "count"), rows, numeric=(1,))
-        + "<p>See <code>stitcher diff</code> for samples.</p></section>"
+    )
+    for title, lines in sample_lines_by_kind(changes.get("samples", {})):
+        out += f"<h3>{_e(title)} (sample)</h3><ul>"
+        out += "".join(f"<li><code>{_e(line)}</code></li>" for line in lines) + "</ul>"
+    return out + "<p>More with <code>stitcher diff</code>.</p></section>"
+
+
+def _thresholds_section(record: dict) -> str:
+    """The --fail-if conditions this run checked, each with its value and outcome."""
+    outcomes = record.get("thresholds") or []
+    out = "<section><h2>Checks (<code>--fail-if</code>)</h2>"
+    if not outcomes:
+        return out + "<p>No <code>--fail-if</code> condition was given.</p></section>"
+    breached = sum(o["outcome"] == "breached" for o in outcomes)
+    out += (
+        f"<p><strong>{breached} of {len(outcomes)} breached</strong>: the run exited 3.</p>"
+        if breached
+        else f"<p>None of {len(outcomes)} breached.</p>"
+    )
+    return (
+        out
+        + _table(
+            ("condition", "value", "outcome"),
+            (
+                (o["condition"], "" if o["value"] is None else _num(o["value"]), o["outcome"])
+                for o in outcomes
+            ),
+            numeric=(1,),
+        )
+        + "</section>"
+    )
+
+
+def _options_section(record: dict) -> str:
+    """The options the run used (as run.json records them), config file first."""
+    options = dict(record.get("options") or {})
+    if not options:
+        return ""
+    rows = [
+        (key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        for key, value in options.items()
+    ]
+    return (
+        "<section><h2>Options used</h2>"
+        + _table(("option", "value"), rows)
+        + "<p>As recorded in <code>run.json</code> under <code>options</code>.</p></section>"
     )
 
 

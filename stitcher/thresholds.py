@@ -6,6 +6,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from stitcher.errors import ConfigError
 
@@ -38,6 +39,10 @@ def _identifiers(record: dict, quarantined: bool) -> int:
 # previous output exist only when --output already held one.
 METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
     "events": ("input events read", lambda r: r["input"]["events"]),
+    "hours_since_last_event": (
+        "hours from the input's latest event time to the end of the run (how fresh it is)",
+        lambda r: _hours_since_last_event(r),
+    ),
     "identifiers": ("identifiers that are not junk", lambda r: _identifiers(r, quarantined=False)),
     "persons": ("persons written to users", lambda r: r["persons"]["count"]),
     "largest_person": (
@@ -83,6 +88,16 @@ METRICS: dict[str, tuple[str, Callable[[dict], float | None]]] = {
         lambda r: _change(r, "identifiers_removed"),
     ),
 }
+
+
+def _hours_since_last_event(record: dict) -> float | None:
+    """None when no event has a time."""
+    last = record["input"].get("last_event_at")
+    if last is None:
+        return None
+    finished = datetime.fromisoformat(record["finished_at"])
+    seen = datetime.fromisoformat(last)
+    return round((finished - seen).total_seconds() / 3600, 3)
 
 
 def _change(record: dict, name: str) -> float | None:
@@ -138,11 +153,32 @@ class Outcome:
     def breached(self) -> bool:
         return self.value is not None and self.condition.breached_by(self.value)
 
+    @property
+    def status(self) -> str:
+        """breached, passed, or not measured (a change metric on a first run)."""
+        if self.value is None:
+            return "not measured"
+        return "breached" if self.breached else "passed"
+
+    def as_record(self) -> dict:
+        """The outcome as run.json keeps it."""
+        return {
+            "condition": self.condition.text,
+            "metric": self.condition.metric,
+            "value": self.value,
+            "outcome": self.status,
+        }
+
     def describe(self) -> str:
         c = self.condition
         if self.value is None:
-            return f"{c.metric} not measured (no previous output to compare with)"
+            why = _UNMEASURED.get(c.metric, "no previous output to compare with")
+            return f"{c.metric} not measured ({why})"
         return f"{c.metric}={_number(self.value)} {c.op} {_number(c.limit)}"
+
+
+# Why a metric can be None, where it is not for want of a previous output.
+_UNMEASURED = {"hours_since_last_event": "no event has a time"}
 
 
 def check_conditions(conditions: list[Condition], metrics: dict) -> list[Outcome]:

@@ -17,7 +17,7 @@ import networkx as nx
 import polars as pl
 import pytest
 
-from stitcher.explain import explain_identifier, explain_pair
+from stitcher.explanations import explain_identifier, explain_pair
 
 from conftest import FIXTURES, read_output, run_cli, stitch, write_csv
 
@@ -261,7 +261,7 @@ def test_random_graphs_chains_are_shortest(tmp_path: Path, seed: int) -> None:
     other_pairs = [tuple(rng.sample(ids, 2)) for _ in range(15)]
     checked_refused = 0
     for a, b in same_pairs + other_pairs:
-        result = explain_pair(out, a, b)
+        result = explain_pair(out, a, b).as_record()
         if person_of[a] == person_of[b]:
             assert result["same_person"]
             check_chain(result["path"], result["chain"], out)
@@ -303,7 +303,7 @@ def test_generated_data_chains(generated: Path) -> None:
             .iter_rows()
         )
         a, b = members[0], members[-1]
-        result = explain_pair(out, a, b)
+        result = explain_pair(out, a, b).as_record()
         check_chain(result["path"], result["chain"], out)
         assert len(result["chain"]) == nx.shortest_path_length(kept, a, b)
     rejected = read_output(out, "rejected_edges").filter(
@@ -315,12 +315,12 @@ def test_generated_data_chains(generated: Path) -> None:
         rejected.select("from_type", "from_id", "to_type", "to_id").head(5).iter_rows()
     ):
         a, b = f"{ft}:{fi}", f"{tt}:{ti}"
-        nearest = explain_pair(out, a, b)["nearest_refused"]
+        nearest = explain_pair(out, a, b).nearest_refused
         assert nearest["refused_links"] == 1 == nx.shortest_path_length(both, a, b, weight="weight")
         check_chain(nearest["path"], nearest["chain"], out)
     biggest = sizes["person_id"][0]
     member = id_map.filter(pl.col("person_id") == biggest).row(0, named=True)
-    one = explain_identifier(out, f"{member['identifier_type']}:{member['identifier']}")
+    one = explain_identifier(out, f"{member['identifier_type']}:{member['identifier']}").as_record()
     assert one["person_id"] == biggest
     assert one["identifier_count"] == id_map.filter(pl.col("person_id") == biggest).height
     assert one["link_count"] == sizes["len"][0]

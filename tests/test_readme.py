@@ -1,4 +1,5 @@
-"""README's shell commands, run as written: every fenced `bash` block and the cron line.
+"""README's shell commands and Python examples, run as written: every fenced `bash` block, the
+cron line, and every `python` block.
 
 Each block runs in a folder of its own, made from one template that holds what README's
 commands expect to find: `fixtures/` (the repository's), `events/` (small generated events),
@@ -134,6 +135,48 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / ".venv" / "bin").mkdir(parents=True)
     (folder / ".venv" / "bin" / "stitcher").symlink_to(BIN / "stitcher")
     return folder
+
+
+def readme_python_blocks(text: str) -> list[tuple[int, str]]:
+    """Each fenced `python` block of README: the line it starts on and its code."""
+    blocks = []
+    for match in re.finditer(r"^```python\n(.*?)^```$", text, flags=re.M | re.S):
+        blocks.append((text[: match.start()].count("\n") + 2, match.group(1)))
+    return blocks
+
+
+PYTHON_BLOCKS = readme_python_blocks(README.read_text(encoding="utf-8"))
+# Python blocks that are not run, by a line they hold, with the reason.
+PYTHON_SKIPPED = {
+    'run_script(Path("stitcher_sql"), connection)': "needs the reader's own warehouse "
+    "connection; tests/test_warehouse_sql.py and tests/test_snowflake.py call run_script over "
+    "DuckDB and the Snowflake emulator",
+}
+
+
+def test_readme_python_examples_call_the_whole_api() -> None:
+    code = "\n".join(block for _, block in PYTHON_BLOCKS)
+    for skipped in PYTHON_SKIPPED:
+        assert skipped in code, f"PYTHON_SKIPPED names a line README no longer has: {skipped}"
+    for call in ("stitcher.run(", "stitcher.explain(", "stitcher.diff("):
+        assert call in code, f"README shows no {call}...) example"
+
+
+@pytest.mark.parametrize(
+    ("line", "code"), [pytest.param(*b, id=f"line{b[0]}") for b in PYTHON_BLOCKS]
+)
+def test_readme_python_block_runs_as_written(
+    line: int, code: str, template: Path, tmp_path: Path
+) -> None:
+    for skipped, why in PYTHON_SKIPPED.items():
+        if skipped in code:
+            pytest.skip(f"README line {line}: {why}")
+    folder = tmp_path / "block"
+    shutil.copytree(template, folder, symlinks=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"README line {line}: the block failed\n{done.stderr[-2000:]}"
 
 
 def test_readme_has_the_blocks_this_test_expects() -> None:

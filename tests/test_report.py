@@ -15,11 +15,13 @@ from conftest import FIXTURES, run_cli, stitch, write_csv
 
 SECTIONS = (
     "Totals",
+    "Checks (<code>--fail-if</code>)",
     "Persons by size",
     "Hubs and quarantined ids",
     "Refused links by reason",
     "Changes since the previous output",
     "Time per step",
+    "Options used",
 )
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -74,6 +76,77 @@ def test_every_run_writes_a_report(junk_output: Path) -> None:
     assert "report" in record["timings_seconds"]
     assert "junk_anonymous_id" in page
     assert "identifiers_removed" in page  # the changes since the shared_family_computer run
+
+
+def _section(page: str, title: str) -> str:
+    start = page.index(f"<h2>{title}</h2>")
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_run_record_and_report_say_what_was_checked(tmp_path: Path) -> None:
+    """run.json and report.html: each --fail-if condition with its outcome, the input's event
+    time range, the options used, the change samples, and every step's time."""
+    out = tmp_path / "out"
+    stitch(FIXTURES / "reset_after_logout", out)
+    config = tmp_path / "nightly.toml"
+    config.write_text("dedupe = true\n")
+    run_cli(
+        "run", "--input", str(FIXTURES / "shared_family_computer"), "--output", str(out), "-q",
+        "--config", str(config), "--fail-if", "persons>1", "--fail-if", "largest_person>500",
+        "--fail-if", "persons_changed<=2", expect=3,
+    )  # fmt: skip
+    record = json.loads((out / "run.json").read_text())
+    assert record["thresholds"] == [
+        {"condition": "persons>1", "metric": "persons", "value": 2, "outcome": "breached"},
+        {"condition": "largest_person>500", "metric": "largest_person", "value": 2,
+         "outcome": "passed"},
+        {"condition": "persons_changed<=2", "metric": "persons_changed",
+         "value": record["metrics"]["persons_changed"], "outcome": "breached"},
+    ]  # fmt: skip
+    assert record["options"]["fail_if"] == ["persons>1", "largest_person>500", "persons_changed<=2"]
+    assert record["options"]["config_file"] == str(config)
+    assert record["options"]["dedupe"] is True
+    # the fixture's events run from 2026-11-07 16:00 to 2026-11-10 17:20 UTC
+    assert record["input"]["first_event_at"] == "2026-11-07T16:00:00+00:00"
+    assert record["input"]["last_event_at"] == "2026-11-10T17:20:00+00:00"
+    assert record["metrics"]["hours_since_last_event"] > 0
+    steps = ("load", "scan", "identifiers", "edges", "components", "persons", "write", "compare",
+             "report")  # fmt: skip
+    assert set(record["timings_seconds"]) == {*steps, "total"}
+    page = (out / "report.html").read_text(encoding="utf-8")
+    checks = _section(page, "Checks (<code>--fail-if</code>)")
+    assert "2 of 3 breached" in checks
+    for row in ("persons&gt;1</td><td class=\"n\">2</td><td>breached",
+                "largest_person&gt;500</td><td class=\"n\">2</td><td>passed"):  # fmt: skip
+        assert row in checks, row
+    totals = _section(page, "Totals")
+    assert "2026-11-07T16:00:00+00:00" in totals and "2026-11-10T17:20:00+00:00" in totals
+    timings = _section(page, "Time per step")
+    for step in steps:
+        assert f"<td>{step}</td>" in timings, step
+    options = _section(page, "Options used")
+    assert f"<td>config_file</td><td>{config}</td>" in options
+    assert "<td>policy</td><td>guarded</td>" in options
+    changes = _section(page, "Changes since the previous output")
+    removed = record["changes_since_previous"]["samples"]["identifiers_removed"]
+    assert removed and all(row["identifier"] in changes for row in removed)
+    assert "Identifiers removed (sample)" in changes
+
+
+def test_a_run_without_conditions_or_event_times_says_so(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    write_csv(events / "tracks.csv", ["id", "anonymous_id", "user_id", "timestamp"],
+              [("m1", "dev1", "u1", "")])  # fmt: skip
+    out = stitch(events, tmp_path / "out", "--fail-if", "hours_since_last_event>24")
+    record = json.loads((out / "run.json").read_text())
+    assert record["input"]["first_event_at"] is None and record["input"]["last_event_at"] is None
+    assert record["thresholds"][0]["outcome"] == "not measured"
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "no event has a time" in _section(page, "Totals")
+    assert "not measured" in _section(page, "Checks (<code>--fail-if</code>)")
+    plain = stitch(events, tmp_path / "plain")
+    page = (plain / "report.html").read_text(encoding="utf-8")
+    assert "No <code>--fail-if</code> condition was given" in page
 
 
 def test_report_is_self_contained(junk_output: Path) -> None:

@@ -421,10 +421,10 @@ _LIBRARY_RUN = """
 import sys
 from pathlib import Path
 try:
-    from stitcher.config import RunOptions
-    from stitcher.pipeline import run
+    import stitcher
+    from stitcher import api
     print("imported", flush=True)
-    run(RunOptions(input_dir=Path(sys.argv[1]), output_dir=Path(sys.argv[2])))
+    stitcher.run(Path(sys.argv[1]), sys.argv[2])
 except KeyboardInterrupt:
     sys.exit(42)
 """

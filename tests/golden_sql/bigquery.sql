@@ -452,7 +452,9 @@ CREATE TABLE identity.stitcher__pair_totals AS
 SELECT
   pairs.source_table AS source_table,
   CAST(SUM(pairs.event_count) AS INT64) AS event_count,
-  CAST(SUM(pairs.events_without_ts) AS INT64) AS events_without_ts
+  CAST(SUM(pairs.events_without_ts) AS INT64) AS events_without_ts,
+  MIN(pairs.first_ts) AS first_ts,
+  MAX(pairs.last_ts) AS last_ts
 FROM identity.stitcher__pairs AS pairs
 GROUP BY
   pairs.source_table;

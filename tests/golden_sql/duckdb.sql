@@ -390,7 +390,9 @@ CREATE TABLE identity.stitcher__pair_totals AS
 SELECT
   source_table,
   CAST(SUM(event_count) AS BIGINT) AS event_count,
-  CAST(SUM(events_without_ts) AS BIGINT) AS events_without_ts
+  CAST(SUM(events_without_ts) AS BIGINT) AS events_without_ts,
+  MIN(first_ts) AS first_ts,
+  MAX(last_ts) AS last_ts
 FROM identity.stitcher__pairs AS pairs
 GROUP BY
   source_table;

@@ -14,6 +14,7 @@ events: every answer is made of links the run kept or refused, each with its fir
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -350,8 +351,58 @@ def _run_options(output_dir: Path) -> dict:
     return options if isinstance(options, dict) else {}
 
 
-def explain_identifier(output_dir: Path, text: str, limit: int | None = None) -> dict:
-    """Everything the output says about one identifier and its person (JSON-ready)."""
+@dataclass(frozen=True)
+class IdentifierExplanation:
+    """Why one identifier is where it is: its person (None: quarantined or unknown to any
+    person), the person's identifiers and the kept links that hold it together, and the refused
+    links that touch the identifier. Lists hold plain dicts (times as ISO text), at most the
+    `limit` asked for; the counts are the full numbers."""
+
+    identifier: str
+    person_id: str | None
+    quarantine: dict | None
+    identifier_count: int
+    identifiers: list[dict]
+    link_count: int
+    links: list[dict]
+    refused_count: int
+    refused_links: list[dict]
+
+    def as_record(self) -> dict:
+        """As `stitcher explain --json` prints it."""
+        return dataclasses.asdict(self)
+
+    def text(self) -> str:
+        """As `stitcher explain` prints it."""
+        return format_identifier(self.as_record())
+
+
+@dataclass(frozen=True)
+class PairExplanation:
+    """What joins two identifiers: in one person, `chain` (the kept links of a shortest path)
+    and `path` (the identifiers it visits); in two, `nearest_refused` (the route with the
+    fewest refused links that would have joined them, or None when nothing connects them)."""
+
+    identifiers: list[str]
+    person_ids: list[str | None]
+    same_person: bool
+    chain: list[dict] | None
+    path: list[str] | None
+    nearest_refused: dict | None
+
+    def as_record(self) -> dict:
+        """As `stitcher explain ID ID2 --json` prints it."""
+        return dataclasses.asdict(self)
+
+    def text(self) -> str:
+        """As `stitcher explain ID ID2` prints it."""
+        return format_pair(self.as_record())
+
+
+def explain_identifier(
+    output_dir: Path, text: str, limit: int | None = None
+) -> IdentifierExplanation:
+    """Everything the output says about one identifier and its person."""
     graph = OutputGraph(output_dir)
     resolved = graph.resolve(text)
     refused = graph.refused_links_touching(resolved)
@@ -376,11 +427,11 @@ def explain_identifier(output_dir: Path, text: str, limit: int | None = None) ->
         result.update(identifier_count=0, identifiers=[], link_count=0, links=[])
     result["refused_count"] = refused.height
     result["refused_links"] = _rows(refused.select(REFUSED_COLUMNS), limit)
-    return result
+    return IdentifierExplanation(**result)
 
 
-def explain_pair(output_dir: Path, first: str, second: str) -> dict:
-    """The chain of kept links joining two ids, or the nearest refused route (JSON-ready)."""
+def explain_pair(output_dir: Path, first: str, second: str) -> PairExplanation:
+    """The chain of kept links joining two ids, or the nearest refused route."""
     graph = OutputGraph(output_dir)
     a, b = graph.resolve(first), graph.resolve(second)
     if a.identifier == b.identifier:
@@ -397,7 +448,7 @@ def explain_pair(output_dir: Path, first: str, second: str) -> dict:
         result["chain"] = [_jsonable(link) for link in chain]
         result["path"] = _path(a.identifier, chain)
         result["nearest_refused"] = None
-        return result
+        return PairExplanation(**result)
     result["chain"] = None
     result["path"] = None
     route = graph.refused_route(a, b)
@@ -409,7 +460,7 @@ def explain_pair(output_dir: Path, first: str, second: str) -> dict:
             "chain": [_jsonable(link) for link in route],
             "path": _path(a.identifier, route),
         }
-    return result
+    return PairExplanation(**result)
 
 
 def _path(start: Identifier, chain: list[dict]) -> list[str]:

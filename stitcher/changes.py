@@ -41,10 +41,15 @@ class OutputDiff:
     samples: dict[str, list[dict]] = field(default_factory=dict)
 
     def as_record(self) -> dict:
+        """As `stitcher diff --json` prints it (and run.json's changes_since_previous holds)."""
         return {
             "counts": dict(self.counts),
             "samples": {k: list(v) for k, v in self.samples.items()},
         }
+
+    def text(self, old_label: str = "old", new_label: str = "new") -> str:
+        """As `stitcher diff` prints it."""
+        return format_diff(self, old_label, new_label)
 
 
 def diff_outputs(old_dir: Path, new_dir: Path, sample: int = DEFAULT_SAMPLE) -> OutputDiff:
@@ -248,19 +253,27 @@ def format_diff(diff: OutputDiff, old_label: str, new_label: str) -> str:
         f"  changed:      {c['persons_changed']:.2%} of previous persons (merged, split or "
         "re-keyed)",
     ]
-    s = diff.samples
-    sections = [
-        ("Merged", s.get("merged", []), _merged_line),
-        ("Split", s.get("split", []), _split_line),
-        ("Re-keyed", s.get("rekeyed", []), _rekeyed_line),
-        ("Identifiers added", s.get("identifiers_added", []), _added_line),
-        ("Identifiers removed", s.get("identifiers_removed", []), _removed_line),
-    ]
-    for title, rows, line in sections:
-        if rows:
-            lines += ["", f"{title} (sample):"]
-            lines += [f"  {line(row)}" for row in rows]
+    for title, sample_lines in sample_lines_by_kind(diff.samples):
+        lines += ["", f"{title} (sample):"]
+        lines += [f"  {line}" for line in sample_lines]
     return "\n".join(lines)
+
+
+def sample_lines_by_kind(samples: dict[str, list[dict]]) -> list[tuple[str, list[str]]]:
+    """Each kind of change that has samples, as a title and one line per sample (for the
+    terminal and for report.html)."""
+    kinds = [
+        ("Merged", "merged", _merged_line),
+        ("Split", "split", _split_line),
+        ("Re-keyed", "rekeyed", _rekeyed_line),
+        ("Identifiers added", "identifiers_added", _added_line),
+        ("Identifiers removed", "identifiers_removed", _removed_line),
+    ]
+    return [
+        (title, [line(row) for row in samples[key]])
+        for title, key, line in kinds
+        if samples.get(key)
+    ]
 
 
 def _merged_line(row: dict) -> str:
