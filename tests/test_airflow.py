@@ -1,0 +1,187 @@
+"""The Airflow examples, run as written by Airflow itself (`airflow dags test`).
+
+Airflow lives in a virtualenv of its own (`.venv-airflow`, which .ci/run makes: apache-airflow
+and this checkout), as on a real deployment where the workers' Python is not the one the tests
+run in. Each test gives the DAG files, copied unchanged from examples/, an Airflow home of its
+own (a SQLite metadata database) and the environment a deployment would set: the virtualenv's
+`stitcher`, an explicit config file, the events and the output folder.
+
+What is checked, through Airflow's own database: a good run succeeds (and the @task variant's
+metrics reach XCom); a breached --fail-if threshold (exit 3) fails the task at once, without a
+retry, with the output written; a failed run (exit 1) is put up for retry, with the previous
+output untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.airflow]
+
+EXAMPLES = REPO / "examples"
+DAG_FILES = ("airflow_dag.py", "airflow_task_dag.py")
+# Below every threshold in the examples' FAIL_IF (no refused link, one small person).
+CLEAN = FIXTURES / "several_devices_one_login"
+# A third of its links are refused: rejected_share > 0.05 is breached.
+BREACHING = FIXTURES / "shared_family_computer"
+
+
+def _airflow_bin() -> Path:
+    configured = os.environ.get("STITCHER_AIRFLOW_PYTHON")
+    python = Path(configured) if configured else REPO / ".venv-airflow" / "bin" / "python"
+    airflow = python.parent / "airflow"
+    if python.exists() and airflow.exists() and (python.parent / "stitcher").exists():
+        return python.parent
+    why = (
+        f"no Airflow virtualenv at {python.parent} (with airflow and stitcher in it); make it "
+        "as .ci/run does: python3 -m venv .venv-airflow && .venv-airflow/bin/pip install "
+        "'apache-airflow==3.3.2' -e ."
+    )
+    if os.environ.get("STITCHER_REQUIRE_AIRFLOW") == "1":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@pytest.fixture
+def airflow(tmp_path: Path) -> dict:
+    """An Airflow home with the example DAGs and a migrated database; the environment."""
+    bin_dir = _airflow_bin()
+    home = tmp_path / "airflow"
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    for name in DAG_FILES:
+        shutil.copyfile(EXAMPLES / name, dags / name)
+    config = tmp_path / "deploy" / "stitcher.toml"
+    config.parent.mkdir()
+    config.write_text("dedupe = true\n", encoding="utf-8")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "STITCHER_"))},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # the worker's PATH does not hold stitcher: the DAG is given the virtualenv's
+        "PATH": "/usr/bin:/bin",
+        "STITCHER_BIN": str(bin_dir / "stitcher"),
+        "STITCHER_CONFIG": str(config),
+        "STITCHER_OUTPUT": str(tmp_path / "identity"),
+    }
+    subprocess.run(
+        [str(bin_dir / "airflow"), "db", "migrate"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    return {"bin": bin_dir, "env": env, "home": home, "output": tmp_path / "identity",
+            "config": config, "cwd": tmp_path}  # fmt: skip
+
+
+def _dags_test(airflow: dict, dag_id: str, events: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(airflow["bin"] / "airflow"), "dags", "test", dag_id, "2026-12-01"],
+        env={**airflow["env"], "STITCHER_EVENTS": str(events)},
+        cwd=airflow["cwd"], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def _task(airflow: dict, dag_id: str) -> tuple[str, int, int]:
+    """The stitch task's (state, try_number, max_tries) in Airflow's database."""
+    with sqlite3.connect(airflow["home"] / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT state, try_number, max_tries FROM task_instance WHERE dag_id = ? AND "
+            "task_id = 'stitch'",
+            (dag_id,),
+        ).fetchall()
+    assert len(rows) <= 1, rows
+    return rows[0] if rows else ("", 0, 0)
+
+
+def _xcom(airflow: dict, dag_id: str, key: str) -> object:
+    with sqlite3.connect(airflow["home"] / "airflow.db") as db:
+        (value,) = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'stitch' AND key = ?",
+            (dag_id, key),
+        ).fetchone()
+    return json.loads(value)
+
+
+def _record(airflow: dict) -> dict:
+    return json.loads((airflow["output"] / "run.json").read_text(encoding="utf-8"))
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("dag_id", ["identity_stitching", "identity_stitching_api"])
+def test_a_good_night_succeeds(airflow: dict, dag_id: str) -> None:
+    done = _dags_test(airflow, dag_id, CLEAN)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert _task(airflow, dag_id) == ("success", 1, 2)
+    record = _record(airflow)
+    # the config file reached the run: given explicitly, not found in a temporary folder
+    assert record["options"]["config_file"] == str(airflow["config"])
+    assert record["options"]["dedupe"] is True
+    assert [t["outcome"] for t in record["thresholds"]] == ["passed", "passed", "not measured"]
+    if dag_id == "identity_stitching_api":
+        # the @task's return value, the run's metrics, in XCom for downstream tasks
+        assert _xcom(airflow, dag_id, "return_value") == record["metrics"]
+
+
+@pytest.mark.parametrize("dag_id", ["identity_stitching", "identity_stitching_api"])
+def test_a_breached_threshold_fails_at_once_without_retry(airflow: dict, dag_id: str) -> None:
+    done = _dags_test(airflow, dag_id, BREACHING)
+    assert done.returncode != 0
+    logs = done.stdout + done.stderr
+    assert "AirflowFailException" in logs and "rejected_share" in logs
+    # failed on its first try, though two retries are allowed
+    assert _task(airflow, dag_id) == ("failed", 1, 2)
+    record = _record(airflow)  # the output was written
+    assert {t["condition"]: t["outcome"] for t in record["thresholds"]}["rejected_share>0.05"] == (
+        "breached"
+    )
+
+
+@pytest.mark.parametrize("dag_id", ["identity_stitching", "identity_stitching_api"])
+def test_a_failed_run_is_retried_and_writes_nothing(airflow: dict, dag_id: str) -> None:
+    assert _dags_test(airflow, dag_id, CLEAN).returncode == 0
+    before = _tree(airflow["output"])
+    # `dags test` waits out the retry delay (15 minutes) once the task is up for retry: the
+    # test reads that state and stops it there.
+    process = subprocess.Popen(
+        [str(airflow["bin"] / "airflow"), "dags", "test", dag_id, "2026-12-02"],
+        env={**airflow["env"], "STITCHER_EVENTS": str(airflow["cwd"] / "no-events-here")},
+        cwd=airflow["cwd"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        states: set[str] = set()
+        while time.monotonic() < deadline and process.poll() is None:
+            with sqlite3.connect(airflow["home"] / "airflow.db") as db:
+                states = {
+                    state
+                    for (state,) in db.execute(
+                        "SELECT state FROM task_instance WHERE dag_id = ? AND run_id IN "
+                        "(SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date LIKE "
+                        "'2026-12-02%')",
+                        (dag_id, dag_id),
+                    )
+                }
+            if "up_for_retry" in states or "failed" in states:
+                break
+            time.sleep(1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate(timeout=60)
+    assert states == {"up_for_retry"}, output[-3000:]
+    assert "no-events-here" in output  # stitcher's one-line error, in the task's log
+    assert _tree(airflow["output"]) == before
