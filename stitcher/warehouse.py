@@ -26,6 +26,7 @@ into place and marked.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ from stitcher import __version__
 from stitcher.config import RunOptions
 from stitcher.engines.base import STRING, TIMESTAMP_TZ, Column, Engine
 from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Statement
-from stitcher.errors import ConfigError, EngineError
+from stitcher.errors import ConfigError, EngineError, UsageError
 from stitcher.load import EVENT_TABLES, InputTables, TableSource, register_inputs
 from stitcher.warehouse_dialects import (
     REWRITTEN_DIALECTS,
@@ -520,6 +521,22 @@ def parse_script(text: str) -> list[str | tuple[list[str], str, int]]:
     return items
 
 
+def _script_text(script: str | os.PathLike[str]) -> str:
+    """A path's script, or `script` itself when it is SQL text. A str of one line without a
+    `;` is a path: run as SQL, a folder's name would fail inside the warehouse with a syntax
+    error, so a missing one is refused here."""
+    if isinstance(script, os.PathLike):
+        return read_script(Path(script))
+    if "\n" in script or ";" in script:
+        return script
+    if not Path(script).exists():
+        raise UsageError(
+            f"run_script: no script file or folder {script!r}; give the path of a script "
+            "`stitcher sql` wrote (a file, or its --out folder), or the script's text"
+        )
+    return read_script(Path(script))
+
+
 def read_script(path: Path) -> str:
     """A script file, or a folder of per-step files (run in name order)."""
     if path.is_dir():
@@ -527,10 +544,11 @@ def read_script(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def run_script(script: str | Path, connection: Any) -> int:
+def run_script(script: str | os.PathLike[str], connection: Any) -> int:
     """Run a generated script over a DB-API connection (or a stitcher Engine of the script's
-    dialect); returns the rounds its loop took."""
-    text = read_script(script) if isinstance(script, Path) else script
+    dialect); returns the rounds its loop took. `script` is a Path (or str path) to a script
+    file or a `--out` folder, or the script's text itself."""
+    text = _script_text(script)
     if isinstance(connection, Engine):
         execute = connection.execute
 

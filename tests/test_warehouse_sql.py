@@ -22,7 +22,7 @@ from sqlglot import exp
 from stitcher.config import IdentifierType, JunkRules, RunOptions
 from stitcher.engines.base import STRING
 from stitcher.engines.duckdb import DuckDBEngine
-from stitcher.errors import EngineError
+from stitcher.errors import EngineError, UsageError
 from stitcher.load import canonical
 from stitcher.warehouse import (
     DIALECTS,
@@ -131,6 +131,19 @@ def test_duckdb_script_gives_the_same_id_map_and_users(scenario: str, tmp_path: 
     assert users.select(want_users.columns).equals(
         want_users.cast(users.select(want_users.columns).schema)
     )
+
+
+def test_run_script_takes_a_str_path_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    scenario = FIXTURES / "several_devices_several_logins"
+    with DuckDBEngine() as engine:
+        tables = load_warehouse(engine, scenario)
+        args = [a for name, ref in tables.items() for a in ("--table", f"{name}={ref}")]
+        run_cli("sql", *args, "--out", str(tmp_path / "steps"), "-q")
+        with pytest.raises(UsageError, match="no script file or folder"):
+            run_script(str(tmp_path / "no-steps"), engine)
+        assert run_script(str(tmp_path / "steps"), engine) >= 1
+        persons = engine.fetch_rows("SELECT count(DISTINCT person_id) FROM id_map")[0][0]
+    assert persons == pl.read_csv(scenario / "expected_clusters.csv")["cluster"].n_unique()
 
 
 def test_script_folder_runs_like_the_script(tmp_path: Path) -> None:
