@@ -884,6 +884,11 @@ def test_url_output_gives_the_same_files_as_a_local_output(tmp_path: Path) -> No
     assert record["options"]["output_dir"] == _url(out)
     assert record["outputs"] == [*TABLES, "report.html"]
     assert "changes_since_previous" not in record  # a first run
+    # The input's time range (read in the one scan) and every step's time, as DuckDB's.
+    local_record = json.loads((local / "run.json").read_text())
+    for key in ("first_event_at", "last_event_at"):
+        assert record["input"][key] == local_record["input"][key] is not None, key
+    assert set(record["timings_seconds"]) == set(local_record["timings_seconds"])
     # Nothing beside the output, nothing left in the staging folder.
     assert [p.name for p in out.parent.iterdir()] == ["out"]
     assert list(stage.iterdir()) == []
