@@ -114,25 +114,3 @@ def test_every_metric_is_computed_and_documented(tmp_path: Path) -> None:
         assert f"`{name}`" in readme, f"metric {name} is not in the README"
     outcomes = check_conditions([parse_condition("persons_split>0")], record["metrics"])
     assert outcomes[0].value is None and not outcomes[0].breached
-
-
-def test_airflow_example_command_runs(tmp_path: Path) -> None:
-    """The example DAG's command, with this repo's paths, is a valid run (without Airflow)."""
-    import ast
-    import shlex
-
-    source = (FIXTURES.parent / "examples" / "airflow_dag.py").read_text()
-    namespace: dict[str, object] = {}
-    for node in ast.parse(source).body:
-        names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
-        if set(names) & {"EVENTS", "OUTPUT", "STITCH_COMMAND"}:
-            exec(compile(ast.Module([node], []), "airflow_dag.py", "exec"), namespace)
-    args = shlex.split(str(namespace["STITCH_COMMAND"]))
-    assert args[:2] == ["stitcher", "run"]
-    args = [
-        {namespace["EVENTS"]: str(SFC), namespace["OUTPUT"]: str(tmp_path / "out")}.get(a, a)
-        for a in args[1:]
-    ]
-    # the family computer's refused link is a third of all links: over the 5% threshold
-    result = run_cli(*args, expect=3)
-    assert "Threshold breached: rejected_share=0.333333 > 0.05" in result.stderr
