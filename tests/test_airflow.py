@@ -28,7 +28,7 @@ import pytest
 
 from conftest import FIXTURES, REPO
 
-pytestmark = [pytest.mark.slow, pytest.mark.airflow]
+pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
 
 EXAMPLES = REPO / "examples"
 DAG_FILES = ("airflow_dag.py", "airflow_task_dag.py")
@@ -49,7 +49,7 @@ def _airflow_bin() -> Path:
         "as .ci/run does: python3 -m venv .venv-airflow && .venv-airflow/bin/pip install "
         "'apache-airflow==3.3.2' -e ."
     )
-    if os.environ.get("STITCHER_REQUIRE_AIRFLOW") == "1":
+    if os.environ.get("STITCHER_REQUIRE_SCHEDULERS") == "1":
         pytest.fail(why)
     pytest.skip(why)
 

@@ -1,0 +1,165 @@
+"""The Dagster example, run as written by Dagster itself (`dagster asset materialize`).
+
+Dagster lives in a virtualenv of its own (`.venv-dagster`, which .ci/run makes: dagster and
+this checkout). Each test gives it a Dagster home of its own and the environment a code
+location would set. Checked through Dagster's own instance and event log: a good run
+materializes the asset with the run's metrics as its metadata; a breached --fail-if threshold
+(exit 3) fails the step without a retry, with the output written; a failed run (exit 1) is put
+up for retry, with the previous output untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
+
+EXAMPLE = REPO / "examples" / "dagster_assets.py"
+CLEAN = FIXTURES / "several_devices_one_login"
+BREACHING = FIXTURES / "shared_family_computer"  # rejected_share 0.33 > 0.05
+
+
+def _dagster_bin() -> Path:
+    configured = os.environ.get("STITCHER_DAGSTER_PYTHON")
+    python = Path(configured) if configured else REPO / ".venv-dagster" / "bin" / "python"
+    if python.exists() and (python.parent / "dagster").exists():
+        return python.parent
+    why = (
+        f"no Dagster virtualenv at {python.parent}; make it as .ci/run does: python3 -m venv "
+        ".venv-dagster && .venv-dagster/bin/pip install 'dagster==1.13.29' -e ."
+    )
+    if os.environ.get("STITCHER_REQUIRE_SCHEDULERS") == "1":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@pytest.fixture
+def dagster(tmp_path: Path) -> dict:
+    bin_dir = _dagster_bin()
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("", encoding="utf-8")
+    config = tmp_path / "deploy" / "stitcher.toml"
+    config.parent.mkdir()
+    config.write_text("dedupe = true\n", encoding="utf-8")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER", "STITCHER_"))},
+        "DAGSTER_HOME": str(home),
+        "STITCHER_CONFIG": str(config),
+        "STITCHER_OUTPUT": str(tmp_path / "identity"),
+    }
+    return {"bin": bin_dir, "env": env, "output": tmp_path / "identity", "config": config,
+            "cwd": tmp_path}  # fmt: skip
+
+
+def _materialize(dagster: dict) -> list[str]:
+    return [str(dagster["bin"] / "dagster"), "asset", "materialize", "-f", str(EXAMPLE),
+            "--select", "identity_graph"]  # fmt: skip
+
+
+def _run(dagster: dict, events: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _materialize(dagster),
+        env={**dagster["env"], "STITCHER_EVENTS": str(events)},
+        cwd=dagster["cwd"], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def _record(dagster: dict) -> dict:
+    return json.loads((dagster["output"] / "run.json").read_text(encoding="utf-8"))
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+_METADATA = """
+import json, dagster as dg
+event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("identity_graph"))
+print(json.dumps({k: v.value for k, v in event.asset_materialization.metadata.items()}))
+"""
+
+
+def test_a_good_night_materializes_the_metrics(dagster: dict) -> None:
+    done = _run(dagster, CLEAN)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = _record(dagster)
+    assert record["options"]["config_file"] == str(dagster["config"])
+    read = subprocess.run(
+        [str(dagster["bin"] / "python"), "-c", _METADATA], env=dagster["env"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    metadata = json.loads(read.stdout.strip().splitlines()[-1])
+    measured = {k: v for k, v in record["metrics"].items() if v is not None}
+    assert metadata == {**measured, "output": str(dagster["output"])}
+
+
+def test_a_breached_threshold_fails_without_retry(dagster: dict) -> None:
+    done = _run(dagster, BREACHING)
+    logs = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "STEP_FAILURE" in logs and "STEP_UP_FOR_RETRY" not in logs
+    assert "stitcher: threshold breached: rejected_share=" in logs
+    assert {t["condition"]: t["outcome"] for t in _record(dagster)["thresholds"]}[
+        "rejected_share>0.05"
+    ] == "breached"
+
+
+def test_a_failed_run_is_retried_and_writes_nothing(dagster: dict) -> None:
+    subprocess.run(
+        [str(dagster["bin"] / "stitcher"), "run", "--input", str(CLEAN), "--output",
+         str(dagster["output"]), "-q"],
+        check=True, timeout=300,
+    )  # fmt: skip
+    before = _tree(dagster["output"])
+    # The retry waits out its delay (15 minutes): the test reads the log up to the retry.
+    process = subprocess.Popen(
+        _materialize(dagster),
+        env={**dagster["env"], "STITCHER_EVENTS": str(dagster["cwd"] / "no-events-here")},
+        cwd=dagster["cwd"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        for line in process.stdout:
+            lines.append(line)
+            if "STEP_UP_FOR_RETRY" in line or "STEP_FAILURE" in line:
+                break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=60)
+    logs = "".join(lines)
+    assert "STEP_UP_FOR_RETRY" in logs, logs[-3000:]
+    # the retry's cause, in Dagster's event log: stitcher's one-line error
+    read = subprocess.run(
+        [str(dagster["bin"] / "python"), "-c", _RETRY_CAUSE], env=dagster["env"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert read.stdout.strip().splitlines()[-1] == (
+        f"stitcher.errors.InputError: input folder {dagster['cwd'] / 'no-events-here'} does "
+        "not exist"
+    )
+    assert _tree(dagster["output"]) == before
+
+
+_RETRY_CAUSE = """
+import dagster as dg
+instance = dg.DagsterInstance.get()
+run = instance.get_runs(limit=1)[0]
+for record in instance.all_logs(run.run_id):
+    event = record.dagster_event
+    if event and event.event_type_value == "STEP_UP_FOR_RETRY":
+        print(event.event_specific_data.error.cause.message.strip())
+"""
