@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -30,7 +29,7 @@ from stitcher.config import (
 from stitcher.config_file import find_config, options_from_config
 from stitcher.engines import ENGINES, regex_problem
 from stitcher.errors import ConfigError, ThresholdBreached, UsageError
-from stitcher.location import input_location, output_location
+from stitcher.location import Url, input_location, output_location
 
 if TYPE_CHECKING:
     from stitcher.changes import OutputDiff
@@ -93,12 +92,16 @@ def run(
     _check_range("threads", threads, 1, MAX_THREADS)
     _check_range("max_rounds", max_rounds, 1, MAX_ROUNDS)
     if memory_limit is not None:
-        problem = memory_limit_problem(memory_limit) if isinstance(memory_limit, str) else None
-        if problem is not None or not isinstance(memory_limit, str):
-            raise UsageError(f"memory_limit={memory_limit!r}: {problem or 'give text like 6GB'}")
+        problem = (
+            memory_limit_problem(memory_limit)
+            if isinstance(memory_limit, str)
+            else "give text like 6GB"
+        )
+        if problem is not None:
+            raise UsageError(f"memory_limit={memory_limit!r}: {problem}")
     if isinstance(wait, bool) or not isinstance(wait, int | float):
         raise UsageError(f"wait={wait!r} must be a number of seconds")
-    if not 0 <= wait <= MAX_WAIT_SECONDS or math.isnan(wait):
+    if not 0 <= wait <= MAX_WAIT_SECONDS:  # NaN fails the comparison too
         raise UsageError(f"wait={wait!r} must be from 0 to {MAX_WAIT_SECONDS} seconds")
     options = build_options(
         _location(input, "input", input_location),
@@ -134,8 +137,8 @@ def run(
 
 
 def build_options(
-    input_dir: Path | object,
-    output_dir: Path | object,
+    input_dir: Path | Url,
+    output_dir: Path | Url,
     *,
     config: PathLike | None = None,
     junk_files: Iterable[PathLike] = (),
@@ -193,7 +196,7 @@ def diff(old: PathLike, new: PathLike, *, sample: int = 5) -> OutputDiff:
     return diff_outputs(_folder(old, "old"), _folder(new, "new"), sample=sample)
 
 
-def _location(value: PathLike, name: str, parse: Callable[[str], object]) -> object:
+def _location(value: PathLike, name: str, parse: Callable[[str], Path | Url]) -> Path | Url:
     if not isinstance(value, str | os.PathLike):
         raise UsageError(f"{name}={value!r} must be a path (str or Path)")
     text = os.fspath(value)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from stitcher import __version__, interrupts
+from stitcher.api import MAX_WAIT_SECONDS
 from stitcher.config import (
     INPUT_FORMATS,
     MAX_ROUNDS,
@@ -353,7 +354,7 @@ def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, 
 @click.option(
     "--wait",
     "wait_seconds",
-    type=click.FloatRange(min=0, max=7 * 24 * 3600),
+    type=click.FloatRange(min=0, max=MAX_WAIT_SECONDS),
     default=0,
     metavar="SECONDS",
     help="When another run is writing the same --output (it holds the lock file "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -104,3 +105,25 @@ def require_peers(name: str) -> Path:
             f"{folder} is absent: the peer conformance data ships beside the repo, not in it"
         )
     return folder
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes: compare before and after to show a run left
+    it as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def tool_bin(venv: str, override: str, require: str, make: str, *commands: str) -> Path:
+    """The bin folder of a tool's own virtualenv (REPO/`venv`, or the folder of the Python in
+    environment variable `override`), holding python and `commands`. Missing, the test skips
+    with how to make it (`make`), or fails when environment variable `require` is 1 (.ci/run
+    sets it, so CI cannot pass by skipping)."""
+    configured = os.environ.get(override)
+    python = Path(configured) if configured else REPO / venv / "bin" / "python"
+    if all((python.parent / name).exists() for name in ("python", *commands)):
+        return python.parent
+    holding = f" holding {', '.join(commands)}" if commands else ""
+    why = f"no virtualenv at {python.parent}{holding}; make it as .ci/run does: {make}"
+    if os.environ.get(require) == "1":
+        pytest.fail(why)
+    pytest.skip(why)

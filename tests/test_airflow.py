@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, file_bytes, tool_bin
 
 pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
 
@@ -39,19 +39,12 @@ BREACHING = FIXTURES / "shared_family_computer"
 
 
 def _airflow_bin() -> Path:
-    configured = os.environ.get("STITCHER_AIRFLOW_PYTHON")
-    python = Path(configured) if configured else REPO / ".venv-airflow" / "bin" / "python"
-    airflow = python.parent / "airflow"
-    if python.exists() and airflow.exists() and (python.parent / "stitcher").exists():
-        return python.parent
-    why = (
-        f"no Airflow virtualenv at {python.parent} (with airflow and stitcher in it); make it "
-        "as .ci/run does: python3 -m venv .venv-airflow && .venv-airflow/bin/pip install "
-        "'apache-airflow==3.3.2' -e ."
-    )
-    if os.environ.get("STITCHER_REQUIRE_SCHEDULERS") == "1":
-        pytest.fail(why)
-    pytest.skip(why)
+    return tool_bin(
+        ".venv-airflow", "STITCHER_AIRFLOW_PYTHON", "STITCHER_REQUIRE_SCHEDULERS",
+        "python3 -m venv .venv-airflow && "
+        ".venv-airflow/bin/pip install 'apache-airflow==3.3.2' -e .",
+        "airflow", "stitcher",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +126,6 @@ def _record(airflow: dict) -> dict:
     return json.loads((airflow["output"] / "run.json").read_text(encoding="utf-8"))
 
 
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
 @pytest.mark.parametrize("dag_id", ["identity_stitching", "identity_stitching_api"])
 def test_a_good_night_succeeds(airflow: dict, dag_id: str) -> None:
     done = _dags_test(airflow, dag_id, CLEAN)
@@ -174,7 +163,7 @@ def test_a_failed_run_is_retried_and_writes_nothing(airflow: dict, dag_id: str) 
          str(airflow["output"]), "-q"],
         check=True, timeout=300,
     )  # fmt: skip
-    before = _tree(airflow["output"])
+    before = file_bytes(airflow["output"])
     # `dags test` waits out the retry delay (15 minutes) once the task is up for retry: the
     # test reads that state and stops it there.
     process = subprocess.Popen(
@@ -196,4 +185,4 @@ def test_a_failed_run_is_retried_and_writes_nothing(airflow: dict, dag_id: str) 
         output, _ = process.communicate(timeout=60)
     assert state == "up_for_retry", output[-3000:]
     assert "no-events-here" in output  # stitcher's one-line error, in the task's log
-    assert _tree(airflow["output"]) == before
+    assert file_bytes(airflow["output"]) == before

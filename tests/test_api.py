@@ -15,14 +15,10 @@ import stitcher
 from stitcher.changes import OutputDiff
 from stitcher.explanations import IdentifierExplanation, PairExplanation
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, file_bytes, run_cli
 
 SFC = FIXTURES / "shared_family_computer"
 RESET = FIXTURES / "reset_after_logout"
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def _record(folder: Path) -> dict:
@@ -87,7 +83,7 @@ def test_config_file_applies_with_the_commands_precedence(
 def test_one_exception_class_per_exit_code(tmp_path: Path) -> None:
     out = tmp_path / "out"
     stitcher.run(SFC, out)
-    before = _snapshot(out)
+    before = file_bytes(out)
     # exit 2: a bad argument, before anything runs
     for bad in (
         {"policy": "bogus"},
@@ -109,7 +105,7 @@ def test_one_exception_class_per_exit_code(tmp_path: Path) -> None:
     with pytest.raises(stitcher.ConfigError) as config:
         stitcher.run(SFC, out, config=tmp_path / "missing.toml")
     assert config.value.exit_code == 1 and "missing.toml" in str(config.value)
-    assert _snapshot(out) == before
+    assert file_bytes(out) == before
     # exit 3: written, then a condition breached; the result comes with the exception
     with pytest.raises(stitcher.ThresholdBreached) as breached:
         stitcher.run(RESET, out, fail_if=["persons>0", "largest_person>1000"])
@@ -117,7 +113,7 @@ def test_one_exception_class_per_exit_code(tmp_path: Path) -> None:
     assert "persons=" in str(breached.value)
     result = breached.value.result
     assert [o.condition.text for o in result.breached] == ["persons>0"]
-    assert _snapshot(out) != before and result.record == _record(out)
+    assert file_bytes(out) != before and result.record == _record(out)
     assert isinstance(breached.value, stitcher.StitcherError)
 
 

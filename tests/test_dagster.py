@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, file_bytes, tool_bin
 
 pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
 
@@ -29,17 +29,11 @@ BREACHING = FIXTURES / "shared_family_computer"  # rejected_share 0.33 > 0.05
 
 
 def _dagster_bin() -> Path:
-    configured = os.environ.get("STITCHER_DAGSTER_PYTHON")
-    python = Path(configured) if configured else REPO / ".venv-dagster" / "bin" / "python"
-    if python.exists() and (python.parent / "dagster").exists():
-        return python.parent
-    why = (
-        f"no Dagster virtualenv at {python.parent}; make it as .ci/run does: python3 -m venv "
-        ".venv-dagster && .venv-dagster/bin/pip install 'dagster==1.13.29' -e ."
-    )
-    if os.environ.get("STITCHER_REQUIRE_SCHEDULERS") == "1":
-        pytest.fail(why)
-    pytest.skip(why)
+    return tool_bin(
+        ".venv-dagster", "STITCHER_DAGSTER_PYTHON", "STITCHER_REQUIRE_SCHEDULERS",
+        "python3 -m venv .venv-dagster && .venv-dagster/bin/pip install 'dagster==1.13.29' -e .",
+        "dagster", "stitcher",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -76,10 +70,6 @@ def _run(dagster: dict, events: Path) -> subprocess.CompletedProcess:
 
 def _record(dagster: dict) -> dict:
     return json.loads((dagster["output"] / "run.json").read_text(encoding="utf-8"))
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 _METADATA = """
@@ -120,7 +110,7 @@ def test_a_failed_run_is_retried_and_writes_nothing(dagster: dict) -> None:
          str(dagster["output"]), "-q"],
         check=True, timeout=300,
     )  # fmt: skip
-    before = _tree(dagster["output"])
+    before = file_bytes(dagster["output"])
     # The retry waits out its delay (15 minutes): the test reads the log up to the retry.
     process = subprocess.Popen(
         _materialize(dagster),
@@ -151,7 +141,7 @@ def test_a_failed_run_is_retried_and_writes_nothing(dagster: dict) -> None:
         f"stitcher.errors.InputError: input folder {dagster['cwd'] / 'no-events-here'} does "
         "not exist"
     )
-    assert _tree(dagster["output"]) == before
+    assert file_bytes(dagster["output"]) == before
 
 
 _RETRY_CAUSE = """

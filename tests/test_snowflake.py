@@ -16,7 +16,6 @@ What is checked, on a schema that holds Segment's own `users` table beside the i
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from stitcher.config import RunOptions
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.warehouse import OUTPUT_TABLES, OutputTables, build, render_script
 
-from conftest import FIXTURES, read_output, run_cli, stitch
+from conftest import FIXTURES, read_output, run_cli, stitch, tool_bin
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
@@ -48,18 +47,13 @@ VARIANTS = ("guarded", "connected_email", "dedupe", "mixpanel_simplified", "junk
 
 
 def _fakesnow_python() -> str:
-    python = os.environ.get("STITCHER_FAKESNOW_PYTHON") or str(
-        ROOT / ".venv-fakesnow" / "bin" / "python"
-    )
-    if Path(python).exists():
-        return python
-    reason = (
-        f"no fakesnow virtualenv at {python}: make one as .ci/run does (README, Development), "
-        "or set STITCHER_FAKESNOW_PYTHON"
-    )
-    if os.environ.get("STITCHER_REQUIRE_EMULATORS") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    return str(
+        tool_bin(
+            ".venv-fakesnow", "STITCHER_FAKESNOW_PYTHON", "STITCHER_REQUIRE_EMULATORS",
+            "README, Development (or set STITCHER_FAKESNOW_PYTHON)",
+        )
+        / "python"
+    )  # fmt: skip
 
 
 def _export(engine: DuckDBEngine, tables: dict[str, str], folder: Path) -> dict[str, str]:

@@ -133,19 +133,6 @@ def test_duckdb_script_gives_the_same_id_map_and_users(scenario: str, tmp_path: 
     )
 
 
-def test_run_script_takes_a_str_path_and_refuses_a_missing_one(tmp_path: Path) -> None:
-    scenario = FIXTURES / "several_devices_several_logins"
-    with DuckDBEngine() as engine:
-        tables = load_warehouse(engine, scenario)
-        args = [a for name, ref in tables.items() for a in ("--table", f"{name}={ref}")]
-        run_cli("sql", *args, "--out", str(tmp_path / "steps"), "-q")
-        with pytest.raises(UsageError, match="no script file or folder"):
-            run_script(str(tmp_path / "no-steps"), engine)
-        assert run_script(str(tmp_path / "steps"), engine) >= 1
-        persons = engine.fetch_rows("SELECT count(DISTINCT person_id) FROM id_map")[0][0]
-    assert persons == pl.read_csv(scenario / "expected_clusters.csv")["cluster"].n_unique()
-
-
 def test_script_folder_runs_like_the_script(tmp_path: Path) -> None:
     scenario = FIXTURES / "several_devices_several_logins"
     with DuckDBEngine() as engine:
@@ -154,7 +141,10 @@ def test_script_folder_runs_like_the_script(tmp_path: Path) -> None:
         run_cli("sql", *args, "--out", str(tmp_path / "steps"), "-q")
         names = sorted(p.name for p in (tmp_path / "steps").glob("*.sql"))
         assert names[0] == "000_README.sql" and any("_loop.sql" in n for n in names)
-        rounds = run_script(tmp_path / "steps", engine)
+        # a path given as text is read as one, and a missing one is refused, not run as SQL
+        with pytest.raises(UsageError, match="no script file or folder"):
+            run_script(str(tmp_path / "no-steps"), engine)
+        rounds = run_script(str(tmp_path / "steps"), engine)
         persons = engine.fetch_rows("SELECT count(DISTINCT person_id) FROM id_map")[0][0]
     assert rounds >= 1
     expected = pl.read_csv(scenario / "expected_clusters.csv")["cluster"].n_unique()
