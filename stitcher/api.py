@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from stitcher.config import (
     INPUT_FORMATS,
     MAX_ROUNDS,
+    MAX_SPARK_EXECUTOR_TIMEOUT,
     MAX_THREADS,
     OUTPUT_FORMATS,
     POLICIES,
@@ -59,6 +60,7 @@ def run(
     engine: str | None = None,
     spark_master: str | None = None,
     spark_conf: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+    spark_executor_timeout: float | None = None,
     max_rounds: int | None = None,
     fail_if: Iterable[str] = (),
     report: bool = True,
@@ -91,6 +93,15 @@ def run(
     _check_choice("engine", engine, sorted(ENGINES))
     _check_range("threads", threads, 1, MAX_THREADS)
     _check_range("max_rounds", max_rounds, 1, MAX_ROUNDS)
+    if spark_executor_timeout is not None and (
+        isinstance(spark_executor_timeout, bool)
+        or not isinstance(spark_executor_timeout, int | float)
+        or not 1 <= spark_executor_timeout <= MAX_SPARK_EXECUTOR_TIMEOUT
+    ):
+        raise UsageError(
+            f"spark_executor_timeout={spark_executor_timeout!r} must be from 1 to "
+            f"{MAX_SPARK_EXECUTOR_TIMEOUT} seconds"
+        )
     if memory_limit is not None:
         problem = (
             memory_limit_problem(memory_limit)
@@ -120,6 +131,7 @@ def run(
         engine=engine,
         spark_master=spark_master,
         spark_conf=spark_conf,
+        spark_executor_timeout=spark_executor_timeout,
         max_rounds=max_rounds,
     )
     options = dataclasses.replace(

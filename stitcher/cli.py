@@ -20,6 +20,7 @@ from stitcher.api import MAX_WAIT_SECONDS
 from stitcher.config import (
     INPUT_FORMATS,
     MAX_ROUNDS,
+    MAX_SPARK_EXECUTOR_TIMEOUT,
     MAX_THREADS,
     OUTPUT_FORMATS,
     POLICIES,
@@ -243,6 +244,14 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="A Spark setting for the session, e.g. spark.executor.memory=8g. Repeatable.",
         ),
         click.option(
+            "--spark-executor-timeout",
+            type=click.FloatRange(1, MAX_SPARK_EXECUTOR_TIMEOUT),
+            default=None,
+            metavar="SECONDS",
+            help="On a Spark cluster, fail when the run's jobs have had no executor for this "
+            "long (the workers are down or lost, or none can give what is asked). Default: 180.",
+        ),
+        click.option(
             "--max-rounds",
             type=click.IntRange(1, MAX_ROUNDS),
             default=None,
@@ -298,6 +307,7 @@ _RUN_FLAGS = (
     "engine",
     "spark_master",
     "spark_conf",
+    "spark_executor_timeout",
     "max_rounds",
 )
 

@@ -92,6 +92,10 @@ REGEX_PREFIX = "regex:"
 
 # Components in SQL rounds need about log2(nodes) rounds: 100 is never a real graph's need.
 DEFAULT_MAX_ROUNDS = 100
+# Seconds a Spark job may wait with no executor at all (a cluster whose workers are gone)
+# before the run fails; long enough for a worker to restart or a cluster to scale up.
+DEFAULT_SPARK_EXECUTOR_TIMEOUT = 180.0
+MAX_SPARK_EXECUTOR_TIMEOUT = 7 * 24 * 3600
 
 
 def canonical(name: str) -> str:
@@ -255,6 +259,8 @@ class RunOptions:
     spark_conf: tuple[tuple[str, str], ...] = ()
     # Engines that solve components in SQL rounds stop with an error past this many.
     max_rounds: int = DEFAULT_MAX_ROUNDS
+    # Spark on a cluster: fail when the run's jobs have had no executor for this many seconds.
+    spark_executor_timeout: float = DEFAULT_SPARK_EXECUTOR_TIMEOUT
     # Replace an --output folder that is not a stitcher output (--force).
     force: bool = False
     # How long to wait for another run writing the same --output (--wait); 0: fail at once.
@@ -302,6 +308,11 @@ class RunOptions:
             raise ConfigError(f"wait_seconds must be 0 or more (got {self.wait_seconds})")
         if not 1 <= self.max_rounds <= MAX_ROUNDS:
             raise ConfigError(f"max_rounds must be from 1 to {MAX_ROUNDS} (got {self.max_rounds})")
+        if not 1 <= self.spark_executor_timeout <= MAX_SPARK_EXECUTOR_TIMEOUT:
+            raise ConfigError(
+                f"spark_executor_timeout must be from 1 to {MAX_SPARK_EXECUTOR_TIMEOUT} seconds "
+                f"(got {self.spark_executor_timeout})"
+            )
         for key, _ in self.spark_conf:
             if not key.strip():
                 raise ConfigError("--spark-conf needs KEY=VALUE with a non-empty key")

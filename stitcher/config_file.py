@@ -16,6 +16,7 @@ from stitcher.config import (
     DEFAULT_LIMIT,
     DEFAULT_LIMITS,
     INPUT_FORMATS,
+    MAX_SPARK_EXECUTOR_TIMEOUT,
     MIXPANEL_MAX_CLUSTER_IDS,
     NORMALIZATIONS,
     OUTPUT_FORMATS,
@@ -43,6 +44,7 @@ _TOP_KEYS = {
     "engine": "one of " + ", ".join(sorted(ENGINES)),
     "spark_master": "Spark master URL, e.g. local[*], spark://host:7077, yarn",
     "spark_conf": 'table of Spark settings, e.g. "spark.executor.memory" = "8g"',
+    "spark_executor_timeout": "seconds a Spark job may wait with no executor (default 180)",
     "junk": "table",
     "identifiers": "table of identifier types",
     "limits": "table: identifier type = max values per person",
@@ -153,6 +155,19 @@ def options_from_config(config: dict, source: Path | None, **overrides: Any) -> 
         values["spark_master"] = master
     if "spark_conf" in config:
         values["spark_conf"] = _spark_conf(config["spark_conf"], where)
+    if "spark_executor_timeout" in config:
+        timeout = _typed(
+            config["spark_executor_timeout"],
+            (int, float),
+            f"{where}: spark_executor_timeout",
+            "a number of seconds",
+        )
+        if not 1 <= timeout <= MAX_SPARK_EXECUTOR_TIMEOUT:
+            raise ConfigError(
+                f"{where}: spark_executor_timeout must be from 1 to "
+                f"{MAX_SPARK_EXECUTOR_TIMEOUT} seconds (got {timeout})"
+            )
+        values["spark_executor_timeout"] = float(timeout)
     values["junk"] = _junk(config.get("junk", {}), where, source, checks)
     values["identifier_types"] = _identifier_types(config.get("identifiers", {}), where, checks)
     if "limits" in config:
@@ -354,6 +369,7 @@ def effective_config_toml(options: RunOptions) -> str:
     lines.append(f"engine = {_toml(options.engine)}")
     if options.spark_master is not None:
         lines.append(f"spark_master = {_toml(options.spark_master)}")
+    lines.append(f"spark_executor_timeout = {float(options.spark_executor_timeout)!r}")
     lines.append(f"priority = {_toml(list(options.priority_order()))}")
     lines += ["", "[junk]", "replace_defaults = true"]
     lines.append(f"values = {_toml(list(options.junk.values))}")

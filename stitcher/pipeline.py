@@ -50,7 +50,7 @@ from stitcher.outputs import (
     write_batches,
     write_json,
 )
-from stitcher.policies import classify_edges, replays_events
+from stitcher.policies import classify_edges, replays_events, runs_python
 from stitcher.publish import OutputStage, staged_output
 from stitcher.sql import render
 from stitcher.thresholds import Outcome, check_conditions, run_metrics
@@ -216,6 +216,7 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
             temp_dir=spill,
             spark_master=options.spark_master,
             spark_conf=options.spark_conf,
+            spark_executor_timeout=options.spark_executor_timeout,
         )
         with open_engine(options.engine, settings) as engine:
             output.connect(engine)
@@ -223,6 +224,10 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
                 sources = find_tables(options.input_dir, options.input_format)
             with timer.step("load"):
                 loaded = register_inputs(engine, sources, options.identifier_types, options.policy)
+                if runs_python(options):
+                    # Spark's executors must be able to run the replay: know now, not after
+                    # the steps before it.
+                    engine.check_python_workers()
             # Under a memory limit, one file at a time: two sorts in flight cost ~0.2 GB more at
             # 10M events for ~1 s less.
             writer = OutputWriter(

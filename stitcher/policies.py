@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -22,13 +21,10 @@ from stitcher.engines import Engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.graph import event_columns
 from stitcher.mixpanel_original import original_policy
-from stitcher.replay import ReplayEvent, ReplayResult, replay
+from stitcher.replay import GuardedReplay, SegmentReplay
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
-
-# A timestamp later than any event, so events without a time replay last.
-_NO_TIME = (1,)
 
 
 def _sql_policy(engine: Engine, options: RunOptions) -> None:
@@ -140,25 +136,6 @@ def _replay_input(columns: list[tuple[str, str]], units: bool = False) -> str:
     )
 
 
-@dataclass(frozen=True)
-class SegmentReplay:
-    """The replay of one component (a group of _replay_input's rows), as a picklable function
-    of the group alone so that engines may run components in parallel anywhere."""
-
-    types: tuple[str, ...]  # identifier type of each column v0, v1, ...
-    limits: tuple[tuple[str, int], ...]
-    default_limit: int
-    priority: tuple[str, ...]
-
-    def limit_for(self, identifier_type: str) -> int:
-        return dict(self.limits).get(identifier_type, self.default_limit)
-
-    def __call__(self, group: pa.Table) -> pa.Table:
-        events, node_of, _ = _group_events(group, self.types)
-        result = replay(events, self.limit_for, self.priority)
-        return _profiles_table(result, node_of)
-
-
 def _policy_components(
     engine: Engine, options: RunOptions, edges_sql: str, output: str = "policy_components"
 ) -> None:
@@ -262,46 +239,6 @@ JOIN alias_components AS a ON a.node_id = n.node_id
 """
 
 
-@dataclass(frozen=True)
-class GuardedReplay:
-    """The `guarded` replay of one group of _replay_input's rows (units=True): a user id per
-    person, alias-joined user ids counting as one; an event carrying a user id first drops the
-    ids another user's profile already owns. Picklable, a function of its group alone."""
-
-    types: tuple[str, ...]  # identifier type of each column v0, v1, ...
-    priority: tuple[str, ...]
-
-    def __call__(self, group: pa.Table) -> pa.Table:
-        events, node_of, unit_of = _group_events(group, self.types, with_units=True)
-        result = replay(
-            events,
-            lambda t: 1 if t == "user_id" else 2**62,
-            self.priority,
-            unit_of=lambda i: unit_of[i] if i[0] == "user_id" else i,
-            keep_event_user=True,
-        )
-        return _profiles_table(result, node_of)
-
-
-def _profiles_table(result: ReplayResult, node_of: dict[tuple[str, str], int]) -> pa.Table:
-    """One row per identifier the replay placed or dropped: its profile, named by the least
-    node id of the profile (profiles are disjoint sets of nodes, so names never collide
-    across groups), and the type whose limit made some event drop it."""
-    least: dict[int, int] = {}
-    for identifier, profile in result.profile_of.items():
-        least[profile] = min(least.get(profile, node_of[identifier]), node_of[identifier])
-    ids = sorted(set(result.profile_of) | set(result.dropped_for))
-    profiles = [result.profile_of.get(i) for i in ids]
-    return pa.table(
-        {
-            "identifier_type": pa.array([i[0] for i in ids], pa.string()),
-            "identifier": pa.array([i[1] for i in ids], pa.string()),
-            "profile": pa.array([None if p is None else least[p] for p in profiles], pa.int64()),
-            "dropped_for": pa.array([result.dropped_for.get(i) for i in ids], pa.string()),
-        }
-    )
-
-
 POLICIES: dict[str, Callable[[Engine, RunOptions], None]] = {
     "connected": _sql_policy,
     "guarded": _guarded_policy,
@@ -315,6 +252,13 @@ def classify_edges(engine: Engine, options: RunOptions) -> None:
     POLICIES[options.policy](engine, options)
 
 
+def runs_python(options: RunOptions) -> bool:
+    """Whether the policy calls engine.map_groups (Python on Spark's executors): the replays
+    of segment and guarded (stitcher/replay.py) and mixpanel-original's
+    (stitcher/mixpanel_replay.py)."""
+    return options.policy == "mixpanel-original" or replays_events(options)
+
+
 def replays_events(options: RunOptions) -> bool:
     """Whether the policy may replay events (sql/54_replay_events.sql reads `pairs`): segment's
     limits, and guarded's check of chains through extra identifier types. The others decide
@@ -322,34 +266,3 @@ def replays_events(options: RunOptions) -> bool:
     return options.policy == "segment" or (
         options.policy == "guarded" and bool(options.identifier_types)
     )
-
-
-def _group_events(
-    group: pa.Table, types: tuple[str, ...], with_units: bool = False
-) -> tuple[list[ReplayEvent], dict[tuple[str, str], int], dict[tuple[str, str], int]]:
-    """One component's replay events (columns v<i>/c<i>/n<i>[/u<i>] per identifier type), in
-    no particular order (replay sorts them), with each id's node (and alias unit)."""
-    events = []
-    node_of: dict[tuple[str, str], int] = {}
-    unit_of: dict[tuple[str, str], int] = {}
-    for row in group.to_pylist():
-        ids = []
-        for i, t in enumerate(types):
-            value = row[f"v{i}"]
-            # Only the ids of this component (an event's usable ids are always in one).
-            if value is not None and row[f"c{i}"] == row["component"]:
-                ids.append((t, value))
-                node_of[(t, value)] = row[f"n{i}"]
-                if with_units:
-                    unit_of[(t, value)] = row[f"u{i}"]
-        if len(set(ids)) < 2:
-            continue
-        ts = row["ts"]
-        order = (
-            _NO_TIME if ts is None else (0, ts),
-            row["message_id"] or "",
-            row["source_table"],
-            tuple(ids),
-        )
-        events.append(ReplayEvent(order=order, identifiers=tuple(ids)))
-    return events, node_of, unit_of

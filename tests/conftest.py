@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -127,3 +128,21 @@ def tool_bin(venv: str, override: str, require: str, make: str, *commands: str) 
     if os.environ.get(require) == "1":
         pytest.fail(why)
     pytest.skip(why)
+
+
+def require_spark() -> None:
+    """Skip the calling test module where Spark cannot run (a user's clone without Java), but
+    fail it where the Spark tests must run: CI sets STITCHER_REQUIRE_SPARK=1 (.ci/run), so a CI
+    machine without Java or pyspark cannot pass with the Spark engine untested."""
+    reason = None
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        reason = "pyspark is not installed: pip install -e '.[dev]'"
+    if reason is None and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        reason = "no Java on this machine (Spark needs Java 17+)"
+    if reason is None:
+        return
+    if os.environ.get("STITCHER_REQUIRE_SPARK") == "1":
+        pytest.fail(f"{reason}; STITCHER_REQUIRE_SPARK=1 requires the Spark tests", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)

@@ -56,3 +56,30 @@ def test_the_wheel_has_the_command_the_package_and_its_sql(wheel: zipfile.ZipFil
     assert "stitcher/__main__.py" in names
     shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("stitcher/_sql/")}
     assert shipped == {p.name for p in (ROOT / "sql").glob("*.sql")}
+
+
+def test_the_code_spark_executors_run_imports_only_pyarrow_and_the_standard_library() -> None:
+    """The replays run on Spark's executors, which get stitcher's code shipped with the job and
+    may have nothing but what pyspark needs (README, "On Apache Spark"): importing them must
+    pull in no other package, and no stitcher module that does."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import stitcher.replay, stitcher.mixpanel_replay\n"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    stdlib = sys.stdlib_module_names
+    allowed = {"stitcher", "stitcher.errors", "stitcher.replay", "stitcher.mixpanel_replay"}
+    # pyarrow loads numpy when it is installed (pyspark needs numpy anyway), and Cython's runtime.
+    extension = ("pyarrow", "numpy", "cython_runtime")
+    others = {
+        name
+        for name in loaded
+        if name.split(".")[0] not in (*stdlib, *extension)
+        and not name.startswith("_")
+        and name not in allowed
+    }
+    assert others == set()

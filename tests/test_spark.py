@@ -28,26 +28,12 @@ from stitcher.errors import EngineError, OutputError
 from stitcher.generate import HARDCODED_ANONYMOUS_ID
 from stitcher.mixpanel_original import original_policy
 
-from conftest import FIXTURES, read_output, run_cli, run_command, stitch
+from conftest import FIXTURES, read_output, require_spark, run_cli, run_command, stitch
 
 pytestmark = pytest.mark.spark
 
 
-def _without_spark(reason: str) -> None:
-    """Skip this module where Spark cannot run (a user's clone without Java), but fail it
-    where the Spark tests must run: CI sets STITCHER_REQUIRE_SPARK=1 (.ci/run), so a CI
-    machine without Java or pyspark cannot pass with the Spark engine untested."""
-    if os.environ.get("STITCHER_REQUIRE_SPARK") == "1":
-        pytest.fail(f"{reason}; STITCHER_REQUIRE_SPARK=1 requires the Spark tests", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-try:
-    import pyspark  # noqa: F401
-except ImportError:
-    _without_spark("pyspark is not installed: pip install -e '.[dev]'")
-if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-    _without_spark("no Java on this machine (Spark needs Java 17+)")
+require_spark()
 
 from stitcher.engines.spark import SparkEngine, start_local_session  # noqa: E402
 
@@ -772,7 +758,7 @@ def test_mixpanel_original_replays_each_group_on_the_executors() -> None:
     components) decides every request as the embedded engine does, and as one replay of all
     requests in order does."""
     from stitcher.config import RunOptions
-    from stitcher.mixpanel_original import MergeRequest, replay_original
+    from stitcher.mixpanel_replay import MergeRequest, replay_original
 
     special, checked = _merge_requests(seed=4)
     options = RunOptions(Path("."), Path("out"), policy="mixpanel-original")

@@ -47,6 +47,8 @@ class EngineSettings:
     # Spark only: the master URL (None: local[*], or spark-submit's) and extra session conf.
     spark_master: str | None = None
     spark_conf: tuple[tuple[str, str], ...] = ()
+    # Spark on a cluster: fail when jobs have waited this long with no executor at all.
+    spark_executor_timeout: float = 180.0
 
 
 class Engine(ABC):
@@ -189,6 +191,12 @@ class Engine(ABC):
         table = self.fetch_arrow(sql)
         results = [_conform(fn(group), schema) for group in arrow_groups(table, key)]
         self.register_arrow(name, pa.concat_tables(results) if results else schema.empty_table())
+
+    def check_python_workers(self) -> None:
+        """Before a policy that calls map_groups: fail now, with what to do, where the engine
+        runs `fn` in processes that cannot (Spark executors whose Python lacks pyarrow),
+        instead of after the work before it. Here `fn` runs in this process: nothing to do."""
+        return
 
     def url_tree(self, url: Url) -> Tree:
         """A Tree that lists URLs (s3a://, hdfs://, file://...) for an input given as a URL.

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import logging
 import os
 import re
 import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -143,6 +150,23 @@ class SparkEngine(Engine):
                 "(JAVA_HOME) and the --spark-master and --spark-conf values"
             ) from exc
         self._views: set[str] = set()
+        context = self._spark.sparkContext
+        self._cluster = not context.master.startswith("local")
+        self._checked_workers = not self._cluster
+        self._checkpoints: _Checkpoints | None = None
+        self._watch: _ExecutorWatch | None = None
+        # Every job of this run carries the tag: the watch cancels ours, never a notebook's.
+        self._tag = f"stitcher-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        context.addJobTag(self._tag)
+        if self._cluster:
+            try:
+                _ship_package(context, settings.temp_dir if self._owns_context else None)
+                self._checkpoints = _Checkpoints(self._spark, settings.temp_dir, self._owns_context)
+                self._watch = _ExecutorWatch(context, self._tag, settings.spark_executor_timeout)
+                self._watch.start()
+            except BaseException:
+                self.close()
+                raise
 
     # -- running SQL -------------------------------------------------------------------------
     def _df(self, sql: str, params: Sequence[object] | None = None) -> DataFrame:
@@ -399,8 +423,15 @@ class SparkEngine(Engine):
         return f"spark {self._spark.version} (pyspark {pyspark.__version__})"
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         for name in list(self._views):
             self.drop(name)
+        if self._checkpoints is not None:
+            # Whatever the outcome: a failed run leaves no checkpoint files either.
+            self._checkpoints.remove()
+            self._checkpoints = None
+        self._spark.sparkContext.removeJobTag(self._tag)
         if self._owns_context:
             self._spark.stop()
 
@@ -418,10 +449,46 @@ class SparkEngine(Engine):
         return df.localCheckpoint(eager=True)
 
     def _run(self, action: object, sql: str) -> object:
+        self._check_watch()
         try:
             return action()  # type: ignore[operator]
         except _SPARK_ERRORS as exc:
+            self._check_watch()
+            if self._checkpoints is not None:
+                self._checkpoints.check(exc)
             raise _engine_error(exc, sql) from exc
+
+    def _check_watch(self) -> None:
+        if self._watch is not None and self._watch.failure is not None:
+            raise EngineError(self._watch.failure)
+
+    def check_python_workers(self) -> None:
+        if self._checked_workers:
+            return
+        # One task on an executor, a function shipped by value (not by reference to a
+        # stitcher module, which the executor may not be able to import): which Python runs
+        # there, and can it import what map_groups will unpickle?
+        namespace: dict[str, object] = {"__name__": "stitcher_executor_probe"}
+        exec(_PROBE_SOURCE, namespace)  # our own constant source, shipped by value
+        probe = namespace["probe"]
+        rdd = self._spark.sparkContext.parallelize([0], 1).mapPartitions(probe)  # type: ignore[arg-type]
+        self._check_watch()
+        try:
+            executable, version, problem = rdd.collect()[0]
+        except _SPARK_ERRORS as exc:
+            self._check_watch()
+            python = getattr(self._spark.sparkContext, "pythonExec", "python3")
+            raise EngineError(
+                f"Spark's executors cannot run Python {python}: {_python_failure(exc)}; "
+                f"{_PYTHON_FIX}"
+            ) from exc
+        if problem:
+            raise EngineError(
+                f"Spark's executors cannot run this policy's replay: {problem} in their Python "
+                f"{executable} ({version}); {_PYTHON_FIX}"
+            )
+        log.info("Spark's executors run Python %s (%s)", executable, version)
+        self._checked_workers = True
 
 
 class HadoopFiles:
@@ -526,6 +593,210 @@ class HadoopFiles:
         return _url_error(exc, url)
 
 
+# Run in one task on an executor by check_python_workers. Shipped by value: it must not name a
+# stitcher module, which is what it checks the executor can import.
+_PROBE_SOURCE = """
+def probe(rows):
+    import sys
+    try:
+        import pyarrow
+        import stitcher.mixpanel_replay
+        import stitcher.replay
+        problem = ""
+    except Exception as exc:
+        problem = "%s: %s" % (type(exc).__name__, exc)
+    yield (sys.executable, "%d.%d.%d" % tuple(sys.version_info[:3]), problem)
+"""
+
+_PYTHON_FIX = (
+    f"give them a Python {sys.version_info[0]}.{sys.version_info[1]} with pyarrow, pandas and "
+    "numpy (what pyspark needs; stitcher's own code ships with the job): install them there, "
+    "or name such a Python with --spark-conf spark.pyspark.python=/path/on/the/workers (or a "
+    "packed environment with spark.archives)"
+)
+
+
+def _python_failure(exc: BaseException) -> str:
+    """The line of a failed Python task that says why: the Python exception's own line in the
+    traceback Spark carries (ModuleNotFoundError: ..., pyspark's version mismatch), else the
+    deepest Java cause (java.io.IOException: Cannot run program ...), else the first line."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    python = re.compile(r"(pyspark\.[\w.]+\.)?[A-Z]\w*(Error|Exception)(\[\w+\])?: ")
+    for line in reversed(lines):
+        if python.match(line):
+            return line
+    for line in reversed(lines):
+        if line.startswith("Caused by: "):
+            return line.removeprefix("Caused by: ")
+    return _java_message(exc)
+
+
+def _ship_package(context: object, folder: Path | None) -> None:
+    """Add stitcher's own Python code to the context as a zip (SparkContext.addPyFile), so the
+    executors import it from there: on a cluster they need only what pyspark itself needs.
+
+    The zip is named by its content. In a context of our own it lives in the run's spill
+    folder and goes with it; in a borrowed one (spark-submit, a notebook) it lives in the
+    system's temporary folder, where the next run finds the same path: Spark refuses a second
+    file of the same name from another path for the context's whole life."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(root.parent).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    if folder is None:
+        folder = Path(tempfile.gettempdir()) / f"stitcher-pyfiles-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"stitcher-{digest.hexdigest()[:16]}.zip"
+    if not target.exists():
+        partial = folder / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, path.relative_to(root.parent).as_posix())
+        partial.replace(target)
+    try:
+        context.addPyFile(str(target))  # type: ignore[attr-defined]
+    except _SPARK_ERRORS as exc:
+        raise EngineError(f"cannot ship stitcher's code to Spark: {_first_line(exc)}") from exc
+
+
+class _Checkpoints:
+    """Reliable checkpoints for the run's tables on a cluster, in a folder of the run's own
+    that is removed when the run ends.
+
+    Local checkpoints live in the executors' block managers: a lost executor loses them and
+    the run fails. A reliable checkpoint is a file in a folder every executor reads, so Spark
+    recomputes nothing and a replaced executor reads the table back. The folder: a new one
+    (Spark names it by a UUID) in spark.checkpoint.dir where the user named one; else, where
+    Hadoop's default file system is a cluster's (HDFS on YARN), `stitcher-checkpoints` in the
+    user's home there; else `checkpoints` in the run's spill folder (inside the temporary
+    output folder, or --temp-dir), which every node must see at the same path."""
+
+    def __init__(self, spark: SparkSession, spill: Path | None, owned: bool) -> None:
+        self._spark = spark
+        self._context = spark.sparkContext
+        self._previous = self._context.getCheckpointDir()
+        self._owned = owned
+        if owned and self._previous:
+            # Our own context, started with spark.checkpoint.dir: Spark made a folder for it.
+            self.folder = self._previous
+        else:
+            self._context.setCheckpointDir(self._base(spill))
+            self.folder = self._context.getCheckpointDir()
+        log.debug("Spark checkpoints in %s", self.folder)
+
+    def _base(self, spill: Path | None) -> str:
+        if self._previous:
+            return self._previous.rstrip("/").rsplit("/", 1)[0]
+        hadoop = self._context._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+        default_fs = str(hadoop.get("fs.defaultFS") or "file:///")
+        if not default_fs.startswith("file:"):
+            return "stitcher-checkpoints"
+        folder = (spill or Path(tempfile.gettempdir())) / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder.resolve().as_uri()
+
+    def check(self, exc: BaseException) -> None:
+        """A checkpoint that the driver cannot read back: the folder is not shared."""
+        text = str(exc)
+        if "Checkpoint RDD has a different number of partitions" in text or (
+            "FileNotFoundException" in text and "/rdd-" in text
+        ):
+            raise EngineError(
+                f"Spark's checkpoint folder {self.folder} is not the same folder on every node; "
+                "name one they all see: --spark-conf spark.checkpoint.dir=hdfs:///tmp/stitcher "
+                "(or a shared mount)"
+            ) from exc
+
+    def remove(self) -> None:
+        try:
+            HadoopFiles(self._spark, writing=True).delete(self.folder)
+        except StitcherError as exc:
+            log.warning("could not remove Spark's checkpoint folder %s: %s", self.folder, exc)
+        if not self._owned:
+            # The borrowed context goes on with the folder it had (Spark has no call to put a
+            # folder back without making a new one inside it).
+            previous = self._previous
+            jvm = self._context._jvm  # type: ignore[attr-defined]
+            option = jvm.scala.Option.apply(previous)
+            try:
+                getattr(self._context._jsc.sc(), "checkpointDir_$eq")(option)  # type: ignore[union-attr]
+            except _SPARK_ERRORS as exc:
+                log.debug("could not restore the context's checkpoint folder: %s", exc)
+
+
+class _ExecutorWatch(threading.Thread):
+    """Watches a cluster context's executors while the run's jobs wait on them.
+
+    Spark's own warnings (an executor lost, a job that gets no resources) are silenced with
+    its log level; this says them at WARNING on stitcher's log. A job that has had no
+    executor for `timeout` seconds (the only worker died, or none can give what is asked)
+    would wait for ever: the watch cancels the run's jobs and sets `failure`, which the
+    engine raises as one line."""
+
+    def __init__(self, context: object, tag: str, timeout: float, interval: float = 1.0) -> None:
+        super().__init__(name="stitcher-executor-watch", daemon=True)
+        self._context = context
+        self._tag = tag
+        self._timeout = timeout
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._master = str(context.master)  # type: ignore[attr-defined]
+        self.failure: str | None = None
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        known: set[str] = set()
+        had_executors = False
+        waiting_since: float | None = None
+        while not self._stopped.wait(self._interval):
+            try:
+                executors = self._executors()
+                busy = bool(self._context.statusTracker().getActiveJobsIds())  # type: ignore[attr-defined]
+            except Exception as exc:  # the context stopping under us
+                log.debug("executor watch: %s", exc)
+                continue
+            for lost in sorted(known - executors):
+                log.warning(
+                    "Spark lost executor %s (%d left)%s",
+                    lost,
+                    len(executors),
+                    "" if executors else f"; waiting up to {self._timeout:g} s for another",
+                )
+            known = executors
+            had_executors = had_executors or bool(executors)
+            if executors or not busy:
+                waiting_since = None
+                continue
+            now = time.monotonic()
+            if waiting_since is None:
+                waiting_since = now
+                if not had_executors:
+                    log.warning(
+                        "Spark gives this run no executors yet (%s); waiting up to %g s "
+                        "(--spark-executor-timeout)",
+                        self._master,
+                        self._timeout,
+                    )
+            if now - waiting_since >= self._timeout and self.failure is None:
+                self.failure = (
+                    f"no Spark executors for {self._timeout:g} s: {self._master} gave this run "
+                    "none (its workers are down or lost, or none has the cores and memory "
+                    "asked: spark.executor.cores, spark.executor.memory); start or fix the "
+                    "workers, or raise --spark-executor-timeout"
+                )
+            if self.failure is not None:
+                self._context.cancelJobsWithTag(self._tag)  # type: ignore[attr-defined]
+
+    def _executors(self) -> set[str]:
+        ids = self._context._jsc.sc().getExecutorIds()  # type: ignore[attr-defined]
+        return {str(ids.apply(i)) for i in range(ids.size())}
+
+
 def _build_session(settings: EngineSettings) -> SparkSession:
     builder = SparkSession.builder.appName("stitcher")
     master = settings.spark_master
@@ -537,12 +808,16 @@ def _build_session(settings: EngineSettings) -> SparkSession:
     if settings.memory_limit and master and master.startswith("local"):
         # In local mode the driver does all the work: the limit is the driver's heap.
         builder = builder.config("spark.driver.memory", _jvm_size(settings.memory_limit))
+    local = master is not None and master.startswith("local")
     if settings.temp_dir:
         settings.temp_dir.mkdir(parents=True, exist_ok=True)
-        builder = builder.config("spark.local.dir", str(settings.temp_dir))
+        if local:
+            # On a cluster the executors spill where their worker says (SPARK_LOCAL_DIRS), and
+            # Spark warns that this setting is overridden.
+            builder = builder.config("spark.local.dir", str(settings.temp_dir))
         builder = builder.config("spark.sql.warehouse.dir", str(settings.temp_dir / "warehouse"))
     builder = builder.config("spark.ui.showConsoleProgress", "false")
-    if master is not None and master.startswith("local"):
+    if local:
         _workers_use_this_python()
         # 200 shuffle partitions (the cluster default) cost more than the work on one machine.
         cores = master.removeprefix("local[").rstrip("]").split(",")[0]
@@ -553,10 +828,32 @@ def _build_session(settings: EngineSettings) -> SparkSession:
     # The JVM starts here and writes its start-up warnings to our stderr until the log level
     # is set: a SIGTERM or Ctrl-C taken meanwhile would print the run's last line before
     # them. Held until the session is up (seconds), the stop then comes after them.
-    with interrupts.deferred():
+    with interrupts.deferred(), _workers_python(dict(settings.spark_conf)):
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("FATAL" if not log.isEnabledFor(logging.DEBUG) else "WARN")
     return spark
+
+
+@contextmanager
+def _workers_python(conf: dict[str, str]) -> Iterator[None]:
+    """spark.pyspark.python (Spark's setting for the executors' Python) in effect for a context
+    started here. pyspark reads only the environment variable PYSPARK_PYTHON when the context
+    starts (spark-submit turns the setting into it), so `--spark-conf
+    spark.pyspark.python=...` was silently ignored. Set for the start only: a later run in
+    the same process (Airflow's worker) starts from the environment it had."""
+    python = conf.get("spark.pyspark.python")
+    if python is None:
+        yield
+        return
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = python
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = previous
 
 
 def _workers_use_this_python() -> None:
@@ -708,6 +1005,12 @@ def _engine_error(exc: BaseException, sql: str) -> StitcherError:
     failed = input_error(str(exc))
     if failed is not None:
         return failed
+    if "No module named" in str(exc):
+        # A Python task on an executor: the reason is deep in Spark's message.
+        return EngineError(
+            f"Spark's executors cannot run this step: {_python_failure(exc)}; {_PYTHON_FIX}",
+            sql=sql,
+        )
     message = _first_line(exc)
     if "OutOfMemoryError" in str(exc) or "Java heap space" in str(exc):
         message += " (raise spark.driver.memory / spark.executor.memory with --spark-conf)"
