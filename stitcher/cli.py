@@ -247,6 +247,7 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--spark-executor-timeout",
             type=click.FloatRange(1, MAX_SPARK_EXECUTOR_TIMEOUT),
             default=None,
+            callback=_finite_seconds,
             metavar="SECONDS",
             help="On a Spark cluster, fail when the run's jobs have had no executor for this "
             "long (the workers are down or lost, or none can give what is asked). Default: 180.",
@@ -262,6 +263,15 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def _finite_seconds(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    # click's range check lets NaN through (every comparison with it is false).
+    if value is not None and value != value:
+        raise click.BadParameter("nan is not a number of seconds")
+    return value
 
 
 def _checked_memory_limit(
@@ -366,6 +376,7 @@ def _parse_key_values(values: tuple[str, ...], option: str) -> tuple[tuple[str, 
     "wait_seconds",
     type=click.FloatRange(min=0, max=MAX_WAIT_SECONDS),
     default=0,
+    callback=_finite_seconds,
     metavar="SECONDS",
     help="When another run is writing the same --output (it holds the lock file "
     ".OUTPUT.stitcher-lock beside it), wait up to this long for it; by default exit 1 at once.",

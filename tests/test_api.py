@@ -93,6 +93,9 @@ def test_one_exception_class_per_exit_code(tmp_path: Path) -> None:
         {"wait": -1},
         {"memory_limit": "lots"},
         {"engine": "postgres"},
+        {"spark_executor_timeout": 0},
+        {"spark_executor_timeout": float("nan")},
+        {"spark_executor_timeout": "3m"},
     ):
         with pytest.raises(stitcher.UsageError) as caught:
             stitcher.run(SFC, out, **bad)

@@ -489,6 +489,34 @@ BAD_CASES = [
     ),
     Bad("threads-in-config", _config("threads = 100000\n"), ("threads must be from 1 to 1024",)),
     Bad(
+        "no-executor-timeout-zero",
+        _with_option("--spark-executor-timeout", "0"),
+        ("'--spark-executor-timeout'", "0.0 is not in the range 1<=x<=604800"),
+        code=2,
+    ),
+    Bad(
+        "no-executor-timeout-nan",
+        _with_option("--spark-executor-timeout", "nan"),
+        ("'--spark-executor-timeout'", "nan is not a number of seconds"),
+        code=2,
+    ),
+    Bad(
+        "wait-nan",
+        _with_option("--wait", "nan"),
+        ("'--wait'", "nan is not a number of seconds"),
+        code=2,
+    ),
+    Bad(
+        "no-executor-timeout-in-config",
+        _config('spark_executor_timeout = "3m"\n'),
+        ("spark_executor_timeout must be a number of seconds, not '3m'",),
+    ),
+    Bad(
+        "no-executor-timeout-nan-in-config",
+        _config("spark_executor_timeout = nan\n"),
+        ("spark_executor_timeout must be from 1 to 604800 seconds (got nan)",),
+    ),
+    Bad(
         "config-not-utf8",
         _config("[hubs]\n# caf\xe9\n".encode("latin-1")),
         ("stitcher.toml is not UTF-8 text (byte 0xe9 on line 2)", "re-encode"),

@@ -123,6 +123,8 @@ def test_extra_identifier_type_links_and_normalizes(tmp_path: Path) -> None:
         ('spark_conf = "spark.executor.memory=8g"', "spark_conf must be a table of key = value"),
         ('[spark_conf]\n"spark.jars" = ["a.jar"]', "spark_conf.spark.jars must be text"),
         ('spark_mastr = "yarn"', "unknown key 'spark_mastr'"),
+        ("spark_executor_timeout = true", "spark_executor_timeout must be a number of seconds"),
+        ("spark_executor_timeout = 0.5", "spark_executor_timeout must be from 1 to 604800"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path: Path, toml: str, message: str) -> None:

@@ -464,6 +464,38 @@ def test_a_lost_worker_fails_in_one_line_and_leaves_the_output(
     assert list(checkpoints.iterdir()) == []
 
 
+def test_a_cluster_that_gives_no_executor_fails_in_one_line(
+    cluster: Cluster, events: Path, tmp_path: Path
+) -> None:
+    """Executors asking more memory than any worker has: Spark never starts one and would
+    wait for ever ("Initial job has not accepted any resources", at a log level stitcher
+    silences). The run says so at WARNING and stops after --spark-executor-timeout."""
+    out = stitch(events, tmp_path / "out", "--no-report")
+    before = file_bytes(out)
+    started = time.monotonic()
+    done = _on_cluster(
+        cluster,
+        events,
+        out,
+        "--spark-executor-timeout",
+        "5",
+        "--spark-conf",
+        "spark.executor.memory=64g",
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [errors[0]] and errors[0].startswith(
+        f"Error: no Spark executors for 5 s: {cluster.url} gave this run none"
+    ), done.stderr[-3000:]
+    assert f"WARNING Spark gives this run no executors yet ({cluster.url}); waiting up to 5 s" in (
+        done.stderr
+    )
+    assert took < 5 + 60, took
+    assert file_bytes(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_the_reason_a_python_task_failed_is_found_in_sparks_message() -> None:
     """Spark's message for a failed Python task is a Java stack with the reason inside: the
     Python exception's own line, else the deepest Java cause."""

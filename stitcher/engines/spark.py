@@ -176,6 +176,7 @@ class SparkEngine(Engine):
         try:
             return self._spark.sql(spark_sql, args=list(params) if params else None)
         except _SPARK_ERRORS as exc:
+            self._check_watch()
             raise _engine_error(exc, spark_sql) from exc
 
     def execute(self, sql: str, params: Sequence[object] | None = None) -> None:
@@ -278,6 +279,8 @@ class SparkEngine(Engine):
             # Read the schema now, so an unreadable file is named here, not in a later step.
             df.schema  # noqa: B018
         except _SPARK_ERRORS as exc:
+            # Reading a schema runs a job: one the watch cancelled is no unreadable file.
+            self._check_watch()
             raise InputError(f"cannot read {_describe_files(files)}: {_first_line(exc)}") from exc
         self._register(name, df)
 
