@@ -155,7 +155,7 @@ class UrlStage:
         fs = self._files()
         url = self.url
         started = time.perf_counter()
-        tmp = url.parent / f".{url.name}{TMP_MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = url.parent / f".{url.name}{TMP_MARK}{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # run.json last: a folder without it never held a finished output (see _recover).
         ordered = sorted(files, key=lambda name: name == "run.json")
         sizes = {name: (self.folder / name).stat().st_size for name in ordered}
@@ -235,10 +235,10 @@ class UrlStage:
                 host, _, pid = (
                     entry.name[len(f".{name}{TMP_MARK}") :].rpartition("-")[0].rpartition("-")
                 )
-                if host == _HOST and pid.isdigit() and not _process_alive(int(pid)):
+                if host == HOST and pid.isdigit() and not process_alive(int(pid)):
                     log.info("removing leftover temporary folder %s", location)
                     fs.delete(str(location))
-                elif host != _HOST:
+                elif host != HOST:
                     log.warning(
                         "leaving %s: a temporary folder of a run on host %s; delete it if that "
                         "run is over",
@@ -256,10 +256,10 @@ class UrlStage:
 # is still alive.
 # os.uname, not socket.gethostname: the same name, without touching the socket module (the
 # security tests hold the tool to no socket use at all).
-_HOST = os.uname().nodename.replace("/", "_") or "localhost"
+HOST = os.uname().nodename.replace("/", "_") or "localhost"
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether `pid` runs on this host, in this pid namespace: the only test a URL output's
     temporary folders get (no lock spans a store; see README, known limits)."""
     if pid == os.getpid():

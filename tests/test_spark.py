@@ -1034,12 +1034,12 @@ def test_a_swap_interrupted_by_a_kill_is_recovered(failing: str, tmp_path: Path)
     import subprocess
     import sys
 
-    from stitcher.publish import _HOST
+    from stitcher.publish import HOST
 
     out, before = _previous_output(tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-    leftover = tmp_path / f".out.stitcher-tmp-{_HOST}-{dead}-0123abcd"
+    leftover = tmp_path / f".out.stitcher-tmp-{HOST}-{dead}-0123abcd"
     leftover.mkdir()
     (leftover / "id_map.parquet").write_bytes(b"half a file")
     other_host = tmp_path / ".out.stitcher-tmp-elsewhere-1-0123abcd"

@@ -32,6 +32,8 @@ require_spark()
 
 import pyspark  # noqa: E402
 
+from stitcher.publish import HOST  # noqa: E402
+
 SPARK_HOME = Path(pyspark.__file__).parent
 OUTPUTS = ("id_map", "users", "edges", "rejected_edges", "quarantine")
 # What pyspark's Python side needs on an executor for Arrow functions, and nothing else.
@@ -253,15 +255,39 @@ def test_each_policy_on_a_cluster_gives_duckdbs_files(
     config.write_text(config_text)
     args = ["--policy", policy, "--config", str(config)]
     duck = stitch(data, tmp_path / "duckdb", "--no-report", *args)
-    done = _on_cluster(cluster, data, tmp_path / "spark", "-v", *args)
+    # A checkpoint folder named by the user, holding what a driver killed with -9 on this
+    # host left (removed) and a folder of a run on another host (kept: it may be alive).
+    checkpoints = tmp_path / "checkpoints"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = checkpoints / f"stitcher-{HOST}-{dead.pid}-0123abcd" / "f00d" / "rdd-7"
+    killed.mkdir(parents=True)
+    (killed / "part-00000").write_bytes(b"left by a killed run")
+    elsewhere = checkpoints / "stitcher-another-host-1-0123abcd"
+    elsewhere.mkdir()
+    done = _on_cluster(
+        cluster,
+        data,
+        tmp_path / "spark",
+        "-v",
+        "--spark-conf",
+        f"spark.checkpoint.dir={checkpoints}",
+        *args,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # The replay ran on the executors, whose python3 cannot import stitcher on its own.
     assert f"Spark's executors run Python {Path(sys._base_executable).resolve()}" in done.stderr
     _same_files(duck, tmp_path / "spark")
     # The spill folder is not given to the executors (their worker decides): no warning.
     assert "spark.local.dir will be overridden" not in done.stderr
-    # Nothing left beside the output, and the checkpoints went with the run.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["duckdb", "spark", "stitcher.toml"]
+    # Nothing left beside the output; the run's checkpoints and the dead run's are gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoints",
+        "duckdb",
+        "spark",
+        "stitcher.toml",
+    ]
+    assert [p.name for p in checkpoints.iterdir()] == [elsewhere.name]
 
 
 @pytest.mark.parametrize("python", ["without-pyarrow", "missing"])
@@ -401,7 +427,7 @@ def test_a_worker_back_within_the_timeout_lets_the_run_finish(
     run = _start_run(cluster, events, tmp_path / "spark", log)
     try:
         _wait_for(log, r"step scan: ")
-        _wait_for_file(tmp_path, ".spark.stitcher-tmp-*/.spill/checkpoints/*/rdd-*")
+        _wait_for_file(tmp_path, ".spark.stitcher-tmp-*/.spill/checkpoints/stitcher-*/*/rdd-*")
         cluster.kill_worker()
         cluster.start_worker()
         code = run.wait(timeout=400)
@@ -438,7 +464,7 @@ def test_a_lost_worker_fails_in_one_line_and_leaves_the_output(
     )
     try:
         _wait_for(log, r"step load: ")
-        _wait_for_file(checkpoints, "*/rdd-*")
+        _wait_for_file(checkpoints, "stitcher-*/*/rdd-*")
         killed = time.monotonic()
         cluster.kill_worker()
         code = run.wait(timeout=300)

@@ -51,6 +51,7 @@ from stitcher.engines.base import (
 )
 from stitcher.errors import ConfigError, EngineError, InputError, OutputError, StitcherError
 from stitcher.location import ListedEntry, Tree, Url, UrlFileSystem, UrlTree
+from stitcher.publish import HOST, process_alive
 
 try:
     import pyspark
@@ -670,24 +671,30 @@ class _Checkpoints:
 
     Local checkpoints live in the executors' block managers: a lost executor loses them and
     the run fails. A reliable checkpoint is a file in a folder every executor reads, so Spark
-    recomputes nothing and a replaced executor reads the table back. The folder: a new one
-    (Spark names it by a UUID) in spark.checkpoint.dir where the user named one; else, where
-    Hadoop's default file system is a cluster's (HDFS on YARN), `stitcher-checkpoints` in the
-    user's home there; else `checkpoints` in the run's spill folder (inside the temporary
-    output folder, or --temp-dir), which every node must see at the same path."""
+    recomputes nothing and a replaced executor reads the table back. The run's folder,
+    `stitcher-HOST-PID-RANDOM`, is made in spark.checkpoint.dir where the user named one;
+    else, where Hadoop's default file system is a cluster's (HDFS on YARN), in
+    `stitcher-checkpoints` in the user's home there; else in `checkpoints` in the run's spill
+    folder (inside the temporary output folder, or --temp-dir), which every node must see at
+    the same path. Folders that dead runs of this host left there (a driver killed with -9)
+    are removed first; those of other hosts are left: their runs may be alive."""
 
     def __init__(self, spark: SparkSession, spill: Path | None, owned: bool) -> None:
         self._spark = spark
         self._context = spark.sparkContext
+        self._files = HadoopFiles(spark, writing=True)
         self._previous = self._context.getCheckpointDir()
         self._owned = owned
+        base = self._base(spill)
         if owned and self._previous:
-            # Our own context, started with spark.checkpoint.dir: Spark made a folder for it.
-            self.folder = self._previous
-        else:
-            self._context.setCheckpointDir(self._base(spill))
-            self.folder = self._context.getCheckpointDir()
-        log.debug("Spark checkpoints in %s", self.folder)
+            # Our own context, started with spark.checkpoint.dir: Spark made an empty folder
+            # there, which nothing else uses.
+            self._files.delete(self._previous)
+        self._remove_dead_runs(base)
+        self.folder = f"{base.rstrip('/')}/stitcher-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # Spark makes a folder named by a UUID inside the one given, and checkpoints there.
+        self._context.setCheckpointDir(self.folder)
+        log.debug("Spark checkpoints in %s", self._context.getCheckpointDir())
 
     def _base(self, spill: Path | None) -> str:
         if self._previous:
@@ -699,6 +706,15 @@ class _Checkpoints:
         folder = (spill or Path(tempfile.gettempdir())) / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
         return folder.resolve().as_uri()
+
+    def _remove_dead_runs(self, base: str) -> None:
+        if self._files.status(base) is None:
+            return
+        for entry in self._files.listing(base):
+            found = re.fullmatch(r"stitcher-(.+)-(\d+)-[0-9a-f]{8}", entry.name)
+            if found and found.group(1) == HOST and not process_alive(int(found.group(2))):
+                log.info("removing the checkpoints of a run that died: %s", entry.name)
+                self._files.delete(f"{base.rstrip('/')}/{entry.name}")
 
     def check(self, exc: BaseException) -> None:
         """A checkpoint that the driver cannot read back: the folder is not shared."""
@@ -714,7 +730,7 @@ class _Checkpoints:
 
     def remove(self) -> None:
         try:
-            HadoopFiles(self._spark, writing=True).delete(self.folder)
+            self._files.delete(self.folder)
         except StitcherError as exc:
             log.warning("could not remove Spark's checkpoint folder %s: %s", self.folder, exc)
         if not self._owned:
