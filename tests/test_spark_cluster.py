@@ -85,7 +85,11 @@ class Cluster:
     ) -> tuple[subprocess.Popen, Path]:
         log = self.root / f"{name}-{len(self.processes)}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
-        env.update(SPARK_HOME=str(SPARK_HOME), SPARK_LOG_DIR=str(self.root / "logs"))
+        env.update(
+            SPARK_HOME=str(SPARK_HOME),
+            SPARK_LOG_DIR=str(self.root / "logs"),
+            SPARK_LOCAL_IP="127.0.0.1",
+        )
         if path is not None:
             env["PATH"] = path
         with log.open("wb") as out:
@@ -189,7 +193,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, worker_bin: Path) -> Itera
 
 def _driver_env() -> dict[str, str]:
     # The driver is this Python (it has stitcher); the executors get only what the job ships.
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
+    # Everything on 127.0.0.1, whatever this host's name resolves to.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return env
 
 
 def _on_cluster(
