@@ -222,12 +222,19 @@ class DuckDBEngine(Engine):
         except duckdb.Error as exc:
             cursor.close()
             raise self._error(exc, sql) from exc
+        except RuntimeError as exc:
+            cursor.close()
+            _raise_the_stop(exc)
+            raise
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield from reader
             except (duckdb.Error, pa.ArrowException) as exc:
                 raise self._error(exc, sql) from exc
+            except RuntimeError as exc:
+                _raise_the_stop(exc)
+                raise
             finally:
                 cursor.close()
 
@@ -271,6 +278,10 @@ class DuckDBEngine(Engine):
             else:
                 raise InputError(f"unsupported file format {file_format!r}")
             relation.create_view(name, replace=True)
+        except RuntimeError as exc:
+            # Ctrl-C while DuckDB reads the files' schemas (tests/test_scheduler_safety.py).
+            _raise_the_stop(exc)
+            raise
         except duckdb.Error as exc:
             if isinstance(exc, _NOT_FILE_ERRORS):
                 # Out of memory while sniffing a file is the limit's fault, not the file's.
