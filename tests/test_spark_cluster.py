@@ -199,27 +199,32 @@ def _driver_env() -> dict[str, str]:
     return env
 
 
+def _cluster_command(cluster: Cluster, events: Path, out: Path, *args: str) -> list[str]:
+    """`stitcher run` on the cluster, with the settings for small data."""
+    return [
+        sys.executable,
+        "-m",
+        "stitcher",
+        "run",
+        "--input",
+        str(events),
+        "--output",
+        str(out),
+        "--engine",
+        "spark",
+        "--spark-master",
+        cluster.url,
+        "--no-report",
+        *SMALL,
+        *args,
+    ]
+
+
 def _on_cluster(
     cluster: Cluster, events: Path, out: Path, *args: str
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stitcher",
-            "run",
-            "--input",
-            str(events),
-            "--output",
-            str(out),
-            "--engine",
-            "spark",
-            "--spark-master",
-            cluster.url,
-            "--no-report",
-            *SMALL,
-            *args,
-        ],
+        _cluster_command(cluster, events, out, *args),
         capture_output=True,
         text=True,
         env=_driver_env(),
@@ -393,24 +398,7 @@ def test_readmes_spark_submit_recipe_runs_on_the_cluster(
 def _start_run(
     cluster: Cluster, events: Path, out: Path, log: Path, *args: str
 ) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "stitcher",
-        "run",
-        "--input",
-        str(events),
-        "--output",
-        str(out),
-        "--engine",
-        "spark",
-        "--spark-master",
-        cluster.url,
-        "--no-report",
-        "-v",
-        *SMALL,
-        *args,
-    ]
+    command = _cluster_command(cluster, events, out, "-v", *args)
     with log.open("w") as err:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=_driver_env())
 
