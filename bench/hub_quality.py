@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stitcher.generate import GeneratorConfig, generate, pairwise_scores
+from stitcher.synthetic.generate import GeneratorConfig, generate, pairwise_scores
 
 
 def _size(text: str) -> int:

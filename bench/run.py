@@ -109,7 +109,7 @@ def ensure_data(events: int, seed: int, data_root: Path) -> Path:
             return folder
     print(f"generating {events:,} events into {folder} ...", file=sys.stderr, flush=True)
     sys.path.insert(0, str(REPO))
-    from stitcher.generate import GeneratorConfig, generate
+    from stitcher.synthetic.generate import GeneratorConfig, generate
 
     started = time.perf_counter()
     generate(folder, GeneratorConfig(n_events=events, seed=seed))

@@ -560,7 +560,7 @@ def generate_command(
     The data has shared devices, resets, aliases and junk ids; truth.parquet says who is really
     who, for measuring precision and recall. Same seed, same bytes.
     """
-    from stitcher.generate import GeneratorConfig, check_target, generate
+    from stitcher.synthetic.generate import GeneratorConfig, check_target, generate
 
     _configure_logging(verbose, quiet)
     try:

@@ -51,7 +51,7 @@ BIG_EVENTS = 300_000
 
 @pytest.fixture(scope="session")
 def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from stitcher.generate import GeneratorConfig, generate
+    from stitcher.synthetic.generate import GeneratorConfig, generate
 
     folder = tmp_path_factory.mktemp("big") / "events"
     generate(folder, GeneratorConfig(n_events=BIG_EVENTS, seed=11))

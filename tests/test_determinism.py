@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from stitcher.generate import TABLES, GeneratorConfig, generate
+from stitcher.synthetic.generate import TABLES, GeneratorConfig, generate
 
 from conftest import run_cli
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from stitcher.generate import GeneratorConfig, generate
+from stitcher.synthetic.generate import GeneratorConfig, generate
 
 from conftest import run_command, stitch
 

@@ -13,8 +13,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from stitcher import generate as gen
-from stitcher.generate import (
+from stitcher.synthetic import generate as gen
+from stitcher.synthetic.generate import (
     GUEST_USER_ID,
     HARDCODED_ANONYMOUS_ID,
     JUNK_ANONYMOUS_IDS,

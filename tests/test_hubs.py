@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from stitcher.generate import (
+from stitcher.synthetic.generate import (
     GUEST_USER_ID,
     HARDCODED_ANONYMOUS_ID,
     GeneratorConfig,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stitcher.generate import GeneratorConfig, generate, pairwise_scores
+from stitcher.synthetic.generate import GeneratorConfig, generate, pairwise_scores
 
 from conftest import partition, read_output, run_cli, stitch, write_csv
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stitcher.generate import GeneratorConfig, generate
+from stitcher.synthetic.generate import GeneratorConfig, generate
 
 from conftest import read_output, run_cli
 

@@ -1065,7 +1065,7 @@ def pairwise_scores(id_map: pa.Table | pl.DataFrame, truth: pa.Table | pl.DataFr
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stitcher.generate",
+        prog="python -m stitcher.synthetic.generate",
         description="Write synthetic Segment-style events plus ground truth.",
     )
     parser.add_argument("out_dir", type=Path)

@@ -1,0 +1,47 @@
+"""The layout's rules, read from the source (README, "Architecture"): which part of stitcher may
+import which. A static check of every import statement, function-level ones included."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "stitcher"
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each module of stitcher (as a dotted name) -> the modules it imports, anywhere in it."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                # `from stitcher import api` imports the module stitcher.api
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[module] = names
+    return found
+
+
+def _importers(prefix: str) -> set[str]:
+    return {
+        module
+        for module, names in _imports().items()
+        if any(name == prefix or name.startswith(prefix + ".") for name in names)
+    }
+
+
+def test_only_the_engines_import_duckdb_or_pyspark() -> None:
+    for library in ("duckdb", "pyspark"):
+        outside = {m for m in _importers(library) if not m.startswith("stitcher.engines")}
+        assert not outside, f"{library} imported outside stitcher/engines/: {sorted(outside)}"
+
+
+def test_the_product_never_imports_the_event_generator() -> None:
+    # The generator is test and benchmark tooling; only the `generate` command loads it.
+    users = {m for m in _importers("stitcher.synthetic") if not m.startswith("stitcher.synthetic")}
+    assert users == {"stitcher.cli"}
