@@ -29,6 +29,7 @@ from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph import hub_reason, junk_pattern_match, junk_tables, sql_fragments
+from stitcher.inspect.thresholds import Outcome, check_conditions, run_metrics
 from stitcher.load import (
     LoadedInput,
     find_tables,
@@ -53,7 +54,6 @@ from stitcher.outputs import (
 from stitcher.policies import classify_edges, replays_events, runs_python
 from stitcher.publish import OutputStage, staged_output
 from stitcher.sql import render
-from stitcher.thresholds import Outcome, check_conditions, run_metrics
 
 log = logging.getLogger("stitcher")
 
@@ -794,8 +794,8 @@ def _compare_and_report(
     The previous output is still in place here, so this is where a run can compare with it.
     """
     # Imported here: they bring polars (~50 MB resident), needed only once the engine is done.
-    from stitcher.changes import compare_with_previous
-    from stitcher.report import read_report_tables, write_report
+    from stitcher.inspect.changes import compare_with_previous
+    from stitcher.inspect.report import read_report_tables, write_report
 
     tmp = output.folder
     with timer.step("compare"), interrupts.deferred():

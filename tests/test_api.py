@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import stitcher
-from stitcher.changes import OutputDiff
-from stitcher.explanations import IdentifierExplanation, PairExplanation
+from stitcher.inspect.changes import OutputDiff
+from stitcher.inspect.explanations import IdentifierExplanation, PairExplanation
 
 from conftest import FIXTURES, file_bytes, run_cli
 

@@ -1,7 +1,7 @@
 """report.html: one self-contained page that says what a run did, readable offline.
 
 Built from tables the run already wrote (users, edges, rejected_edges, quarantine, id_map) and
-its run record; charts are inline SVG drawn by stitcher/charts.py, so the page needs no
+its run record; charts are inline SVG drawn by stitcher/inspect/charts.py, so the page needs no
 script, no network and no other file.
 """
 
@@ -20,11 +20,11 @@ from typing import Any
 
 import polars as pl
 
-from stitcher.changes import sample_lines_by_kind
-from stitcher.charts import bar_chart, log_histogram
+from stitcher.inspect.changes import sample_lines_by_kind
+from stitcher.inspect.charts import bar_chart, log_histogram
+from stitcher.inspect.results import read_table, scan_table, table_path
+from stitcher.inspect.thresholds import is_quarantined_key
 from stitcher.outputs import REPORT_FILE, write_error
-from stitcher.results import read_table, scan_table, table_path
-from stitcher.thresholds import is_quarantined_key
 
 log = logging.getLogger("stitcher")
 
