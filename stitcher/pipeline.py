@@ -39,9 +39,8 @@ from stitcher.load import (
     trait_column,
 )
 from stitcher.location import Url
-from stitcher.locks import output_lock
 from stitcher.mixpanel import add_distinct_ids
-from stitcher.outputs import (
+from stitcher.output.files import (
     REPORT_FILE,
     check_output_location,
     check_replaceable,
@@ -51,8 +50,9 @@ from stitcher.outputs import (
     write_batches,
     write_json,
 )
+from stitcher.output.locks import output_lock
+from stitcher.output.publish import OutputStage, staged_output
 from stitcher.policies import classify_edges, replays_events, runs_python
-from stitcher.publish import OutputStage, staged_output
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -186,7 +186,7 @@ def _claimed(options: RunOptions) -> Iterator[None]:
     run then fails), and a folder stitcher did not write refused unless --force."""
     output = options.output_dir
     if isinstance(output, Url):
-        yield  # checked and recovered through the engine's file system (stitcher/publish.py)
+        yield  # checked and recovered through the engine's file system (stitcher/output/publish.py)
         return
     with output_lock(output, options.wait_seconds):
         recover_interrupted(output)

@@ -279,7 +279,8 @@ def test_a_waiting_run_starts_once_the_holder_is_killed(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from stitcher.locks import output_lock\n"
+            "import sys, time; from pathlib import Path\n"
+            "from stitcher.output.locks import output_lock\n"
             "with output_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
             str(out),
         ],

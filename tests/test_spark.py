@@ -1034,7 +1034,7 @@ def test_a_swap_interrupted_by_a_kill_is_recovered(failing: str, tmp_path: Path)
     import subprocess
     import sys
 
-    from stitcher.publish import HOST
+    from stitcher.output.publish import HOST
 
     out, before = _previous_output(tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,

@@ -32,7 +32,7 @@ require_spark()
 
 import pyspark  # noqa: E402
 
-from stitcher.publish import HOST  # noqa: E402
+from stitcher.output.publish import HOST  # noqa: E402
 
 SPARK_HOME = Path(pyspark.__file__).parent
 OUTPUTS = ("id_map", "users", "edges", "rejected_edges", "quarantine")

@@ -51,7 +51,7 @@ from stitcher.engines.base import (
 )
 from stitcher.errors import ConfigError, EngineError, InputError, OutputError, StitcherError
 from stitcher.location import ListedEntry, Tree, Url, UrlFileSystem, UrlTree
-from stitcher.publish import HOST, process_alive
+from stitcher.output.publish import HOST, process_alive
 
 try:
     import pyspark

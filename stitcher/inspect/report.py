@@ -24,7 +24,7 @@ from stitcher.inspect.changes import sample_lines_by_kind
 from stitcher.inspect.charts import bar_chart, log_histogram
 from stitcher.inspect.results import read_table, scan_table, table_path
 from stitcher.inspect.thresholds import is_quarantined_key
-from stitcher.outputs import REPORT_FILE, write_error
+from stitcher.output.files import REPORT_FILE, write_error
 
 log = logging.getLogger("stitcher")
 

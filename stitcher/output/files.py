@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from stitcher import interrupts
 from stitcher.errors import OutputError
 from stitcher.location import Url
-from stitcher.locks import owned_folder
+from stitcher.output.locks import owned_folder
 
 log = logging.getLogger("stitcher")
 
@@ -70,7 +70,7 @@ def check_output_location(output_dir: Path | Url, input_dir: Path | Url) -> None
         raise OutputError(
             f"--output {output_dir}: {existing} is a file, not a folder; choose another --output"
         )
-    # Missing parents are created with the output's lock (stitcher/locks.py), and removed
+    # Missing parents are created with the output's lock (stitcher/output/locks.py), and removed
     # again when the run fails.
     if existing == parent and not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(
@@ -81,7 +81,8 @@ def check_output_location(output_dir: Path | Url, input_dir: Path | Url) -> None
 
 def _check_output_url(output_url: Url, input_dir: Path | Url) -> None:
     """The input checks for a URL output (what is at the URL is checked through the engine,
-    stitcher/publish.py). A file:// URL is compared with a local input as the folder it names."""
+    stitcher/output/publish.py). A file:// URL is compared with a local input as the folder it
+    names."""
     if not output_url.parts:
         # The swap renames the output folder: a bucket or file system root cannot be renamed.
         raise OutputError(
@@ -128,7 +129,7 @@ def check_temp_dir(temp_dir: Path | None) -> None:
 
 def recover_interrupted(output_dir: Path) -> None:
     """Undo what a killed run left beside the output folder. Called with the output's lock held
-    (stitcher/locks.py, `output_lock`): no other run is writing this output, so every folder
+    (stitcher/output/locks.py, `output_lock`): no other run is writing this output, so every folder
     below is a dead run's, whatever its pid says.
 
     A run writes into `.NAME.stitcher-tmp-*` and swaps it in by two renames (old output aside,
@@ -171,7 +172,7 @@ def refuse_foreign(
     output: Path | Url, names: list[str], has_our_record: bool, ours: Iterable[str]
 ) -> None:
     """The rule of check_replaceable, given the folder's entries (a folder's with a slash) and
-    whether its run.json is stitcher's; shared with URL outputs (stitcher/publish.py)."""
+    whether its run.json is stitcher's; shared with URL outputs (stitcher/output/publish.py)."""
     if not names:
         return
     if not has_our_record:
@@ -208,7 +209,7 @@ def spill_folder(temp_dir: Path | None, tmp: Path) -> Iterator[Path]:
 
     Either way it is removed afterwards. In --temp-dir, the spill folders no live run owns are
     removed first (a run killed while spilling leaves gigabytes there); a live run's, on this
-    host or any other sharing the folder, are left alone (stitcher/locks.py).
+    host or any other sharing the folder, are left alone (stitcher/output/locks.py).
     """
     if temp_dir is None:
         folder = tmp / ".spill"

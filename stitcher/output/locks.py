@@ -9,7 +9,7 @@ lock holds across hosts sharing the mount too.
 
 - `output_lock`: `.NAME.stitcher-lock` beside the output, held for the whole run. While it is
   held, nothing else writes that output, so every `.NAME.stitcher-tmp-*` folder beside it is a
-  dead run's (stitcher/outputs.py, `recover_interrupted`).
+  dead run's (stitcher/output/files.py, `recover_interrupted`).
 - `owned_folder`: a folder of this run's own in a shared place (spill folders in --temp-dir,
   staging folders for URL outputs), with a lock file inside held while the run lives. Another
   run removes it only when it can take that lock.

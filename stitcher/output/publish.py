@@ -4,7 +4,7 @@ A run always writes its whole output into a local folder first, with the same co
 the destination, so the files are byte for byte the same. Then:
 
 - **a local (or mounted) --output**: the folder was created beside it and replaces it by two
-  renames (stitcher/outputs.py, `atomic_output_dir`);
+  renames (stitcher/output/files.py, `atomic_output_dir`);
 - **a URL --output** (s3a://, abfss://, gs://, hdfs://, file://; `--engine spark`): the folder
   is a staging folder under --temp-dir (or the system's temporary folder), published through
   the engine's file system (Spark: the session's Hadoop FileSystem, with its s3a/abfss
@@ -36,8 +36,8 @@ from stitcher import interrupts
 from stitcher.config import OUTPUT_FORMATS as FORMATS
 from stitcher.errors import OutputError, StitcherError
 from stitcher.location import Url, UrlFileSystem
-from stitcher.locks import owned_folder
-from stitcher.outputs import OLD_MARK, TMP_MARK, atomic_output_dir, refuse_foreign
+from stitcher.output.files import OLD_MARK, TMP_MARK, atomic_output_dir, refuse_foreign
+from stitcher.output.locks import owned_folder
 
 if TYPE_CHECKING:
     from stitcher.engines import Engine
