@@ -24,7 +24,7 @@ from stitcher.config import RunOptions
 from stitcher.engines import EngineSettings, open_engine
 from stitcher.engines.base import Engine
 from stitcher.engines.duckdb import DuckDBEngine
-from stitcher.load import find_tables, register_inputs
+from stitcher.input.load import find_tables, register_inputs
 from stitcher.pipeline import (
     NUMBERING_FORMS,
     NUMBERING_STEPS,

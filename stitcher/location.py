@@ -3,7 +3,8 @@ hdfs://, file://) that only an engine can list, read and write.
 
 The loader finds tables by walking a `Tree`: `LocalTree` walks local paths with the operating
 system; `UrlTree` walks URLs through an engine that can list them (Spark's Hadoop FileSystem).
-Both answer the same questions, so the table discovery rules are written once (stitcher/load.py).
+Both answer the same questions, so the table discovery rules are written once
+(stitcher/input/load.py).
 An output URL is written through the same engine's `UrlFileSystem` (stitcher/output/publish.py).
 """
 

@@ -29,8 +29,7 @@ from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph import hub_reason, junk_pattern_match, junk_tables, sql_fragments
-from stitcher.inspect.thresholds import Outcome, check_conditions, run_metrics
-from stitcher.load import (
+from stitcher.input.load import (
     LoadedInput,
     find_tables,
     numeric_id_counts,
@@ -38,8 +37,9 @@ from stitcher.load import (
     register_inputs,
     trait_column,
 )
+from stitcher.input.mixpanel import add_distinct_ids
+from stitcher.inspect.thresholds import Outcome, check_conditions, run_metrics
 from stitcher.location import Url
-from stitcher.mixpanel import add_distinct_ids
 from stitcher.output.files import (
     REPORT_FILE,
     check_output_location,

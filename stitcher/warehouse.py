@@ -42,7 +42,7 @@ from stitcher.config import RunOptions
 from stitcher.engines.base import STRING, TIMESTAMP_TZ, Column, Engine
 from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Statement
 from stitcher.errors import ConfigError, EngineError, UsageError
-from stitcher.load import EVENT_TABLES, InputTables, TableSource, register_inputs
+from stitcher.input.load import EVENT_TABLES, InputTables, TableSource, register_inputs
 from stitcher.warehouse_dialects import (
     REWRITTEN_DIALECTS,
     SNOWFLAKE_PLAIN,

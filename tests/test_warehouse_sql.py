@@ -23,7 +23,7 @@ from stitcher.config import IdentifierType, JunkRules, RunOptions
 from stitcher.engines.base import STRING
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.errors import EngineError, UsageError
-from stitcher.load import canonical
+from stitcher.input.load import canonical
 from stitcher.warehouse import (
     DIALECTS,
     DISTRIBUTED_DIALECTS,

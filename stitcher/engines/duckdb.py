@@ -16,13 +16,6 @@ import pyarrow as pa
 
 from stitcher import interrupts
 from stitcher.config import size_bytes
-from stitcher.csv_check import (
-    REENCODE_HINT,
-    SECOND_HEADER,
-    first_csv_problem,
-    first_long_line,
-    second_header_line,
-)
 from stitcher.engines.base import (
     DATE,
     DECIMAL,
@@ -39,7 +32,14 @@ from stitcher.engines.base import (
     quote_identifier,
 )
 from stitcher.errors import EngineError, InputError, StitcherError
-from stitcher.json_check import first_json_problem
+from stitcher.input.csv_check import (
+    REENCODE_HINT,
+    SECOND_HEADER,
+    first_csv_problem,
+    first_long_line,
+    second_header_line,
+)
+from stitcher.input.json_check import first_json_problem
 
 log = logging.getLogger("stitcher")
 

@@ -32,7 +32,6 @@ import sqlglot
 from sqlglot import exp
 
 from stitcher import interrupts
-from stitcher.csv_check import csv_header
 from stitcher.engines.base import (
     DATE,
     DECIMAL,
@@ -50,6 +49,7 @@ from stitcher.engines.base import (
     quote_literal,
 )
 from stitcher.errors import ConfigError, EngineError, InputError, OutputError, StitcherError
+from stitcher.input.csv_check import csv_header
 from stitcher.location import ListedEntry, Tree, Url, UrlFileSystem, UrlTree
 from stitcher.output.publish import HOST, process_alive
 

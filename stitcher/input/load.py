@@ -19,9 +19,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stitcher import mixpanel
 from stitcher.config import IdentifierType, canonical
-from stitcher.csv_check import SECOND_HEADER, csv_header
 from stitcher.engines.base import (
     DECIMAL,
     FLOAT,
@@ -32,6 +30,8 @@ from stitcher.engines.base import (
     quote_literal,
 )
 from stitcher.errors import InputError
+from stitcher.input import mixpanel
+from stitcher.input.csv_check import SECOND_HEADER, csv_header
 from stitcher.location import HIDDEN_REASON, LOCAL_TREE, Skipped, Tree, Url, is_hidden
 from stitcher.sql import render
 
