@@ -23,12 +23,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from stitcher import __version__, interrupts
-from stitcher.components import components_table, solve_in_sql
 from stitcher.config import OUTPUT_FORMATS, RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
-from stitcher.graph import hub_reason, junk_pattern_match, junk_tables, sql_fragments
+from stitcher.graph.components import components_table, solve_in_sql
+from stitcher.graph.identifiers import hub_reason, junk_pattern_match, junk_tables, sql_fragments
+from stitcher.graph.policies import classify_edges, replays_events, runs_python
 from stitcher.input.load import (
     LoadedInput,
     find_tables,
@@ -52,7 +53,6 @@ from stitcher.output.files import (
 )
 from stitcher.output.locks import output_lock
 from stitcher.output.publish import OutputStage, staged_output
-from stitcher.policies import classify_edges, replays_events, runs_python
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stitcher.components import component_labels, components_table
+from stitcher.graph.components import component_labels, components_table
 
 from conftest import partition, read_output, stitch, write_csv
 

@@ -14,9 +14,9 @@ import networkx as nx
 import pyarrow as pa
 import pytest
 
-from stitcher.components import solve_in_sql, sql_components
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.errors import EngineError
+from stitcher.graph.components import solve_in_sql, sql_components
 
 from conftest import FIXTURES, stitch
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stitcher.mixpanel_replay import MergeRequest, is_uuid4, replay_original
+from stitcher.graph.mixpanel_replay import MergeRequest, is_uuid4, replay_original
 
 from conftest import FIXTURES, partition, read_output, run_cli, stitch, write_csv
 

@@ -11,7 +11,7 @@ import pytest
 
 from stitcher.config import RunOptions
 from stitcher.engines.duckdb import DuckDBEngine
-from stitcher.graph import sql_fragments
+from stitcher.graph.identifiers import sql_fragments
 from stitcher.input.load import find_tables, register_inputs
 from stitcher.pipeline import create_pairs
 from stitcher.sql import render

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stitcher.replay import ReplayEvent, replay
+from stitcher.graph.replay import ReplayEvent, replay
 
 from conftest import partition, read_output, require_peers, stitch, write_csv
 

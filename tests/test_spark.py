@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stitcher.components import solve_in_sql
 from stitcher.engines.base import INTEGER, STRING
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.errors import EngineError, OutputError
-from stitcher.mixpanel_original import original_policy
+from stitcher.graph.components import solve_in_sql
+from stitcher.graph.mixpanel_original import original_policy
 from stitcher.synthetic.generate import HARDCODED_ANONYMOUS_ID
 
 from conftest import FIXTURES, read_output, require_spark, run_cli, run_command, stitch
@@ -758,7 +758,7 @@ def test_mixpanel_original_replays_each_group_on_the_executors() -> None:
     components) decides every request as the embedded engine does, and as one replay of all
     requests in order does."""
     from stitcher.config import RunOptions
-    from stitcher.mixpanel_replay import MergeRequest, replay_original
+    from stitcher.graph.mixpanel_replay import MergeRequest, replay_original
 
     special, checked = _merge_requests(seed=4)
     options = RunOptions(Path("."), Path("out"), policy="mixpanel-original")

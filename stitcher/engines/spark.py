@@ -604,8 +604,8 @@ def probe(rows):
     import sys
     try:
         import pyarrow
-        import stitcher.mixpanel_replay
-        import stitcher.replay
+        import stitcher.graph.mixpanel_replay
+        import stitcher.graph.replay
         problem = ""
     except Exception as exc:
         problem = "%s: %s" % (type(exc).__name__, exc)

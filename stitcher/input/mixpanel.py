@@ -20,7 +20,7 @@ What an event's identifiers are depends on the ID Merge system emulated:
   the README for why that type). Ordinary events contribute their `distinct_id`; the special
   events carry the two ids they ask to merge (`user_id` = the id merged into, `previous_id` =
   the other), so both are identifiers even when no other event names them. Which merges happen
-  is decided later by a replay of the special events (stitcher/mixpanel_original.py), which
+  is decided later by a replay of the special events (stitcher/graph/mixpanel_original.py), which
   reads them from the `mixpanel_special` view.
 """
 

@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from stitcher.errors import InputError
-from stitcher.graph import hub_reason
+from stitcher.graph.identifiers import hub_reason
 from stitcher.inspect.results import check_output_dir, scan_table, table_path
 
 log = logging.getLogger("stitcher")

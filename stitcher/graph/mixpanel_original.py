@@ -1,6 +1,6 @@
 """Policy 'mixpanel-original': the special events of a Mixpanel export replayed per group of
-requests that touch the same ids (the rules themselves: stitcher/mixpanel_replay.py, which runs
-on Spark's executors)."""
+requests that touch the same ids (the rules themselves: stitcher/graph/mixpanel_replay.py,
+which runs on Spark's executors)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import logging
 
 import pyarrow as pa
 
-from stitcher.components import components_table, solve_in_sql
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
-from stitcher.mixpanel_replay import OriginalReplay
+from stitcher.graph.components import components_table, solve_in_sql
+from stitcher.graph.mixpanel_replay import OriginalReplay
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")

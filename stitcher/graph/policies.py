@@ -3,9 +3,9 @@
 * `connected`, `guarded`: one SQL step each (sql/51_policy_*.sql), whole-graph, order-free;
   `guarded` adds a replay where extra identifier types could chain two user ids together.
 * `segment`: Segment Unify's per-type limits and priority, an order-dependent replay
-  (stitcher/replay.py) run only inside the components that break a limit.
+  (stitcher/graph/replay.py) run only inside the components that break a limit.
 * `mixpanel-simplified`: SQL (sql/51_policy_mixpanel-simplified.sql); `mixpanel-original`: a
-  replay of Mixpanel's special events (stitcher/mixpanel_original.py).
+  replay of Mixpanel's special events (stitcher/graph/mixpanel_original.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from stitcher.components import components_table, solve_in_sql
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import quote_identifier, quote_literal
-from stitcher.graph import event_columns
-from stitcher.mixpanel_original import original_policy
-from stitcher.replay import GuardedReplay, SegmentReplay
+from stitcher.graph.components import components_table, solve_in_sql
+from stitcher.graph.identifiers import event_columns
+from stitcher.graph.mixpanel_original import original_policy
+from stitcher.graph.replay import GuardedReplay, SegmentReplay
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
@@ -254,8 +254,8 @@ def classify_edges(engine: Engine, options: RunOptions) -> None:
 
 def runs_python(options: RunOptions) -> bool:
     """Whether the policy calls engine.map_groups (Python on Spark's executors): the replays
-    of segment and guarded (stitcher/replay.py) and mixpanel-original's
-    (stitcher/mixpanel_replay.py)."""
+    of segment and guarded (stitcher/graph/replay.py) and mixpanel-original's
+    (stitcher/graph/mixpanel_replay.py)."""
     return options.policy == "mixpanel-original" or replays_events(options)
 
 
