@@ -798,7 +798,7 @@ def sql_command(
     connection. The script's own tables are named stitcher__*; it stops before touching an
     output table that `stitcher sql` did not make.
     """
-    from stitcher.warehouse import OutputTables, build, render_files, render_script
+    from stitcher.warehouse.script import OutputTables, build, render_files, render_script
 
     _configure_logging(verbose, quiet)
     options = _build_options(Path("."), Path("out"), flags)
@@ -831,7 +831,7 @@ def sql_command(
 
 def _holds_our_script(folder: Path) -> bool:
     """Whether `folder` holds a script `stitcher sql` wrote: its first file opens so."""
-    from stitcher.warehouse import SCRIPT_MARK, SCRIPT_README
+    from stitcher.warehouse.script import SCRIPT_MARK, SCRIPT_README
 
     try:
         with (folder / SCRIPT_README).open(encoding="utf-8", errors="replace") as first:

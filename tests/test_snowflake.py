@@ -35,7 +35,7 @@ from test_warehouse_sql import (
 
 from stitcher.config import RunOptions
 from stitcher.engines.duckdb import DuckDBEngine
-from stitcher.warehouse import OUTPUT_TABLES, OutputTables, build, render_script
+from stitcher.warehouse.script import OUTPUT_TABLES, OutputTables, build, render_script
 
 from conftest import FIXTURES, read_output, run_cli, stitch, tool_bin
 

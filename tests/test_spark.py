@@ -565,7 +565,13 @@ def test_generated_spark_script_runs_on_spark(spark_session: object, tmp_path: P
     from test_warehouse_sql import load_warehouse
 
     from stitcher.config import RunOptions
-    from stitcher.warehouse import OUTPUT_TABLES, OutputTables, build, render_script, run_script
+    from stitcher.warehouse.script import (
+        OUTPUT_TABLES,
+        OutputTables,
+        build,
+        render_script,
+        run_script,
+    )
 
     scenario = FIXTURES / "several_devices_several_logins"
     session = spark_session

@@ -24,7 +24,8 @@ from stitcher.engines.base import STRING
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.errors import EngineError, UsageError
 from stitcher.input.load import canonical
-from stitcher.warehouse import (
+from stitcher.warehouse.dialects import WarehouseTranslator
+from stitcher.warehouse.script import (
     DIALECTS,
     DISTRIBUTED_DIALECTS,
     OUTPUT_TABLES,
@@ -34,7 +35,6 @@ from stitcher.warehouse import (
     render_script,
     run_script,
 )
-from stitcher.warehouse_dialects import WarehouseTranslator
 
 from conftest import FIXTURES, read_output, run_cli, stitch
 
@@ -179,7 +179,7 @@ def test_loop_that_never_converges_is_an_error() -> None:
         run_script(script, engine)
 
 
-# -- Snowflake and BigQuery: the rewrites of stitcher/warehouse_dialects.py ----------------
+# -- Snowflake and BigQuery: the rewrites of stitcher/warehouse/dialects.py ----------------
 # Neither warehouse is reachable here. What is checked: every statement parses in its
 # dialect; the rewrite functions give the expected SQL on small expressions; and the same
 # rewrites rendered as DuckDB SQL (same ordering keys, same NULL handling) are executed

@@ -43,7 +43,7 @@ from stitcher.engines.base import STRING, TIMESTAMP_TZ, Column, Engine
 from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Statement
 from stitcher.errors import ConfigError, EngineError, UsageError
 from stitcher.input.load import EVENT_TABLES, InputTables, TableSource, register_inputs
-from stitcher.warehouse_dialects import (
+from stitcher.warehouse.dialects import (
     REWRITTEN_DIALECTS,
     SNOWFLAKE_PLAIN,
     WarehouseTranslator,
@@ -387,7 +387,7 @@ def _check_dialect(dialect: str) -> None:
 
 def translator(items: list, dialect: str, form: str | None = None) -> Callable[[str], str]:
     """Translates the statements of `items` in order: sqlglot alone for DuckDB and Spark; for
-    Snowflake and BigQuery also the rewrites of stitcher/warehouse_dialects.py, which type each
+    Snowflake and BigQuery also the rewrites of stitcher/warehouse/dialects.py, which type each
     statement against the tables the statements before it created. form="duckdb" renders a
     warehouse's rewrites as DuckDB SQL instead (the tests run that beside the original)."""
     _check_dialect(dialect)
