@@ -33,8 +33,8 @@ from stitcher.errors import ConfigError, ThresholdBreached, UsageError
 from stitcher.location import Url, input_location, output_location
 
 if TYPE_CHECKING:
-    from stitcher.inspect.changes import OutputDiff
-    from stitcher.inspect.explanations import IdentifierExplanation, PairExplanation
+    from stitcher.inspection.changes import OutputDiff
+    from stitcher.inspection.explanations import IdentifierExplanation, PairExplanation
     from stitcher.pipeline import RunResult
 
 PathLike = str | os.PathLike[str]
@@ -189,7 +189,7 @@ def explain(
     `stitcher explain` does. An id is typed (`user_id:abc`) or bare when only one identifier
     has that value. `limit` caps the rows of each list (None: all). Raises InputError when the
     folder or an id cannot be found."""
-    from stitcher.inspect.explanations import explain_identifier, explain_pair
+    from stitcher.inspection.explanations import explain_identifier, explain_pair
 
     _check_range("limit", limit, 0, None)
     folder = _folder(output, "output")
@@ -202,7 +202,7 @@ def diff(old: PathLike, new: PathLike, *, sample: int = 5) -> OutputDiff:
     """What changed between two run outputs, as `stitcher diff`: an OutputDiff with `counts`
     (persons merged, split, re-keyed; identifiers added, removed, moved) and `samples` (the
     first `sample` of each kind, in a fixed order)."""
-    from stitcher.inspect.changes import diff_outputs
+    from stitcher.inspection.changes import diff_outputs
 
     _check_range("sample", sample, 0, None)
     return diff_outputs(_folder(old, "old"), _folder(new, "new"), sample=sample)
@@ -240,7 +240,7 @@ def _check_range(name: str, value: object, low: int, high: int | None) -> None:
 
 
 def _conditions(fail_if: Iterable[str]) -> tuple:
-    from stitcher.inspect.thresholds import parse_condition
+    from stitcher.inspection.thresholds import parse_condition
 
     if isinstance(fail_if, str):
         fail_if = (fail_if,)  # one condition, not its characters

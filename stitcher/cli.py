@@ -486,7 +486,7 @@ def _discard_stream(stream: Any) -> None:
 def _parse_conditions(values: tuple[str, ...]) -> tuple[str, ...]:
     """Checked here, so that a bad condition is a usage error (exit 2) before anything runs;
     the run parses them again."""
-    from stitcher.inspect.thresholds import parse_condition
+    from stitcher.inspection.thresholds import parse_condition
 
     try:
         for value in values:

@@ -265,7 +265,7 @@ class RunOptions:
     force: bool = False
     # How long to wait for another run writing the same --output (--wait); 0: fail at once.
     wait_seconds: float = 0.0
-    # --fail-if conditions (stitcher.inspect.thresholds.Condition), checked and recorded in
+    # --fail-if conditions (stitcher.inspection.thresholds.Condition), checked and recorded in
     # run.json.
     fail_if: tuple = ()
     # The config file these options were read from (None: none was found); for run.json.

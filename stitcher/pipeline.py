@@ -39,7 +39,7 @@ from stitcher.input.load import (
     trait_column,
 )
 from stitcher.input.mixpanel import add_distinct_ids
-from stitcher.inspect.thresholds import Outcome, check_conditions, run_metrics
+from stitcher.inspection.thresholds import Outcome, check_conditions, run_metrics
 from stitcher.location import Url
 from stitcher.output.files import (
     REPORT_FILE,
@@ -794,8 +794,8 @@ def _compare_and_report(
     The previous output is still in place here, so this is where a run can compare with it.
     """
     # Imported here: they bring polars (~50 MB resident), needed only once the engine is done.
-    from stitcher.inspect.changes import compare_with_previous
-    from stitcher.inspect.report import read_report_tables, write_report
+    from stitcher.inspection.changes import compare_with_previous
+    from stitcher.inspection.report import read_report_tables, write_report
 
     tmp = output.folder
     with timer.step("compare"), interrupts.deferred():

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import stitcher
-from stitcher.inspect.changes import OutputDiff
-from stitcher.inspect.explanations import IdentifierExplanation, PairExplanation
+from stitcher.inspection.changes import OutputDiff
+from stitcher.inspection.explanations import IdentifierExplanation, PairExplanation
 
 from conftest import FIXTURES, file_bytes, run_cli
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from stitcher.inspect.changes import diff_id_maps
+from stitcher.inspection.changes import diff_id_maps
 
 from conftest import FIXTURES, read_output, run_cli, stitch, write_csv
 

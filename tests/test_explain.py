@@ -17,7 +17,7 @@ import networkx as nx
 import polars as pl
 import pytest
 
-from stitcher.inspect.explanations import explain_identifier, explain_pair
+from stitcher.inspection.explanations import explain_identifier, explain_pair
 
 from conftest import FIXTURES, read_output, run_cli, stitch, write_csv
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stitcher.errors import ConfigError
-from stitcher.inspect.thresholds import METRICS, check_conditions, parse_condition, run_metrics
+from stitcher.inspection.thresholds import METRICS, check_conditions, parse_condition, run_metrics
 
 from conftest import FIXTURES, read_output, run_cli, stitch
 

@@ -4,6 +4,7 @@ import which. A static check of every import statement, function-level ones incl
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stitcher"
@@ -45,3 +46,13 @@ def test_the_product_never_imports_the_event_generator() -> None:
     # The generator is test and benchmark tooling; only the `generate` command loads it.
     users = {m for m in _importers("stitcher.synthetic") if not m.startswith("stitcher.synthetic")}
     assert users == {"stitcher.cli"}
+
+
+def test_no_module_or_subpackage_takes_a_standard_library_name() -> None:
+    # `spark-submit stitcher/__main__.py` (README, "On Apache Spark") runs the command by its
+    # path, and Python then puts stitcher/ itself first on sys.path: a subpackage named
+    # `inspect` there was imported by numpy in place of the standard library's, and the run died.
+    names = {p.stem for p in PACKAGE.glob("*.py")} | {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
+    }
+    assert not names & set(sys.stdlib_module_names)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stitcher")
 
 _STAGE_MARK = ".stitcher-stage-"
-# What `compare` reads of the previous output (stitcher/inspect/changes.py:
+# What `compare` reads of the previous output (stitcher/inspection/changes.py:
 # compare_with_previous): its id_map, in either format, and run.json for the time it finished.
 _COMPARED_FILES = (*(f"id_map.{f}" for f in FORMATS), "run.json")
 

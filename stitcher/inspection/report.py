@@ -1,7 +1,7 @@
 """report.html: one self-contained page that says what a run did, readable offline.
 
 Built from tables the run already wrote (users, edges, rejected_edges, quarantine, id_map) and
-its run record; charts are inline SVG drawn by stitcher/inspect/charts.py, so the page needs no
+its run record; charts are inline SVG drawn by stitcher/inspection/charts.py, so the page needs no
 script, no network and no other file.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 
 import polars as pl
 
-from stitcher.inspect.changes import sample_lines_by_kind
-from stitcher.inspect.charts import bar_chart, log_histogram
-from stitcher.inspect.results import read_table, scan_table, table_path
-from stitcher.inspect.thresholds import is_quarantined_key
+from stitcher.inspection.changes import sample_lines_by_kind
+from stitcher.inspection.charts import bar_chart, log_histogram
+from stitcher.inspection.results import read_table, scan_table, table_path
+from stitcher.inspection.thresholds import is_quarantined_key
 from stitcher.output.files import REPORT_FILE, write_error
 
 log = logging.getLogger("stitcher")

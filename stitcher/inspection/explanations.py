@@ -28,7 +28,7 @@ import polars as pl
 
 from stitcher.errors import InputError
 from stitcher.graph.identifiers import hub_reason
-from stitcher.inspect.results import check_output_dir, scan_table, table_path
+from stitcher.inspection.results import check_output_dir, scan_table, table_path
 
 log = logging.getLogger("stitcher")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from stitcher.errors import InputError
-from stitcher.inspect.results import check_output_dir, read_run_record, scan_table, table_path
+from stitcher.inspection.results import check_output_dir, read_run_record, scan_table, table_path
 
 log = logging.getLogger("stitcher")
 
