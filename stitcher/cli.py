@@ -30,6 +30,7 @@ from stitcher.config import (
 from stitcher.config_file import effective_config_toml
 from stitcher.engines import ENGINES
 from stitcher.errors import EngineError, OutputError, StitcherError, ThresholdBreached
+from stitcher.graph.policies import policies_help, script_policies
 from stitcher.location import Url
 
 log = logging.getLogger("stitcher")
@@ -156,10 +157,7 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--policy",
             type=click.Choice(POLICIES),
             default=None,
-            help="guarded (default): an anonymous id joins at most one user id (its earliest), "
-            "aliases merge user ids. connected: plain connected components over every usable "
-            "link. segment: Segment Unify's per-type limits and priority, replayed in time "
-            "order. mixpanel-simplified / mixpanel-original: Mixpanel's ID Merge systems.",
+            help=policies_help(),
         ),
         click.option(
             "--input-format",
@@ -754,7 +752,7 @@ def diff_command(
     "--policy",
     type=click.Choice(POLICIES),
     default=None,
-    help="Merge policy; the ones written in SQL (guarded, connected, mixpanel-simplified).",
+    help=f"Merge policy; the ones written in SQL ({', '.join(script_policies())}).",
 )
 @click.option("--dedupe/--no-dedupe", default=None, help="Count each message id once.")
 @click.option(

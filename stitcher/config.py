@@ -10,9 +10,10 @@ from pathlib import Path
 
 from stitcher.engines import ENGINES, READS_URLS, WRITES_URLS
 from stitcher.errors import ConfigError
+from stitcher.graph.policies import DEFAULT_POLICY
+from stitcher.graph.policies import POLICY_NAMES as POLICIES
 from stitcher.location import Url
 
-POLICIES = ("guarded", "connected", "segment", "mixpanel-simplified", "mixpanel-original")
 OUTPUT_FORMATS = ("parquet", "csv")
 # More engine threads than any machine has cores: DuckDB starts each one up front, and 100,000
 # of them hung the run.
@@ -236,7 +237,7 @@ DEFAULT_HUB_OUTLIER_FACTOR = 2.0
 class RunOptions:
     input_dir: Path | Url  # a Url (s3a://, hdfs://, file://...) is listed and read by the engine
     output_dir: Path | Url  # a Url is written locally, then published through the engine
-    policy: str = "guarded"
+    policy: str = DEFAULT_POLICY
     output_format: str = "parquet"
     dedupe: bool = False
     junk: JunkRules = field(default_factory=JunkRules)

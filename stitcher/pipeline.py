@@ -27,7 +27,7 @@ from stitcher.config import OUTPUT_FORMATS, RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.errors import EngineError
-from stitcher.graph.components import components_table, solve_in_sql
+from stitcher.graph.components import create_nodes, solve
 from stitcher.graph.identifiers import hub_reason, junk_pattern_match, junk_tables, sql_fragments
 from stitcher.graph.policies import classify_edges, replays_events, runs_python
 from stitcher.input.load import (
@@ -435,19 +435,10 @@ def drop_node_ids(engine: Engine, form: str) -> None:
 
 
 def _components(engine: Engine, max_rounds: int) -> None:
-    engine.create_table_as("nodes", render("60_nodes"))
+    create_nodes(engine)
     # The policies were its last readers; nodes holds the usable part of it from here on.
     drop_node_ids(engine, numbering_form(engine))
-    if not engine.components_in_memory:
-        # The graph stays in the engine: SQL rounds, no trip through this process.
-        engine.create_table_as("node_edges", render("61_node_edges"))
-        solve_in_sql(engine, max_rounds=max_rounds)
-        engine.drop("node_edges")
-        return
-    n_nodes = engine.count("nodes")
-    edges = engine.fetch_arrow(render("61_node_edges"))
-    engine.register_arrow("node_components", components_table(n_nodes, edges))
-    del edges
+    solve(engine, render("61_node_edges"), "node_components", "node_edges", max_rounds)
 
 
 def _persons(

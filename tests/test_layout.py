@@ -56,3 +56,26 @@ def test_no_module_or_subpackage_takes_a_standard_library_name() -> None:
         p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
     }
     assert not names & set(sys.stdlib_module_names)
+
+
+def test_the_policies_come_from_their_registry() -> None:
+    # One registry (stitcher/graph/policies/__init__.py): the CLI's choices and help, config
+    # validation and the API read it; each entry's steps resolve to a function.
+    import importlib
+
+    from stitcher import config
+    from stitcher.cli import cli
+    from stitcher.graph.policies import POLICIES, script_policies
+
+    names = tuple(POLICIES)
+    for command in ("run", "sql"):
+        option = next(p for p in cli.commands[command].params if p.name == "policy")
+        assert tuple(option.type.choices) == names
+    assert names == config.POLICIES
+    help_text = next(p for p in cli.commands["run"].params if p.name == "policy").help
+    for policy in POLICIES.values():
+        assert f"{policy.name}" in help_text and policy.summary in help_text
+        module, function = policy.steps.split(":")
+        assert callable(getattr(importlib.import_module(module), function))
+        assert policy.input_formats and (policy.needs or len(policy.input_formats) == 2)
+    assert script_policies() == ("guarded", "connected", "mixpanel-simplified")

@@ -25,7 +25,7 @@ from stitcher.engines.base import INTEGER, STRING
 from stitcher.engines.duckdb import DuckDBEngine
 from stitcher.errors import EngineError, OutputError
 from stitcher.graph.components import solve_in_sql
-from stitcher.graph.mixpanel_original import original_policy
+from stitcher.graph.policies.mixpanel_original import original_policy
 from stitcher.synthetic.generate import HARDCODED_ANONYMOUS_ID
 
 from conftest import FIXTURES, read_output, require_spark, run_cli, run_command, stitch

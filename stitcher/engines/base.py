@@ -281,3 +281,9 @@ def quote_literal(value: str) -> str:
     nothing else is special; the Spark engine re-renders it through sqlglot. For names the code
     chose (table labels) and partition values from folder names."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def drop_tables(engine: Engine, *tables: str) -> None:
+    """Free tables no later step reads (an in-memory engine holds every table until then)."""
+    for table in tables:
+        engine.drop(table)

@@ -156,3 +156,31 @@ def run_rounds(engine: Engine, rounds: Rounds, what: str) -> int:
         f"{what} did not converge in {rounds.max_rounds} rounds; a real graph needs about "
         "log2(nodes) rounds, so this is a bug: please report it (--max-rounds raises the limit)"
     )
+
+
+def create_nodes(engine: Engine) -> None:
+    """`nodes` (sql/60_nodes.sql): the usable identifiers by node id, the solver's vertices."""
+    engine.create_table_as("nodes", render("60_nodes"))
+
+
+def solve(
+    engine: Engine,
+    edges_sql: str,
+    output: str,
+    edges_table: str,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
+) -> None:
+    """`output`(node_id, component) over `nodes` and the (src, dst) node id links `edges_sql`
+    selects; component = the least node id in it.
+
+    The one place the solver is chosen: scipy in this process for an engine that can hand the
+    graph over (components_in_memory), else SQL rounds inside the engine, on the links
+    materialized as `edges_table` (Spark's graph may not fit this process; `stitcher sql`
+    writes the rounds out as a loop)."""
+    if engine.components_in_memory:
+        n_nodes = engine.count("nodes")
+        engine.register_arrow(output, components_table(n_nodes, engine.fetch_arrow(edges_sql)))
+        return
+    engine.create_table_as(edges_table, edges_sql)
+    solve_in_sql(engine, edges=edges_table, output=output, max_rounds=max_rounds)
+    engine.drop(edges_table)

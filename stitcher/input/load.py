@@ -30,6 +30,7 @@ from stitcher.engines.base import (
     quote_literal,
 )
 from stitcher.errors import InputError
+from stitcher.graph.policies import check_input_format
 from stitcher.input import mixpanel
 from stitcher.input.csv_check import SECOND_HEADER, csv_header
 from stitcher.location import HIDDEN_REASON, LOCAL_TREE, Skipped, Tree, Url, is_hidden
@@ -464,7 +465,7 @@ def register_inputs(
             tables_without_message_ids=[] if has_ids else [mixpanel.TABLE],
             input_format="mixpanel",
         )
-    mixpanel.check_policy_input(policy)
+    check_input_format(policy, "segment")
     loaded = LoadedInput(tables=[], trait_columns=[], skipped_files=[s.record() for s in skipped])
     for source in sources:
         if not source.files:

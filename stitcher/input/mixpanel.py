@@ -20,8 +20,9 @@ What an event's identifiers are depends on the ID Merge system emulated:
   the README for why that type). Ordinary events contribute their `distinct_id`; the special
   events carry the two ids they ask to merge (`user_id` = the id merged into, `previous_id` =
   the other), so both are identifiers even when no other event names them. Which merges happen
-  is decided later by a replay of the special events (stitcher/graph/mixpanel_original.py), which
-  reads them from the `mixpanel_special` view.
+  is decided later by a replay of the special events
+  (stitcher/graph/policies/mixpanel_original.py), which reads them from the `mixpanel_special`
+  view.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path, PurePath
 
 from stitcher.config import IdentifierType
 from stitcher.engines.base import STRING, Column, Engine, quote_identifier, quote_literal
-from stitcher.errors import ConfigError, InputError
+from stitcher.errors import InputError
 from stitcher.location import LOCAL_TREE, Tree, Url
 from stitcher.sql import render
 
@@ -266,16 +267,6 @@ def _id_list(engine: Engine, column: Column | None) -> str:
     if column.kind == STRING:
         return engine.json_string_list(c)
     return f"TRY_CAST({c} AS VARCHAR[])"
-
-
-def check_policy_input(policy: str) -> None:
-    """Original ID Merge needs Mixpanel's special events; Segment tables have none."""
-    if policy == ORIGINAL:
-        raise ConfigError(
-            "--policy mixpanel-original replays Mixpanel's $identify, $create_alias and $merge "
-            "events, so it needs a Mixpanel export as --input (JSON lines, or --input-format "
-            "mixpanel for flattened tables)"
-        )
 
 
 def add_distinct_ids(engine: Engine, policy: str, create_id_map: Callable[[str], None]) -> None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
-from stitcher.graph.components import components_table, solve_in_sql
+from stitcher.graph.components import create_nodes, solve
 from stitcher.graph.mixpanel_replay import OriginalReplay
 from stitcher.sql import render
 
@@ -40,8 +40,8 @@ def original_policy(engine: Engine, options: RunOptions) -> None:
             "exactly two $distinct_ids) and merge nothing",
             incomplete,
         )
-    engine.create_table_as("nodes", render("60_nodes"))
-    _request_components(engine, options)
+    create_nodes(engine)
+    solve(engine, _REQUEST_EDGES, "request_components", "request_edges", options.max_rounds)
     engine.map_groups(
         "mixpanel_replayed",
         _REPLAY_INPUT,
@@ -111,17 +111,3 @@ WHERE kept AND rule = '$identify'
 """
 
 _DECISION_SCHEMA = pa.schema([("seq", pa.int64()), ("kept", pa.bool_()), ("reason", pa.string())])
-
-
-def _request_components(engine: Engine, options: RunOptions) -> None:
-    if engine.components_in_memory:
-        engine.register_arrow(
-            "request_components",
-            components_table(engine.count("nodes"), engine.fetch_arrow(_REQUEST_EDGES)),
-        )
-        return
-    engine.create_table_as("request_edges", _REQUEST_EDGES)
-    solve_in_sql(
-        engine, edges="request_edges", output="request_components", max_rounds=options.max_rounds
-    )
-    engine.drop("request_edges")

@@ -1,0 +1,114 @@
+"""Policy `guarded`: the per-identifier rule in SQL (sql/51_policy_guarded.sql), and where extra
+identifier types could chain two user ids together, a replay of those components
+(stitcher/graph/replay.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from stitcher.config import RunOptions
+from stitcher.engines import Engine
+from stitcher.engines.base import drop_tables
+from stitcher.graph.components import create_nodes, solve
+from stitcher.graph.identifiers import event_columns
+from stitcher.graph.policies import replays_events
+from stitcher.graph.policies.replayed import REPLAYED, REPLAYED_SCHEMA, replay_input
+from stitcher.graph.policies.sql_rules import sql_policy
+from stitcher.graph.replay import GuardedReplay
+from stitcher.sql import render
+
+log = logging.getLogger("stitcher")
+
+
+def guarded_policy(engine: Engine, options: RunOptions) -> None:
+    """The per-identifier rule in SQL; then, only where extra identifier types let a chain of
+    non-user ids join two user ids (a1-u1, a1-email, email-u2), a time-ordered replay of those
+    components that allows one user id per person, alias-joined user ids counting as one.
+
+    The components are found by the engine's own solver (scipy here, SQL rounds on Spark) and
+    the replay runs per group (engine.map_groups: in this process, or in parallel on Spark's
+    executors). A group is a component over every usable link, so every event's ids fall in
+    one group and each group's replay is exactly the global replay restricted to it."""
+    sql_policy(engine, options)
+    if not replays_events(options):
+        # No extra identifier types: anonymous -> one user id, user ids joined by aliases
+        # only, so there is nothing to check (and the pipeline has freed `pairs` already).
+        return
+    create_nodes(engine)
+    solve(engine, render("61_node_edges"), "kept_components", "policy_edges", options.max_rounds)
+    solve(
+        engine,
+        render("55_alias_node_edges"),
+        "alias_components",
+        "policy_edges",
+        options.max_rounds,
+    )
+    engine.create_table_as("violating_kept", _VIOLATING_KEPT)
+    # Read as Arrow on purpose: `stitcher sql`'s script engine cannot know this count and
+    # refuses (a replay cannot be a script), where fetch_rows would answer 0.
+    if engine.fetch_arrow("SELECT count(*) AS n FROM violating_kept").column(0)[0].as_py() == 0:
+        drop_tables(engine, "kept_components", "alias_components", "violating_kept")
+        return
+    solve(
+        engine,
+        render("53_usable_node_edges"),
+        "policy_components",
+        "policy_edges",
+        options.max_rounds,
+    )
+    engine.create_table_as("violating_ids", _GUARDED_VIOLATING_IDS)
+    drop_tables(engine, "kept_components", "violating_kept")
+    violating = engine.fetch_rows("SELECT count(DISTINCT component), count(*) FROM violating_ids")[
+        0
+    ]
+    log.info("replaying %d identifiers in %d groups", violating[1], violating[0])
+    columns = [*event_columns(options), ("user_id", "previous_id")]
+    engine.map_groups(
+        "replayed_groups",
+        replay_input(columns, units=True),
+        "component",
+        GuardedReplay(types=tuple(t for t, _ in columns), priority=options.priority_order()),
+        REPLAYED_SCHEMA,
+    )
+    engine.create_table_as("replayed", REPLAYED)
+    engine.create_table_as(
+        "policy_base",
+        "SELECT e.*, CASE WHEN NOT s.kept AND e.junk_refusal IS NULL THEN s.reason END "
+        "AS base_refusal FROM checked_edges AS e JOIN classified_edges AS s "
+        "ON s.from_type = e.from_type AND s.from_id = e.from_id AND s.to_type = e.to_type "
+        "AND s.to_id = e.to_id AND s.rule = e.rule",
+    )
+    engine.create_table_as("classified_edges", render("52_policy_replayed"))
+    drop_tables(
+        engine,
+        "policy_components",
+        "alias_components",
+        "violating_ids",
+        "replayed_groups",
+        "replayed",
+    )
+
+
+# The components over kept links that hold user ids of two or more alias groups: the ones a
+# chain of non-user ids joins to two users. Invariant: one row per such component.
+_VIOLATING_KEPT = """
+SELECT k.component
+FROM nodes AS n
+JOIN kept_components AS k ON k.node_id = n.node_id
+JOIN alias_components AS a ON a.node_id = n.node_id
+WHERE n.identifier_type = 'user_id'
+GROUP BY k.component
+HAVING count(DISTINCT a.component) > 1
+"""
+
+# Every identifier of those components: (node_id, identifier_type, identifier, component =
+# its component over every usable link, unit = its alias group). Invariant: the usable
+# component contains the kept one, so all ids of an event that are replayed share it.
+_GUARDED_VIOLATING_IDS = """
+SELECT n.node_id, n.identifier_type, n.identifier, u.component, a.component AS unit
+FROM nodes AS n
+JOIN kept_components AS k ON k.node_id = n.node_id
+JOIN violating_kept AS v ON v.component = k.component
+JOIN policy_components AS u ON u.node_id = n.node_id
+JOIN alias_components AS a ON a.node_id = n.node_id
+"""
