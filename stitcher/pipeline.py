@@ -14,7 +14,6 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,9 +22,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from stitcher import __version__, interrupts
-from stitcher.config import OUTPUT_FORMATS, RunOptions
+from stitcher.config import RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
-from stitcher.engines.base import quote_identifier, quote_literal
+from stitcher.engines.base import drop_tables, quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph.components import create_nodes, solve
 from stitcher.graph.identifiers import hub_reason, junk_pattern_match, junk_tables, sql_fragments
@@ -48,45 +47,21 @@ from stitcher.output.files import (
     check_temp_dir,
     recover_interrupted,
     spill_folder,
-    write_batches,
     write_json,
 )
 from stitcher.output.locks import output_lock
 from stitcher.output.publish import OutputStage, staged_output
+from stitcher.output.tables import (
+    OUTPUT_NAMES,
+    USERS_COLUMNS,
+    OutputOrder,
+    OutputWriter,
+    create_output_table,
+)
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
 
-# Columns later steps join on (integers instead of id strings) that are not part of the output,
-# per output table. Only id_map carries them: users' columns are its own and the traits, whose
-# names (a trait may be called `component`) must all reach the file.
-INTERNAL_COLUMNS = {"id_map": frozenset({"node_id", "component"})}
-# name in the output folder -> (relation, ORDER BY that makes the file deterministic); type
-# columns in it are sorted by a rank instead (see _order_by)
-OUTPUT_TABLES: dict[str, tuple[str, str]] = {
-    "id_map": ("id_map", "identifier_type, identifier"),
-    "users": ("users", "person_id"),
-    "edges": ("edges", "from_type, from_id, to_type, to_id, rule"),
-    "rejected_edges": ("rejected_edges", "from_type, from_id, to_type, to_id, rule"),
-    "quarantine": ("quarantine", "identifier_type, identifier"),
-}
-# Every name a run writes into --output, in either format: a folder holding anything else is
-# not replaced without --force (outputs.check_replaceable).
-OUTPUT_NAMES = frozenset(
-    {"run.json", REPORT_FILE}
-    | {f"{name}.{file_format}" for name in OUTPUT_TABLES for file_format in OUTPUT_FORMATS}
-)
-_TYPE_COLUMNS = frozenset({"identifier_type", "from_type", "to_type"})
-USERS_COLUMNS = {
-    "person_id",
-    "user_id",
-    "user_ids",
-    "anonymous_ids",
-    "identifier_count",
-    "first_seen_at",
-    "last_seen_at",
-    "event_count",
-}
 # What the run record needs of `pairs`, `identifiers_quarantined` and `classified_edges`, kept
 # when those are dropped.
 _PAIR_TOTALS = (
@@ -112,9 +87,6 @@ STEPS = (
     "report",
 )
 ProgressCallback = Callable[[str], None]
-# Output files written at once (engines with concurrent_streams); two keeps both cores busy
-# without holding more than two sorted results in flight.
-_WRITERS = 2
 
 
 @dataclass
@@ -242,7 +214,7 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
                 # The record first: then only the output tables need to stay in memory to be
                 # written, and each is freed once written.
                 record = _run_record(engine, options, loaded, timer, started)
-                _drop(engine, "person_activity", "id_map_base")
+                drop_tables(engine, "person_activity", "id_map_base")
                 with timer.step("write"):
                     files = writer.finish()
             finally:
@@ -324,14 +296,14 @@ def build_tables(
         # replay still needs it.
         engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
         if not replays_events(options):
-            _drop(engine, "pairs")
+            drop_tables(engine, "pairs")
         _number_nodes(engine)
     with timer.step("edges"):
         engine.create_table_as("checked_edges", render("50_check_edges"))
-        _drop(engine, "candidate_edges")
+        drop_tables(engine, "candidate_edges")
         classify_edges(engine, options)
         # A replay reads the one scan's aggregate (its evidence) in the policy at the latest.
-        _drop(engine, "checked_edges", "policy_base", "pairs")
+        drop_tables(engine, "checked_edges", "policy_base", "pairs")
     with timer.step("components"):
         _components(engine, options.max_rounds)
     with timer.step("persons"):
@@ -365,7 +337,7 @@ def create_pairs(engine: Engine, options: RunOptions, loaded: LoadedInput) -> No
     engine.create_table_as(
         "pairs", "\nUNION ALL\n".join(render("20_pairs", events=s, **fragments) for s in sources)
     )
-    _drop(engine, "duplicate_hashes", "first_deliveries")
+    drop_tables(engine, "duplicate_hashes", "first_deliveries")
 
 
 def _mark_quarantine(engine: Engine) -> None:
@@ -390,7 +362,7 @@ def _number_nodes(engine: Engine) -> None:
         engine.drop("identifiers_quarantined")
     else:
         engine.execute("DROP VIEW IF EXISTS identifiers_quarantined")
-    _drop(engine, "identifiers", "hub_degrees")
+    drop_tables(engine, "identifiers", "hub_degrees")
 
 
 # The three forms of the node numbering and their sql/33 steps: each gives exactly the same
@@ -429,9 +401,9 @@ def drop_node_ids(engine: Engine, form: str) -> None:
     """Free identifiers_checked as create_node_ids(engine, form) made it."""
     if form == "sorted":
         engine.execute("DROP VIEW IF EXISTS identifiers_checked")
-        _drop(engine, "identifiers_sorted")
+        drop_tables(engine, "identifiers_sorted")
     else:
-        _drop(engine, "identifiers_checked")
+        drop_tables(engine, "identifiers_checked")
 
 
 def _components(engine: Engine, max_rounds: int) -> None:
@@ -453,11 +425,11 @@ def _persons(
         raise EngineError("two persons received the same person_id (md5 collision)")
     create_output_table(engine, "id_map", render("80_id_map"), order)
     engine.create_table_as("person_activity", render("81_person_activity"))
-    _drop(engine, "nodes", "node_components", "reattributed_events")
+    drop_tables(engine, "nodes", "node_components", "reattributed_events")
     create_output_table(engine, "edges", render("91_edges"), order)
     create_output_table(engine, "rejected_edges", render("92_rejected_edges"), order)
     engine.create_table_as("edge_totals", _EDGE_TOTALS)
-    _drop(engine, "classified_edges")
+    drop_tables(engine, "classified_edges")
     if writer is not None:
         writer.ready("edges", "rejected_edges")
     q = quote_identifier
@@ -490,167 +462,7 @@ def _persons(
         ),
         order,
     )
-    _drop(engine, "persons", "person_traits")
-
-
-@dataclass(frozen=True)
-class OutputOrder:
-    """How the output tables get their file order.
-
-    `in_tables`: each output table is created sorted and written by a plain scan, for engines
-    that read tables back in insertion order. At 10M events that moved ~1.2 s of sorting out of
-    the write step, where two sorts ran beside two Parquet writers. Not under --memory-limit:
-    there the sorts stay in the write, where they stream and spill one file at a time (a sorted
-    CREATE TABLE ran out of memory at 40 MB where the write's sort spilled).
-
-    `users` is the exception, sorted as it is written: its sort carries every person's id
-    lists, and done in the CREATE TABLE it made that step the run's peak (~0.15 GB more at
-    10M events), where in the write it runs beside the id_map writer.
-    """
-
-    type_names: tuple[str, ...]
-    in_tables: bool = False
-
-    def sorted_in_table(self, relation: str) -> bool:
-        """Whether output table `relation` is created sorted (else its write sorts it)."""
-        return self.in_tables and relation != "users"
-
-    @classmethod
-    def for_run(cls, engine: Engine, options: RunOptions) -> OutputOrder:
-        return cls(options.type_names, engine.ordered_tables and not options.memory_limit)
-
-    def of(self, relation: str) -> str:
-        """The ORDER BY list of output table `relation`."""
-        return _order_by(OUTPUT_TABLES[relation][1], self.type_names)
-
-
-def create_output_table(engine: Engine, relation: str, sql: str, order: OutputOrder) -> None:
-    """Create output table `relation` from `sql`, sorted already where `order` says so."""
-    if order.sorted_in_table(relation):
-        sql = f"SELECT * FROM (\n{sql}\n) AS unsorted ORDER BY {order.of(relation)}"
-    engine.create_table_as(relation, sql)
-
-
-def _drop(engine: Engine, *tables: str) -> None:
-    """Free tables no later step reads (an in-memory engine holds every table until then)."""
-    for table in tables:
-        engine.drop(table)
-
-
-def _order_by(order: str, type_names: tuple[str, ...]) -> str:
-    """`order` with each identifier type column sorted by its rank among the type names.
-
-    The same order as the type strings, for a fraction of the cost: a type such as
-    'anonymous_id' fills the engine's fixed-size string key prefix, so every comparison went on
-    to the full id strings (sorting id_map at 10M events took ~1.5 CPU-s, ~1.1 with ranks).
-    The type columns come last as well, so an unexpected type still sorts deterministically.
-    """
-    columns = [c.strip() for c in order.split(",")]
-    typed = [c for c in columns if c in _TYPE_COLUMNS]
-    if not typed or not type_names:
-        return order
-    ranks = " ".join(
-        f"WHEN {quote_literal(name)} THEN {rank}"
-        for rank, name in enumerate(sorted(set(type_names)))
-    )
-    keys = [
-        f"CASE {quote_identifier(c)} {ranks} ELSE {len(type_names)} END" if c in typed else c
-        for c in columns
-    ]
-    return ", ".join(keys + typed)
-
-
-class OutputWriter:
-    """Writes the output tables into `folder`, each once no later step reads it, and frees each
-    table as soon as its file is written.
-
-    `order` says whether the tables were created sorted already, or each query sorts.
-
-    With `side_by_side`, where the engine can stream several results at once, files are
-    written on up to _WRITERS threads while the pipeline goes on: one table's sort runs in the
-    engine while another's rows are compressed (pyarrow's writer uses one core per file), which
-    took the write step at 10M events from 3.8 s to ~2.5 s. The edges are written while the
-    users are built, and freed before that step, the run's peak. Otherwise (a --memory-limit
-    run, an engine without concurrent streams) each file is written at once, one at a time.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        folder: Path,
-        file_format: str,
-        order: OutputOrder,
-        side_by_side: bool = True,
-    ) -> None:
-        self._engine = engine
-        self._folder = folder
-        self._format = file_format
-        self._order = order
-        self._pool = (
-            ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="stitcher-write")
-            if side_by_side and engine.concurrent_streams
-            else None
-        )
-        self._writing: dict[str, Future[str]] = {}
-        self._files: dict[str, str] = {}
-
-    def ready(self, *relations: str) -> None:
-        """No later step reads these output tables: write them (in the background where the
-        writer can) and free them."""
-        for relation in relations:
-            # Column lists are read here, on the caller's thread: the engine's connection
-            # serves one thread; the writing threads use streams of their own.
-            columns = public_columns(self._engine, relation)
-            if self._pool is None:
-                self._files[relation] = self._write(relation, columns)
-                _drop(self._engine, relation)
-            else:
-                self._writing[relation] = self._pool.submit(self._write, relation, columns)
-
-    def make_room(self) -> None:
-        """Wait for the files being written and free their tables (before a step that needs
-        the memory)."""
-        for relation, future in list(self._writing.items()):
-            self._files[relation] = future.result()
-            del self._writing[relation]
-            _drop(self._engine, relation)
-        # pyarrow's allocator keeps the written batches' pages for reuse otherwise (~50 MB).
-        pa.default_memory_pool().release_unused()
-
-    def finish(self) -> list[str]:
-        """Write every output table not written yet; returns all file names in output order."""
-        pending = [r for r, _ in OUTPUT_TABLES.values() if r not in self._files]
-        self.ready(*(r for r in pending if r not in self._writing))
-        # Freed in output order as each is done (the two largest come first).
-        self.make_room()
-        return [self._files[relation] for relation, _ in OUTPUT_TABLES.values()]
-
-    def close(self) -> None:
-        """Stop: pending files are not started, running ones finish before the engine closes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _write(self, relation: str, columns: str) -> str:
-        name = next(n for n, (r, _) in OUTPUT_TABLES.items() if r == relation)
-        path = self._folder / f"{name}.{self._format}"
-        # Tables created sorted (create_output_table) are read back as they are.
-        order_by = (
-            "" if self._order.sorted_in_table(relation) else f" ORDER BY {self._order.of(relation)}"
-        )
-        schema, batches = self._engine.stream_arrow(
-            f"SELECT {columns} FROM {quote_identifier(relation)}{order_by}", 100_000
-        )
-        rows = write_batches(batches, schema, path, self._format)
-        log.info("wrote %s (%d rows)", path.name, rows)
-        return path.name
-
-
-def public_columns(engine: Engine, relation: str) -> str:
-    """The select list of an output table: its columns minus the internal join keys."""
-    internal = INTERNAL_COLUMNS.get(relation, frozenset())
-    return ", ".join(
-        quote_identifier(c.name) for c in engine.columns(relation) if c.name not in internal
-    )
+    drop_tables(engine, "persons", "person_traits")
 
 
 def _run_record(

@@ -233,7 +233,7 @@ def test_output_sort_by_type_rank_is_the_type_string_order(seed: int) -> None:
     exactly the strings' order for the configured type names (the only ones a run produces),
     and still total for any other type: after them, by type and identifier."""
     from stitcher.engines.duckdb import DuckDBEngine
-    from stitcher.pipeline import _order_by
+    from stitcher.output.tables import order_by as _order_by
 
     rng = random.Random(seed)
     names = ("anonymous_id", "user_id", "email", "Device-ID", "zz_ü")

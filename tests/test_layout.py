@@ -79,3 +79,20 @@ def test_the_policies_come_from_their_registry() -> None:
         assert callable(getattr(importlib.import_module(module), function))
         assert policy.input_formats and (policy.needs or len(policy.input_formats) == 2)
     assert script_policies() == ("guarded", "connected", "mixpanel-simplified")
+
+
+def test_the_output_tables_come_from_their_registry(tmp_path: Path) -> None:
+    # One registry (stitcher/output/tables.py): what a run writes, in its order, and what
+    # `stitcher sql` guards and publishes.
+    import stitcher
+    from stitcher.output.tables import OUTPUT_NAMES, OUTPUT_TABLES
+    from stitcher.warehouse import script
+
+    assert script.OUTPUT_TABLES is OUTPUT_TABLES
+    fixture = PACKAGE.parent / "fixtures" / "junk_ids"
+    for file_format in ("parquet", "csv"):
+        result = stitcher.run(fixture, tmp_path / file_format, output_format=file_format)
+        tables = [f"{name}.{file_format}" for name in OUTPUT_TABLES]
+        assert result.files == [*tables, "report.html", "run.json"]
+        assert set(result.files) <= OUTPUT_NAMES
+        assert sorted(p.name for p in (tmp_path / file_format).iterdir()) == sorted(result.files)

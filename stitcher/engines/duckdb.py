@@ -159,7 +159,7 @@ class DuckDBEngine(Engine):
         if settings.memory_limit:
             # Under a limit, node ids come from the ordered window again: a sorted CREATE TABLE
             # holds more while it spills (600k identifiers under 60 MB: 2 of 10 runs out of
-            # memory, the window 0 of 10), as for the output tables (pipeline.OutputOrder).
+            # memory, the window 0 of 10), as for the output tables (output/tables.py, OutputOrder).
             self.row_position = None
         # Parquet files registered so far: when a query fails on a corrupt page, these are
         # re-read one by one to name the broken file.
@@ -212,7 +212,7 @@ class DuckDBEngine(Engine):
 
     def stream_arrow(self, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         # Each stream gets its own cursor (a connection to the same database), so that several
-        # streams can be read at once from different threads (see pipeline.OutputWriter).
+        # streams can be read at once from different threads (see output/tables.py, OutputWriter).
         with self._cursor_lock:
             cursor = self._con.cursor()
         try:

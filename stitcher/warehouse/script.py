@@ -43,6 +43,7 @@ from stitcher.engines.base import STRING, TIMESTAMP_TZ, Column, Engine
 from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Statement
 from stitcher.errors import ConfigError, EngineError, UsageError
 from stitcher.input.load import EVENT_TABLES, InputTables, TableSource, register_inputs
+from stitcher.output.tables import OUTPUT_TABLES
 from stitcher.warehouse.dialects import (
     REWRITTEN_DIALECTS,
     SNOWFLAKE_PLAIN,
@@ -57,7 +58,6 @@ DIALECTS = ("duckdb", "spark", "snowflake", "bigquery")
 # PARTITION BY runs in one task, so node ids are numbered in buckets (Engine's
 # distributed_numbering); DuckDB keeps its one ordered window, the fastest form there.
 DISTRIBUTED_DIALECTS = frozenset({"spark", "snowflake", "bigquery"})
-OUTPUT_TABLES = ("id_map", "users", "edges", "rejected_edges", "quarantine")
 # The first file of a script folder, and how it opens: what marks a folder as one we wrote.
 SCRIPT_README = "000_README.sql"
 SCRIPT_MARK = "-- The stitcher "
