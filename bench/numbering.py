@@ -24,14 +24,9 @@ from stitcher.config import RunOptions
 from stitcher.engines import EngineSettings, open_engine
 from stitcher.engines.base import Engine
 from stitcher.engines.duckdb import DuckDBEngine
+from stitcher.graph.nodes import NUMBERING_FORMS, NUMBERING_STEPS, create_node_ids, drop_node_ids
 from stitcher.input.load import find_tables, register_inputs
-from stitcher.pipeline import (
-    NUMBERING_FORMS,
-    NUMBERING_STEPS,
-    build_tables,
-    create_node_ids,
-    drop_node_ids,
-)
+from stitcher.pipeline import build_tables
 from stitcher.sql import render
 
 

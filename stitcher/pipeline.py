@@ -26,8 +26,9 @@ from stitcher.config import RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import drop_tables, quote_identifier, quote_literal
 from stitcher.errors import EngineError
-from stitcher.graph.components import create_nodes, solve
+from stitcher.graph.components import solve
 from stitcher.graph.identifiers import hub_reason, junk_pattern_match, junk_tables, sql_fragments
+from stitcher.graph.nodes import create_node_ids, create_nodes, drop_node_ids, numbering_form
 from stitcher.graph.policies import classify_edges, replays_events, runs_python
 from stitcher.input.load import (
     LoadedInput,
@@ -363,47 +364,6 @@ def _number_nodes(engine: Engine) -> None:
     else:
         engine.execute("DROP VIEW IF EXISTS identifiers_quarantined")
     drop_tables(engine, "identifiers", "hub_degrees")
-
-
-# The three forms of the node numbering and their sql/33 steps: each gives exactly the same
-# node ids (tests/test_node_ids.py).
-NUMBERING_STEPS = {
-    "ordered": "33_node_ids",
-    "bucketed": "33_node_ids_bucketed",
-    "sorted": "33_node_ids_sorted",
-}
-NUMBERING_FORMS = tuple(NUMBERING_STEPS)
-
-
-def numbering_form(engine: Engine) -> str:
-    """Which form of the node numbering suits `engine` (see Engine.distributed_numbering and
-    Engine.row_position)."""
-    if engine.distributed_numbering:
-        return "bucketed"
-    return "sorted" if engine.row_position else "ordered"
-
-
-def create_node_ids(engine: Engine, form: str) -> None:
-    """identifiers_checked from identifiers_quarantined, numbered by `form`."""
-    if form == "sorted":
-        engine.create_table_as("identifiers_sorted", render(NUMBERING_STEPS[form]))
-        # A view: the position is read where the ids are used, no second copy of the table.
-        engine.execute(
-            "CREATE OR REPLACE VIEW identifiers_checked AS SELECT *, CASE WHEN "
-            f"quarantine_reason IS NULL THEN CAST({engine.row_position} AS BIGINT) END "
-            "AS node_id FROM identifiers_sorted"
-        )
-    else:
-        engine.create_table_as("identifiers_checked", render(NUMBERING_STEPS[form]))
-
-
-def drop_node_ids(engine: Engine, form: str) -> None:
-    """Free identifiers_checked as create_node_ids(engine, form) made it."""
-    if form == "sorted":
-        engine.execute("DROP VIEW IF EXISTS identifiers_checked")
-        drop_tables(engine, "identifiers_sorted")
-    else:
-        drop_tables(engine, "identifiers_checked")
 
 
 def _components(engine: Engine, max_rounds: int) -> None:

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from stitcher.engines.base import Engine, EngineSettings
 from stitcher.engines.duckdb import DuckDBEngine
-from stitcher.pipeline import create_node_ids, drop_node_ids, numbering_form
+from stitcher.graph.nodes import create_node_ids, drop_node_ids, numbering_form
 from stitcher.sql import render
 
 from conftest import REPO, run_cli
@@ -147,7 +147,7 @@ def node_id_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Tabl
 
 def number(engine: Engine, table: pa.Table, form: str) -> list[tuple]:
     """(identifier_type, identifier, quarantine_reason, node_id) of every identifier, as the
-    numbering form `form` (pipeline.NUMBERING_FORMS) gives them on `engine`."""
+    numbering form `form` (graph/nodes.py, NUMBERING_FORMS) gives them on `engine`."""
     engine.register_arrow("identifiers_quarantined", table)
     create_node_ids(engine, form)
     rows = engine.fetch_rows(

@@ -158,11 +158,6 @@ def run_rounds(engine: Engine, rounds: Rounds, what: str) -> int:
     )
 
 
-def create_nodes(engine: Engine) -> None:
-    """`nodes` (sql/60_nodes.sql): the usable identifiers by node id, the solver's vertices."""
-    engine.create_table_as("nodes", render("60_nodes"))
-
-
 def solve(
     engine: Engine,
     edges_sql: str,

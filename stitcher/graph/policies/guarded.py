@@ -9,8 +9,9 @@ import logging
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import drop_tables
-from stitcher.graph.components import create_nodes, solve
+from stitcher.graph.components import solve
 from stitcher.graph.identifiers import event_columns
+from stitcher.graph.nodes import create_nodes
 from stitcher.graph.policies import replays_events
 from stitcher.graph.policies.replayed import REPLAYED, REPLAYED_SCHEMA, replay_input
 from stitcher.graph.policies.sql_rules import sql_policy

@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
-from stitcher.graph.components import create_nodes, solve
+from stitcher.graph.components import solve
 from stitcher.graph.mixpanel_replay import OriginalReplay
+from stitcher.graph.nodes import create_nodes
 from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
