@@ -10,39 +10,33 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-
-from stitcher import __version__, interrupts
+from stitcher import interrupts
 from stitcher.config import RunOptions
 from stitcher.engines import Engine, EngineSettings, open_engine
 from stitcher.engines.base import drop_tables, quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph.components import solve
-from stitcher.graph.identifiers import hub_reason, junk_pattern_match, junk_tables, sql_fragments
+from stitcher.graph.identifiers import junk_pattern_match, junk_tables, sql_fragments
 from stitcher.graph.nodes import create_node_ids, create_nodes, drop_node_ids, numbering_form
 from stitcher.graph.policies import classify_edges, replays_events, runs_python
 from stitcher.input.load import (
     LoadedInput,
     find_tables,
-    numeric_id_counts,
     output_trait_names,
     register_inputs,
     trait_column,
 )
 from stitcher.input.mixpanel import add_distinct_ids
-from stitcher.inspection.thresholds import Outcome, check_conditions, run_metrics
+from stitcher.inspection.thresholds import Outcome, check_conditions
 from stitcher.location import Url
 from stitcher.output.files import (
-    REPORT_FILE,
     check_output_location,
     check_replaceable,
     check_temp_dir,
@@ -52,8 +46,10 @@ from stitcher.output.files import (
 )
 from stitcher.output.locks import output_lock
 from stitcher.output.publish import OutputStage, staged_output
+from stitcher.output.run_record import RunRecord, measure
 from stitcher.output.tables import (
     OUTPUT_NAMES,
+    RUN_RECORD,
     USERS_COLUMNS,
     OutputOrder,
     OutputWriter,
@@ -63,19 +59,6 @@ from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
 
-# What the run record needs of `pairs`, `identifiers_quarantined` and `classified_edges`, kept
-# when those are dropped.
-_PAIR_TOTALS = (
-    "SELECT source_table, CAST(sum(event_count) AS BIGINT) AS event_count, "
-    "CAST(sum(events_without_ts) AS BIGINT) AS events_without_ts, min(first_ts) AS first_ts, "
-    "max(last_ts) AS last_ts FROM pairs GROUP BY source_table"
-)
-_IDENTIFIER_TOTALS = (
-    "SELECT identifier_type, quarantine_reason IS NOT NULL AS quarantined, "
-    "count(*) AS identifiers FROM identifiers_quarantined GROUP BY identifier_type, "
-    "quarantine_reason IS NOT NULL"
-)
-_EDGE_TOTALS = "SELECT kept, reason, count(*) AS edges FROM classified_edges GROUP BY kept, reason"
 STEPS = (
     "load",
     "scan",
@@ -214,14 +197,13 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
                 build_tables(engine, options, loaded, timer, writer)
                 # The record first: then only the output tables need to stay in memory to be
                 # written, and each is freed once written.
-                record = _run_record(engine, options, loaded, timer, started)
+                record = measure(engine, options, loaded, timer.seconds, started)
                 drop_tables(engine, "person_activity", "id_map_base")
                 with timer.step("write"):
                     files = writer.finish()
             finally:
                 writer.close()
-            record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            record["outputs"] = list(files)
+            record.written(files)
             if output.publishes_through_engine:
                 # A URL output is compared and published through the engine's file system.
                 _finish(options, output, record, files, timer, started)
@@ -231,24 +213,24 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
             _finish(options, output, record, files, timer, started)
     return RunResult(
         output_dir=options.output_dir,
-        record=record,
+        record=record.data,
         files=files,
-        thresholds=check_conditions(list(options.fail_if), record["metrics"]),
+        thresholds=check_conditions(list(options.fail_if), record.data["metrics"]),
     )
 
 
 def _finish(
     options: RunOptions,
     output: OutputStage,
-    record: dict,
+    record: RunRecord,
     files: list[str],
     timer: _Timer,
     started: float,
 ) -> None:
     _compare_and_report(options, output, record, timer, started)
-    write_json(output.folder / "run.json", record)
+    write_json(output.folder / RUN_RECORD, record.data)
     # What run.json lists (the tables, the report), and run.json itself.
-    files[:] = [*record["outputs"], "run.json"]
+    files[:] = record.files
     output.publish(files)
 
 
@@ -277,7 +259,7 @@ def build_tables(
         create_pairs(engine, options, loaded)
         # Intermediate tables are dropped as soon as no step reads them (see _drop): at 10M
         # events they held 2.9 GB by the end. The run record keeps these small totals instead.
-        engine.create_table_as("pair_totals", _PAIR_TOTALS)
+        engine.create_table_as("pair_totals", render("21_pair_totals"))
     with timer.step("identifiers"):
         # The junk patterns are bound parameters (see sql/30_identifiers.sql).
         pattern_match, pattern_params = junk_pattern_match(options)
@@ -289,7 +271,7 @@ def build_tables(
         )
         engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
         _mark_quarantine(engine)
-        engine.create_table_as("identifier_totals", _IDENTIFIER_TOTALS)
+        engine.create_table_as("identifier_totals", render("34_identifier_totals"))
         create_output_table(engine, "quarantine", render("93_quarantine"), order)
         engine.create_table_as("reattributed_events", render("35_reattributed_events"))
         # The links are read off the one scan's aggregate before the numbering sorts every
@@ -388,7 +370,7 @@ def _persons(
     drop_tables(engine, "nodes", "node_components", "reattributed_events")
     create_output_table(engine, "edges", render("91_edges"), order)
     create_output_table(engine, "rejected_edges", render("92_rejected_edges"), order)
-    engine.create_table_as("edge_totals", _EDGE_TOTALS)
+    engine.create_table_as("edge_totals", render("56_edge_totals"))
     drop_tables(engine, "classified_edges")
     if writer is not None:
         writer.ready("edges", "rejected_edges")
@@ -425,131 +407,8 @@ def _persons(
     drop_tables(engine, "persons", "person_traits")
 
 
-def _run_record(
-    engine: Engine, options: RunOptions, loaded: LoadedInput, timer: _Timer, started: float
-) -> dict:
-    def rows(sql: str) -> list[tuple]:
-        return engine.fetch_rows(sql)
-
-    per_table = {
-        table: int(count)
-        for table, count in rows(
-            "SELECT source_table, event_count FROM pair_totals ORDER BY source_table"
-        )
-    }
-    events, without_ts, first_ts, last_ts = rows(
-        "SELECT coalesce(sum(event_count), 0), coalesce(sum(events_without_ts), 0), "
-        "min(first_ts), max(last_ts) FROM pair_totals"
-    )[0]
-    identifiers = {
-        f"{t}{'' if quarantined is None else '_quarantined'}": int(n)
-        for t, quarantined, n in rows(
-            "SELECT identifier_type, quarantined OR NULL, identifiers FROM identifier_totals "
-            "ORDER BY 1, 2"
-        )
-    }
-    quarantined = dict(rows("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"))
-    recorded = options.as_record()
-    hubs = [
-        {
-            "identifier_type": row["identifier_type"],
-            "identifier": row["identifier"],
-            "linked_type": row["hub_linked_type"],
-            "degree": int(row["hub_degree"]),
-            "contention": int(row["hub_contention"]),
-            "typical_degree": int(row["hub_typical_degree"]),
-            "rule": row["hub_rule"],
-            "why": hub_reason(row, recorded),
-            "event_count": int(row["event_count"]),
-        }
-        for row in engine.fetch_arrow(
-            "SELECT identifier_type, identifier, hub_linked_type, hub_degree, hub_contention, "
-            "hub_typical_degree, hub_rule, event_count FROM quarantine WHERE reason = 'hub' "
-            "ORDER BY hub_degree DESC, identifier_type, identifier LIMIT 50"
-        ).to_pylist()
-    ]
-    kept = dict(rows("SELECT reason, edges FROM edge_totals WHERE kept"))
-    rejected = dict(rows("SELECT reason, edges FROM edge_totals WHERE NOT kept"))
-    n_persons, with_user, multi_user = rows(
-        "SELECT count(*), count(user_id), count(*) FILTER (WHERE array_length(user_ids) > 1) "
-        "FROM users"
-    )[0]
-    largest = rows(
-        "SELECT person_id, identifier_count FROM users "
-        "ORDER BY identifier_count DESC, person_id LIMIT 1"
-    )
-    unattributed = rows(
-        "SELECT coalesce(sum(event_count), 0) FROM person_activity WHERE component IS NULL"
-    )[0][0]
-    record = {
-        "stitcher_version": __version__,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "options": recorded,
-        "input": {
-            "tables": loaded.tables,
-            "events_per_table": per_table,
-            "events": int(events),
-            "events_without_timestamp": int(without_ts),
-            # How fresh the data is: the earliest and latest event times (UTC).
-            "first_event_at": _utc_text(first_ts),
-            "last_event_at": _utc_text(last_ts),
-            "events_unattributed": int(unattributed),
-            "skipped_files": loaded.skipped_files,
-            "partition_keys": loaded.partition_keys,
-            "twin_columns": loaded.twin_columns,
-            "numeric_ids": numeric_id_counts(engine, loaded),
-            "dedupe": options.dedupe,
-            "tables_without_message_ids": loaded.tables_without_message_ids,
-            "trait_columns": loaded.trait_columns,
-        },
-        "identifiers": identifiers,
-        "quarantine": {
-            "by_reason": {k: int(v) for k, v in quarantined.items()},
-            "hubs": hubs,
-        },
-        "edges": {
-            "kept": int(sum(kept.values())),
-            "rejected": int(sum(rejected.values())),
-            "kept_by_rule": {k: int(v) for k, v in sorted(kept.items())},
-            "rejected_by_reason": {k: int(v) for k, v in sorted(rejected.items())},
-        },
-        "persons": {
-            "count": int(n_persons),
-            "with_user_id": int(with_user),
-            "anonymous_only": int(n_persons - with_user),
-            "with_several_user_ids": int(multi_user),
-            "largest": (
-                {"person_id": largest[0][0], "identifier_count": int(largest[0][1])}
-                if largest
-                else None
-            ),
-        },
-        "timings_seconds": dict(timer.seconds),
-        "versions": {
-            "stitcher": __version__,
-            "engine": engine.version(),
-            "python": platform.python_version(),
-            "pyarrow": pa.__version__,
-        },
-    }
-    record["timings_seconds"]["total"] = round(time.perf_counter() - started, 3)
-    if options.dedupe:
-        raw = rows("SELECT count(*) FROM events")[0][0]
-        record["input"]["duplicates_removed"] = int(raw) - int(events)
-    return record
-
-
-def _utc_text(value: datetime | None) -> str | None:
-    """An event time (UTC, as every engine's session keeps it) as ISO text with its zone."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="seconds")
-
-
 def _compare_and_report(
-    options: RunOptions, output: OutputStage, record: dict, timer: _Timer, started: float
+    options: RunOptions, output: OutputStage, record: RunRecord, timer: _Timer, started: float
 ) -> None:
     """The steps that read the tables just written in `output.folder`, before they replace the
     output.
@@ -564,24 +423,15 @@ def _compare_and_report(
     with timer.step("compare"), interrupts.deferred():
         previous = output.previous()
         changes = None if previous is None else compare_with_previous(previous, tmp)
-    if changes is not None:
-        record["changes_since_previous"] = changes
-    record["metrics"] = run_metrics(record)
-    record["thresholds"] = [
-        outcome.as_record()
-        for outcome in check_conditions(list(options.fail_if), record["metrics"])
-    ]
+    record.compared(changes, options)
     tables = None
     if options.report:
         # The tables are read back (nearly all of the report's time) before the timings are
         # final, so that the page shows every step, its own included.
         with timer.step("report"), interrupts.deferred():
             tables = read_report_tables(tmp)
-        record["outputs"].append(REPORT_FILE)
-    record["timings_seconds"] = {
-        **timer.seconds,
-        "total": round(time.perf_counter() - started, 3),
-    }
+        record.reported()
+    record.timed(timer.seconds, started)
     if tables is not None:
         with interrupts.deferred():
-            write_report(tmp, record, tables=tables)
+            write_report(tmp, record.data, tables=tables)
