@@ -13,7 +13,7 @@ from stitcher.graph.components import solve
 from stitcher.graph.identifiers import event_columns
 from stitcher.graph.nodes import create_nodes
 from stitcher.graph.policies import replays_events
-from stitcher.graph.policies.replayed import REPLAYED, REPLAYED_SCHEMA, replay_input
+from stitcher.graph.policies.replayed import REPLAYED_SCHEMA, replay_input
 from stitcher.graph.policies.sql_rules import sql_policy
 from stitcher.graph.replay import GuardedReplay
 from stitcher.sql import render
@@ -44,7 +44,7 @@ def guarded_policy(engine: Engine, options: RunOptions) -> None:
         "policy_edges",
         options.max_rounds,
     )
-    engine.create_table_as("violating_kept", _VIOLATING_KEPT)
+    engine.create_table_as("violating_kept", render("52_guarded_violating_kept"))
     # Read as Arrow on purpose: `stitcher sql`'s script engine cannot know this count and
     # refuses (a replay cannot be a script), where fetch_rows would answer 0.
     if engine.fetch_arrow("SELECT count(*) AS n FROM violating_kept").column(0)[0].as_py() == 0:
@@ -57,7 +57,7 @@ def guarded_policy(engine: Engine, options: RunOptions) -> None:
         "policy_edges",
         options.max_rounds,
     )
-    engine.create_table_as("violating_ids", _GUARDED_VIOLATING_IDS)
+    engine.create_table_as("violating_ids", render("52_guarded_violating_ids"))
     drop_tables(engine, "kept_components", "violating_kept")
     violating = engine.fetch_rows("SELECT count(DISTINCT component), count(*) FROM violating_ids")[
         0
@@ -71,14 +71,8 @@ def guarded_policy(engine: Engine, options: RunOptions) -> None:
         GuardedReplay(types=tuple(t for t, _ in columns), priority=options.priority_order()),
         REPLAYED_SCHEMA,
     )
-    engine.create_table_as("replayed", REPLAYED)
-    engine.create_table_as(
-        "policy_base",
-        "SELECT e.*, CASE WHEN NOT s.kept AND e.junk_refusal IS NULL THEN s.reason END "
-        "AS base_refusal FROM checked_edges AS e JOIN classified_edges AS s "
-        "ON s.from_type = e.from_type AND s.from_id = e.from_id AND s.to_type = e.to_type "
-        "AND s.to_id = e.to_id AND s.rule = e.rule",
-    )
+    engine.create_table_as("replayed", render("54_replayed"))
+    engine.create_table_as("policy_base", render("52_guarded_policy_base"))
     engine.create_table_as("classified_edges", render("52_policy_replayed"))
     drop_tables(
         engine,
@@ -88,28 +82,3 @@ def guarded_policy(engine: Engine, options: RunOptions) -> None:
         "replayed_groups",
         "replayed",
     )
-
-
-# The components over kept links that hold user ids of two or more alias groups: the ones a
-# chain of non-user ids joins to two users. Invariant: one row per such component.
-_VIOLATING_KEPT = """
-SELECT k.component
-FROM nodes AS n
-JOIN kept_components AS k ON k.node_id = n.node_id
-JOIN alias_components AS a ON a.node_id = n.node_id
-WHERE n.identifier_type = 'user_id'
-GROUP BY k.component
-HAVING count(DISTINCT a.component) > 1
-"""
-
-# Every identifier of those components: (node_id, identifier_type, identifier, component =
-# its component over every usable link, unit = its alias group). Invariant: the usable
-# component contains the kept one, so all ids of an event that are replayed share it.
-_GUARDED_VIOLATING_IDS = """
-SELECT n.node_id, n.identifier_type, n.identifier, u.component, a.component AS unit
-FROM nodes AS n
-JOIN kept_components AS k ON k.node_id = n.node_id
-JOIN violating_kept AS v ON v.component = k.component
-JOIN policy_components AS u ON u.node_id = n.node_id
-JOIN alias_components AS a ON a.node_id = n.node_id
-"""

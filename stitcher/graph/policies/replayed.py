@@ -1,6 +1,6 @@
 """What the replaying policies share (segment, and guarded with extra identifier types): the
-events to replay, read from the one scan's aggregate, and the replay's result as a table.
-The replays themselves are stitcher/graph/replay.py."""
+events to replay, read from the one scan's aggregate, and the shape of what a replay returns
+(sql/54_replayed.sql makes it a table). The replays themselves are stitcher/graph/replay.py."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ import pyarrow as pa
 
 from stitcher.engines.base import quote_identifier, quote_literal
 from stitcher.sql import render
-
-# One row per identifier of a replayed component: its profile (the least node id of its
-# profile; an identifier no event could add is a profile of its own) and the identifier type
-# whose limit made some event drop it. Profiles are disjoint sets of nodes, so the least node
-# id names one profile across all components.
-REPLAYED = """
-SELECT v.identifier_type, v.identifier, coalesce(g.profile, v.node_id) AS profile,
-       g.dropped_for
-FROM violating_ids AS v
-LEFT JOIN replayed_groups AS g
-  ON g.identifier_type = v.identifier_type AND g.identifier = v.identifier
-"""
 
 REPLAYED_SCHEMA = pa.schema(
     [

@@ -11,7 +11,7 @@ from stitcher.engines.base import drop_tables, quote_literal
 from stitcher.graph.components import solve
 from stitcher.graph.identifiers import event_columns
 from stitcher.graph.nodes import create_nodes
-from stitcher.graph.policies.replayed import REPLAYED, REPLAYED_SCHEMA, replay_input
+from stitcher.graph.policies.replayed import REPLAYED_SCHEMA, replay_input
 from stitcher.graph.replay import SegmentReplay
 from stitcher.sql import render
 
@@ -34,7 +34,8 @@ def segment_policy(engine: Engine, options: RunOptions) -> None:
         f"WHEN {quote_literal(t)} THEN {options.limit_for(t)}" for t in options.type_names
     )
     engine.create_table_as(
-        "violating_ids", _VIOLATING_IDS.format(limit=limit, default=options.default_limit)
+        "violating_ids",
+        render("52_segment_violating_ids", limit=limit, default=str(options.default_limit)),
     )
     violating = engine.fetch_rows("SELECT count(DISTINCT component), count(*) FROM violating_ids")[
         0
@@ -53,26 +54,7 @@ def segment_policy(engine: Engine, options: RunOptions) -> None:
         ),
         REPLAYED_SCHEMA,
     )
-    engine.create_table_as("replayed", REPLAYED)
-    engine.create_table_as(
-        "policy_base", "SELECT *, CAST(NULL AS VARCHAR) AS base_refusal FROM checked_edges"
-    )
+    engine.create_table_as("replayed", render("54_replayed"))
+    engine.create_table_as("policy_base", render("52_segment_policy_base"))
     engine.create_table_as("classified_edges", render("52_policy_replayed"))
     drop_tables(engine, "policy_components", "violating_ids", "replayed_groups", "replayed")
-
-
-# The identifiers of the components that break a limit: (node_id, identifier_type,
-# identifier, component). Invariant: a component is listed whole or not at all.
-_VIOLATING_IDS = """
-WITH over_limit AS (
-    SELECT DISTINCT c.component
-    FROM policy_components AS c
-    JOIN nodes AS n ON n.node_id = c.node_id
-    GROUP BY c.component, n.identifier_type
-    HAVING count(*) > CASE n.identifier_type {limit} ELSE {default} END
-)
-SELECT n.node_id, n.identifier_type, n.identifier, c.component
-FROM nodes AS n
-JOIN policy_components AS c ON c.node_id = n.node_id
-JOIN over_limit AS o ON o.component = c.component
-"""
