@@ -32,6 +32,7 @@ from stitcher.engines import ENGINES
 from stitcher.errors import EngineError, OutputError, StitcherError, ThresholdBreached
 from stitcher.graph.policies import policies_help, script_policies
 from stitcher.location import Url
+from stitcher.warehouse import DIALECTS
 
 log = logging.getLogger("stitcher")
 
@@ -696,7 +697,7 @@ def diff_command(
 @cli.command("sql")
 @click.option(
     "--dialect",
-    type=click.Choice(["duckdb", "spark", "snowflake", "bigquery"]),
+    type=click.Choice(tuple(DIALECTS)),
     default="duckdb",
     show_default=True,
     help="The SQL dialect to write (translated from the pipeline's DuckDB SQL by sqlglot).",

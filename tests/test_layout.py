@@ -96,3 +96,25 @@ def test_the_output_tables_come_from_their_registry(tmp_path: Path) -> None:
         assert result.files == [*tables, "report.html", "run.json"]
         assert set(result.files) <= OUTPUT_NAMES
         assert sorted(p.name for p in (tmp_path / file_format).iterdir()) == sorted(result.files)
+
+
+def test_the_dialects_come_from_their_registry_which_loads_no_sqlglot() -> None:
+    # One registry (stitcher/warehouse/__init__.py): `stitcher sql --dialect`'s choices and the
+    # script builder read it; reading it at the command's start must not load sqlglot.
+    import subprocess
+
+    from stitcher.cli import cli
+    from stitcher.warehouse import DIALECTS, DISTRIBUTED_DIALECTS, REWRITTEN_DIALECTS, script
+
+    option = next(p for p in cli.commands["sql"].params if p.name == "dialect")
+    assert tuple(option.type.choices) == tuple(DIALECTS)
+    assert script.DIALECTS is DIALECTS
+    assert {"spark", "snowflake", "bigquery"} == DISTRIBUTED_DIALECTS
+    assert REWRITTEN_DIALECTS == ("snowflake", "bigquery")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, stitcher.cli; print('sqlglot' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "False"

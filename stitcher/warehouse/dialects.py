@@ -34,8 +34,8 @@ from sqlglot.schema import MappingSchema
 
 from stitcher.engines.base import Column
 from stitcher.errors import ConfigError, EngineError
+from stitcher.warehouse import REWRITTEN_DIALECTS
 
-REWRITTEN_DIALECTS = ("snowflake", "bigquery")
 # A name Snowflake would resolve the same way unquoted: it stores and matches unquoted names
 # in upper case, and a double-quoted name exactly as written (docs.snowflake.com,
 # sql-reference/identifiers-syntax).

@@ -44,8 +44,8 @@ from stitcher.engines.script import WAREHOUSE_TABLE, Loop, ScriptEngine, Stateme
 from stitcher.errors import ConfigError, EngineError, UsageError
 from stitcher.input.load import EVENT_TABLES, InputTables, TableSource, register_inputs
 from stitcher.output.tables import OUTPUT_TABLES
+from stitcher.warehouse import DIALECTS, DISTRIBUTED_DIALECTS, REWRITTEN_DIALECTS
 from stitcher.warehouse.dialects import (
-    REWRITTEN_DIALECTS,
     SNOWFLAKE_PLAIN,
     WarehouseTranslator,
     finish,
@@ -53,11 +53,6 @@ from stitcher.warehouse.dialects import (
 
 log = logging.getLogger("stitcher")
 
-DIALECTS = ("duckdb", "spark", "snowflake", "bigquery")
-# Dialects of engines that spread a query over machines: there a window with ORDER BY and no
-# PARTITION BY runs in one task, so node ids are numbered in buckets (Engine's
-# distributed_numbering); DuckDB keeps its one ordered window, the fastest form there.
-DISTRIBUTED_DIALECTS = frozenset({"spark", "snowflake", "bigquery"})
 # The first file of a script folder, and how it opens: what marks a folder as one we wrote.
 SCRIPT_README = "000_README.sql"
 SCRIPT_MARK = "-- The stitcher "
@@ -448,23 +443,8 @@ def _header(dialect: str, tables: dict[str, str], outputs: OutputTables | None) 
         "-- repeats until the query after `stitcher:until-zero` returns 0 (at most max_rounds "
         "times);\n"
         "-- stitcher.warehouse.run_script(path, connection) does this over a DB-API "
-        "connection.\n" + _DIALECT_NOTES.get(dialect, "") + "\n"
+        "connection.\n" + DIALECTS[dialect].note + "\n"
     )
-
-
-_DIALECT_NOTES = {
-    "bigquery": (
-        "-- BigQuery: the tables are created in the default dataset: run the script as one\n"
-        "-- multi-statement query after SET @@dataset_id = '<dataset>'; (or give each job a\n"
-        "-- default dataset). Checked as text only: never run against BigQuery by the tests.\n"
-    ),
-    "snowflake": (
-        "-- Snowflake: lower-case names are written as Snowflake stores unquoted names (upper\n"
-        "-- case), so ANALYTICS.TRACKS and its TIMESTAMP column match analytics.tracks and\n"
-        "-- timestamp; other names are kept exactly. The tests run it on an emulator\n"
-        "-- (fakesnow), never on Snowflake itself.\n"
-    ),
-}
 
 
 def _render_item(item: Statement | Loop | Native, render: Callable[[str], str], form: str) -> str:
