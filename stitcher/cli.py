@@ -31,6 +31,7 @@ from stitcher.config_file import effective_config_toml
 from stitcher.engines import ENGINES
 from stitcher.errors import EngineError, OutputError, StitcherError, ThresholdBreached
 from stitcher.graph.policies import policies_help, script_policies
+from stitcher.input.formats import formats_help
 from stitcher.location import Url
 from stitcher.warehouse import DIALECTS
 
@@ -164,8 +165,7 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--input-format",
             type=click.Choice(INPUT_FORMATS),
             default=None,
-            help="segment (warehouse tables), mixpanel (raw export JSON lines or flattened "
-            "columns), or auto (default: detect).",
+            help=formats_help(),
         ),
         click.option(
             "--output-format",

@@ -12,6 +12,8 @@ from stitcher.engines import ENGINES, READS_URLS, WRITES_URLS
 from stitcher.errors import ConfigError
 from stitcher.graph.policies import DEFAULT_POLICY
 from stitcher.graph.policies import POLICY_NAMES as POLICIES
+from stitcher.input.formats import AUTO
+from stitcher.input.formats import FORMAT_CHOICES as INPUT_FORMATS
 from stitcher.location import Url
 
 OUTPUT_FORMATS = ("parquet", "csv")
@@ -56,7 +58,6 @@ def memory_limit_problem(text: str) -> str | None:
     return None
 
 
-INPUT_FORMATS = ("auto", "segment", "mixpanel")
 NORMALIZATIONS = ("none", "trim", "lower_trim")
 BUILTIN_TYPES = ("anonymous_id", "user_id")
 
@@ -245,7 +246,7 @@ class RunOptions:
     threads: int | None = None
     memory_limit: str | None = None
     temp_dir: Path | None = None
-    input_format: str = "auto"
+    input_format: str = AUTO
     identifier_types: tuple[IdentifierType, ...] = ()
     hubs: tuple[HubRule, ...] = DEFAULT_HUBS
     hub_min_contention: int = DEFAULT_HUB_MIN_CONTENTION

@@ -26,6 +26,7 @@ from stitcher.graph.components import solve
 from stitcher.graph.identifiers import junk_pattern_match, junk_tables, sql_fragments
 from stitcher.graph.nodes import create_node_ids, create_nodes, drop_node_ids, numbering_form
 from stitcher.graph.policies import classify_edges, replays_events, runs_python
+from stitcher.input.formats import EXPORT_FORMATS, INPUT_FORMATS
 from stitcher.input.load import (
     LoadedInput,
     find_tables,
@@ -33,7 +34,6 @@ from stitcher.input.load import (
     register_inputs,
     trait_column,
 )
-from stitcher.input.mixpanel import add_distinct_ids
 from stitcher.inspection.thresholds import Outcome, check_conditions
 from stitcher.location import Url
 from stitcher.output.files import (
@@ -291,8 +291,8 @@ def build_tables(
         _components(engine, options.max_rounds)
     with timer.step("persons"):
         _persons(engine, loaded.trait_columns, order, writer)
-        if loaded.input_format == "mixpanel":
-            add_distinct_ids(
+        if loaded.input_format in EXPORT_FORMATS:
+            INPUT_FORMATS[loaded.input_format].reader().finish_id_map(
                 engine,
                 options.policy,
                 lambda sql: create_output_table(engine, "id_map", sql, order),

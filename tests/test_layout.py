@@ -118,3 +118,23 @@ def test_the_dialects_come_from_their_registry_which_loads_no_sqlglot() -> None:
         check=True,
     ).stdout.strip()
     assert loaded == "False"
+
+
+def test_the_input_formats_come_from_their_registry() -> None:
+    # One registry (stitcher/input/formats.py): --input-format's choices and help, config and
+    # the loader read it; each export format's module provides what the loader calls.
+    from stitcher import config
+    from stitcher.cli import cli
+    from stitcher.input.formats import EXPORT_FORMATS, FORMAT_CHOICES, INPUT_FORMATS
+
+    option = next(p for p in cli.commands["run"].params if p.name == "input_format")
+    assert tuple(option.type.choices) == FORMAT_CHOICES == ("auto", *INPUT_FORMATS)
+    assert config.INPUT_FORMATS == FORMAT_CHOICES
+    for name, fmt in INPUT_FORMATS.items():
+        assert f"{name} ({fmt.summary})" in option.help
+    for name in EXPORT_FORMATS:
+        reader = INPUT_FORMATS[name].reader()
+        for attribute in ("TABLE", "NOT_PART", "NOT_PART_BESIDE", "EMPTY"):
+            assert isinstance(getattr(reader, attribute), str)
+        for function in ("export_entries", "file_format", "register_export", "finish_id_map"):
+            assert callable(getattr(reader, function))

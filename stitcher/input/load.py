@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -31,8 +32,8 @@ from stitcher.engines.base import (
 )
 from stitcher.errors import InputError
 from stitcher.graph.policies import check_input_format
-from stitcher.input import mixpanel
 from stitcher.input.csv_check import SECOND_HEADER, csv_header
+from stitcher.input.formats import AUTO, EXPORT_FORMATS, INPUT_FORMATS, export_for_table
 from stitcher.location import HIDDEN_REASON, LOCAL_TREE, Skipped, Tree, Url, is_hidden
 from stitcher.sql import render
 
@@ -179,12 +180,15 @@ def find_tables(
         if isinstance(input_dir, Url):
             return InputTables([], unlisted=(input_dir, input_format))
         tree = LOCAL_TREE
-    if input_format != "segment":
-        export = mixpanel.export_entries(
+    for name in EXPORT_FORMATS:
+        if input_format not in (AUTO, name):
+            continue
+        reader = INPUT_FORMATS[name].reader()
+        export = reader.export_entries(
             input_dir, input_format, lambda e: bool(_table_name(e, tree)), tree
         )
         if export is not None:
-            return _mixpanel_input(input_dir, export, input_format == "mixpanel", tree)
+            return _export_input(reader, input_dir, export, input_format == name, tree)
     if not tree.exists(input_dir):
         raise InputError(f"input folder {input_dir} does not exist")
     if not tree.is_dir(input_dir):
@@ -345,19 +349,25 @@ def _file_format(path: Path | Url) -> str | None:
     return None
 
 
-def _mixpanel_input(
-    input_dir: Path | Url, entries: list[Path | Url], explicit: bool, tree: Tree
+def _export_input(
+    reader: ModuleType,
+    input_dir: Path | Url,
+    entries: list[Path | Url],
+    explicit: bool,
+    tree: Tree,
 ) -> InputTables:
+    """The one table of an export (stitcher/input/formats.py: `reader` is its module) and
+    every entry beside it that is not read."""
     source = _collect(
-        mixpanel.TABLE,
+        reader.TABLE,
         entries,
         tree,
-        lambda p: mixpanel.file_format(p, input_dir, explicit, _file_format),
-        "not part of a Mixpanel export (neither JSON nor the events table)",
+        lambda p: reader.file_format(p, input_dir, explicit, _file_format),
+        reader.NOT_PART,
     )
     source = _read_once(source, {})
     if not source.files:
-        raise InputError(f"every file of the Mixpanel export {input_dir} is empty (0 bytes)")
+        raise InputError(reader.EMPTY.format(input_dir=input_dir))
     skipped: list[Skipped] = []
     if tree.is_dir(input_dir):
         for entry in tree.children(input_dir):
@@ -366,9 +376,7 @@ def _mixpanel_input(
             if is_hidden(entry.name):
                 skipped.append(Skipped(entry, HIDDEN_REASON, quiet=True))
             else:
-                skipped.append(
-                    Skipped(entry, "not part of the Mixpanel export (neither JSON nor events)")
-                )
+                skipped.append(Skipped(entry, reader.NOT_PART_BESIDE))
     return InputTables([source], tuple(skipped))
 
 
@@ -455,15 +463,18 @@ def register_inputs(
     sources = tables.sources
     skipped = tables.all_skipped()
     _warn_skipped(skipped)
-    if sources and sources[0].name == mixpanel.TABLE:
+    export_format = export_for_table(sources[0].name) if sources else None
+    if export_format is not None:
+        reader = export_format.reader()
+        check_input_format(policy, export_format.name)
         export = sources[0]
-        has_ids = mixpanel.register_export(engine, export.files_by_format, identifier_types, policy)
+        has_ids = reader.register_export(engine, export.files_by_format, identifier_types, policy)
         return LoadedInput(
-            tables=[mixpanel.TABLE],
+            tables=[reader.TABLE],
             trait_columns=[],
             skipped_files=[s.record() for s in skipped],
-            tables_without_message_ids=[] if has_ids else [mixpanel.TABLE],
-            input_format="mixpanel",
+            tables_without_message_ids=[] if has_ids else [reader.TABLE],
+            input_format=export_format.name,
         )
     check_input_format(policy, "segment")
     loaded = LoadedInput(tables=[], trait_columns=[], skipped_files=[s.record() for s in skipped])

@@ -44,6 +44,10 @@ FLAT_TABLE = "events"  # the flattened export's table name when the format is de
 SPECIAL_EVENTS = ("$identify", "$create_alias", "$merge")
 DEVICE_PREFIX = "$device:"
 ORIGINAL = "mixpanel-original"
+# What the loader says of what it does not read (stitcher/input/formats.py).
+NOT_PART = "not part of a Mixpanel export (neither JSON nor the events table)"
+NOT_PART_BESIDE = "not part of the Mixpanel export (neither JSON nor events)"
+EMPTY = "every file of the Mixpanel export {input_dir} is empty (0 bytes)"
 JSON_SUFFIXES = tuple(s + gz for s in (".json", ".jsonl", ".ndjson") for gz in ("", ".gz"))
 
 # Each field of the Mixpanel schema: its key in `properties`, then the flattened column names
@@ -269,7 +273,7 @@ def _id_list(engine: Engine, column: Column | None) -> str:
     return f"TRY_CAST({c} AS VARCHAR[])"
 
 
-def add_distinct_ids(engine: Engine, policy: str, create_id_map: Callable[[str], None]) -> None:
+def finish_id_map(engine: Engine, policy: str, create_id_map: Callable[[str], None]) -> None:
     """Give id_map the `distinct_id` Mixpanel would report for each identifier's person.
 
     Simplified: the person's $user_id, else `$device:<its device id>`. Original: the person's
