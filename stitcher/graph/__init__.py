@@ -1,7 +1,7 @@
 """The identity graph: which columns are identifiers and which pairs of them link
-(identifiers.py), the merge policies (policies.py, with Mixpanel Original's driver in
-mixpanel_original.py), the order-dependent replays (replay.py, mixpanel_replay.py) and the
-connected components (components.py).
+(identifiers.py), dense node ids and `nodes` (nodes.py), the merge policies (policies/: the
+registry and one module per policy), the order-dependent replays (replay.py,
+mixpanel_replay.py) and the connected components (components.py).
 
 Nothing is imported here: Spark's executors import the replays from this package, and may have
 only pyarrow and the standard library (tests/test_packaging.py)."""
