@@ -24,8 +24,14 @@ from stitcher.engines.base import drop_tables, quote_identifier, quote_literal
 from stitcher.errors import EngineError
 from stitcher.graph.components import solve
 from stitcher.graph.identifiers import junk_pattern_match, junk_tables, sql_fragments
-from stitcher.graph.nodes import create_node_ids, create_nodes, drop_node_ids, numbering_form
-from stitcher.graph.policies import classify_edges, replays_events, runs_python
+from stitcher.graph.nodes import (
+    create_checked_view,
+    create_node_ids,
+    create_nodes,
+    create_sorted_identifiers,
+    numbering_form,
+)
+from stitcher.graph.policies import POLICIES, classify_edges, replays_events, runs_python
 from stitcher.input.formats import EXPORT_FORMATS, INPUT_FORMATS
 from stitcher.input.load import (
     LoadedInput,
@@ -46,9 +52,10 @@ from stitcher.output.files import (
 )
 from stitcher.output.locks import output_lock
 from stitcher.output.publish import OutputStage, staged_output
-from stitcher.output.run_record import RunRecord, measure
+from stitcher.output.run_record import RECORD_READS, RunRecord, measure
 from stitcher.output.tables import (
     OUTPUT_NAMES,
+    OUTPUT_TABLES,
     RUN_RECORD,
     USERS_COLUMNS,
     OutputOrder,
@@ -56,6 +63,7 @@ from stitcher.output.tables import (
     create_output_table,
 )
 from stitcher.sql import render
+from stitcher.steps import Step, run_steps
 
 log = logging.getLogger("stitcher")
 
@@ -243,60 +251,228 @@ def build_tables(
 ) -> None:
     """Every step from the registered inputs to the output tables, in order. `stitcher sql`
     records these same calls as a script, so a warehouse runs exactly this pipeline. With a
-    `writer`, output tables no later step reads are handed to it on the way (and freed)."""
+    `writer`, output tables no later step reads are handed to it on the way (and freed).
+
+    What no later step reads is freed after each step (stitcher/steps.py): at 10M events the
+    intermediate tables held 2.9 GB by the end otherwise. The output tables stay for the
+    writer, and the totals the run record reads stay for it (RECORD_READS)."""
     timer = timer or _Timer(None)
+    steps = pipeline_steps(engine, options, loaded, writer)
+    run_steps(engine, steps, keep={*OUTPUT_TABLES, *RECORD_READS}, timer=timer.step)
+
+
+def pipeline_steps(
+    engine: Engine, options: RunOptions, loaded: LoadedInput, writer: OutputWriter | None = None
+) -> list[Step]:
+    """The pipeline, step by step: what each makes, from what."""
     fragments = sql_fragments(options)
     order = OutputOrder.for_run(engine, options)
-    with timer.step("load"):
-        values, _ = junk_tables(options)
-        engine.register_arrow("junk_values", values)
-    with timer.step("scan"):
-        if options.dedupe and loaded.tables_without_message_ids:
-            log.warning(
-                "--dedupe cannot match duplicates in %s: no id/messageId column",
-                ", ".join(loaded.tables_without_message_ids),
-            )
-        create_pairs(engine, options, loaded)
-        # Intermediate tables are dropped as soon as no step reads them (see _drop): at 10M
-        # events they held 2.9 GB by the end. The run record keeps these small totals instead.
-        engine.create_table_as("pair_totals", render("21_pair_totals"))
-    with timer.step("identifiers"):
-        # The junk patterns are bound parameters (see sql/30_identifiers.sql).
-        pattern_match, pattern_params = junk_pattern_match(options)
-        engine.drop("identifiers")
-        engine.execute(
-            "CREATE TABLE identifiers AS "
-            + render("30_identifiers", junk_pattern_match=pattern_match, **fragments),
-            pattern_params,
+    form = numbering_form(engine)
+    traits = loaded.trait_columns
+
+    def table(group: str, name: str, step: str, reads: tuple[str, ...], **values: str) -> Step:
+        """A table made by one SQL file, sql/<step>.sql."""
+        return Step(
+            group,
+            name,
+            lambda: engine.create_table_as(name, render(step, **values)),
+            reads,
+            (name,),
         )
-        engine.create_table_as("hub_degrees", render("31_hub_degrees", **fragments))
-        _mark_quarantine(engine)
-        engine.create_table_as("identifier_totals", render("34_identifier_totals"))
-        create_output_table(engine, "quarantine", render("93_quarantine"), order)
-        engine.create_table_as("reattributed_events", render("35_reattributed_events"))
-        # The links are read off the one scan's aggregate before the numbering sorts every
-        # identifier, so that aggregate (~0.45 GB at 10M events) is gone by then unless a
-        # replay still needs it.
-        engine.create_table_as("candidate_edges", render("40_candidate_edges", **fragments))
-        if not replays_events(options):
-            drop_tables(engine, "pairs")
-        _number_nodes(engine)
-    with timer.step("edges"):
-        engine.create_table_as("checked_edges", render("50_check_edges"))
-        drop_tables(engine, "candidate_edges")
-        classify_edges(engine, options)
-        # A replay reads the one scan's aggregate (its evidence) in the policy at the latest.
-        drop_tables(engine, "checked_edges", "policy_base", "pairs")
-    with timer.step("components"):
-        _components(engine, options.max_rounds)
-    with timer.step("persons"):
-        _persons(engine, loaded.trait_columns, order, writer)
-        if loaded.input_format in EXPORT_FORMATS:
-            INPUT_FORMATS[loaded.input_format].reader().finish_id_map(
-                engine,
-                options.policy,
-                lambda sql: create_output_table(engine, "id_map", sql, order),
+
+    def output(group: str, name: str, step: str, reads: tuple[str, ...], **values: str) -> Step:
+        """An output table (created sorted where `order` says so)."""
+        return Step(
+            group,
+            name,
+            lambda: create_output_table(engine, name, render(step, **values), order),
+            reads,
+            (name,),
+        )
+
+    # Identifiers marked as hubs: a view where the numbering reads them once (see
+    # _mark_quarantine), a table where it reads them twice.
+    marked_view = () if engine.distributed_numbering else ("identifiers_quarantined",)
+    if form == "sorted":
+        numbering = [
+            Step(
+                "identifiers",
+                "identifiers_sorted",
+                lambda: create_sorted_identifiers(engine),
+                ("identifiers_quarantined",),
+                ("identifiers_sorted",),
+            ),
+            # A view: the position is read where the ids are used.
+            Step(
+                "identifiers",
+                "identifiers_checked",
+                lambda: create_checked_view(engine),
+                ("identifiers_sorted",),
+                ("identifiers_checked",),
+                views=("identifiers_checked",),
+            ),
+        ]
+    else:
+        numbering = [
+            Step(
+                "identifiers",
+                "identifiers_checked",
+                lambda: create_node_ids(engine, form),
+                ("identifiers_quarantined",),
+                ("identifiers_checked",),
             )
+        ]
+    # A replay reads the one scan's aggregate (its evidence) in the policy: otherwise the
+    # aggregate (~0.45 GB at 10M events) is freed once the links are read off it, before the
+    # numbering sorts every identifier.
+    policy_reads = ("checked_edges", "identifiers_checked") + (
+        ("pairs",) if replays_events(options) else ()
+    )
+    steps = [
+        Step("load", "junk_values", lambda: _junk_values(engine, options), (), ("junk_values",)),
+        Step("scan", "pairs", lambda: _scan(engine, options, loaded), (), ("pairs",)),
+        table("scan", "pair_totals", "21_pair_totals", ("pairs",)),
+        Step(
+            "identifiers",
+            "identifiers",
+            lambda: _identifiers(engine, options, fragments),
+            ("pairs", "junk_values"),
+            ("identifiers",),
+        ),
+        table(
+            "identifiers", "hub_degrees", "31_hub_degrees", ("identifiers", "pairs"), **fragments
+        ),
+        Step(
+            "identifiers",
+            "identifiers_quarantined",
+            lambda: _mark_quarantine(engine),
+            ("identifiers", "hub_degrees"),
+            ("identifiers_quarantined",),
+            views=marked_view,
+        ),
+        table(
+            "identifiers", "identifier_totals", "34_identifier_totals", ("identifiers_quarantined",)
+        ),
+        output("identifiers", "quarantine", "93_quarantine", ("identifiers_quarantined",)),
+        table(
+            "identifiers",
+            "reattributed_events",
+            "35_reattributed_events",
+            ("pairs", "quarantine"),
+        ),
+        table("identifiers", "candidate_edges", "40_candidate_edges", ("pairs",), **fragments),
+        *numbering,
+        table(
+            "edges", "checked_edges", "50_check_edges", ("candidate_edges", "identifiers_checked")
+        ),
+        Step(
+            "edges",
+            "classified_edges",
+            lambda: classify_edges(engine, options),
+            policy_reads,
+            ("classified_edges", "policy_base", *POLICIES[options.policy].leaves),
+        ),
+        Step(
+            "components",
+            "nodes",
+            lambda: create_nodes(engine),
+            ("identifiers_checked",),
+            ("nodes",),
+        ),
+        Step(
+            "components",
+            "node_components",
+            lambda: solve(
+                engine, render("61_node_edges"), "node_components", "node_edges", options.max_rounds
+            ),
+            ("nodes", "classified_edges"),
+            ("node_components",),
+        ),
+        Step(
+            "persons",
+            "persons",
+            lambda: _persons(engine),
+            ("nodes", "node_components"),
+            ("persons",),
+        ),
+        output("persons", "id_map", "80_id_map", ("persons", "nodes", "node_components")),
+        table(
+            "persons",
+            "person_activity",
+            "81_person_activity",
+            ("id_map", "nodes", "node_components", "reattributed_events"),
+        ),
+        output("persons", "edges", "91_edges", ("classified_edges", "id_map")),
+        output("persons", "rejected_edges", "92_rejected_edges", ("classified_edges", "id_map")),
+        table("persons", "edge_totals", "56_edge_totals", ("classified_edges",)),
+    ]
+    if writer is not None:
+        # Final from here: written beside the next steps, and freed before the users step.
+        steps.append(
+            Step("persons", "write edges", lambda: writer.ready("edges", "rejected_edges"))
+        )
+    steps.append(
+        Step(
+            "persons",
+            "person_traits",
+            lambda: _person_traits(engine, traits),
+            ("id_map", "quarantine"),
+            ("person_traits",),
+        )
+    )
+    if writer is not None:
+        # The users step holds the run's peak memory.
+        steps.append(Step("persons", "make room", writer.make_room))
+    steps.append(
+        output(
+            "persons",
+            "users",
+            "90_users",
+            ("persons", "id_map", "person_activity", "person_traits"),
+            trait_columns=_trait_columns(traits),
+        )
+    )
+    if loaded.input_format in EXPORT_FORMATS:
+        reader = INPUT_FORMATS[loaded.input_format].reader()
+        steps.append(
+            Step(
+                "persons",
+                "id_map",
+                lambda: reader.finish_id_map(
+                    engine,
+                    options.policy,
+                    lambda sql: create_output_table(engine, "id_map", sql, order),
+                ),
+                ("id_map", "mixpanel_identified"),
+                ("id_map",),
+            )
+        )
+    return steps
+
+
+def _junk_values(engine: Engine, options: RunOptions) -> None:
+    values, _ = junk_tables(options)
+    engine.register_arrow("junk_values", values)
+
+
+def _scan(engine: Engine, options: RunOptions, loaded: LoadedInput) -> None:
+    if options.dedupe and loaded.tables_without_message_ids:
+        log.warning(
+            "--dedupe cannot match duplicates in %s: no id/messageId column",
+            ", ".join(loaded.tables_without_message_ids),
+        )
+    create_pairs(engine, options, loaded)
+
+
+def _identifiers(engine: Engine, options: RunOptions, fragments: dict[str, str]) -> None:
+    # The junk patterns are bound parameters (see sql/30_identifiers.sql).
+    pattern_match, pattern_params = junk_pattern_match(options)
+    engine.drop("identifiers")
+    engine.execute(
+        "CREATE TABLE identifiers AS "
+        + render("30_identifiers", junk_pattern_match=pattern_match, **fragments),
+        pattern_params,
+    )
 
 
 def create_pairs(engine: Engine, options: RunOptions, loaded: LoadedInput) -> None:
@@ -337,27 +513,7 @@ def _mark_quarantine(engine: Engine) -> None:
         )
 
 
-def _number_nodes(engine: Engine) -> None:
-    """identifiers_checked: node ids in anchor order (33) on the marked identifiers."""
-    form = numbering_form(engine)
-    create_node_ids(engine, form)
-    if form == "bucketed":
-        engine.drop("identifiers_quarantined")
-    else:
-        engine.execute("DROP VIEW IF EXISTS identifiers_quarantined")
-    drop_tables(engine, "identifiers", "hub_degrees")
-
-
-def _components(engine: Engine, max_rounds: int) -> None:
-    create_nodes(engine)
-    # The policies were its last readers; nodes holds the usable part of it from here on.
-    drop_node_ids(engine, numbering_form(engine))
-    solve(engine, render("61_node_edges"), "node_components", "node_edges", max_rounds)
-
-
-def _persons(
-    engine: Engine, traits: list[str], order: OutputOrder, writer: OutputWriter | None
-) -> None:
+def _persons(engine: Engine) -> None:
     engine.create_table_as("persons", render("70_persons"))
     persons, distinct_ids = engine.fetch_rows(
         "SELECT count(*), count(DISTINCT person_id) FROM persons"
@@ -365,15 +521,9 @@ def _persons(
     if persons != distinct_ids:
         # md5 is 128 bits: this would take ~1e19 persons by chance; fail loudly rather than merge.
         raise EngineError("two persons received the same person_id (md5 collision)")
-    create_output_table(engine, "id_map", render("80_id_map"), order)
-    engine.create_table_as("person_activity", render("81_person_activity"))
-    drop_tables(engine, "nodes", "node_components", "reattributed_events")
-    create_output_table(engine, "edges", render("91_edges"), order)
-    create_output_table(engine, "rejected_edges", render("92_rejected_edges"), order)
-    engine.create_table_as("edge_totals", render("56_edge_totals"))
-    drop_tables(engine, "classified_edges")
-    if writer is not None:
-        writer.ready("edges", "rejected_edges")
+
+
+def _person_traits(engine: Engine, traits: list[str]) -> None:
     q = quote_identifier
     internal = [trait_column(i) for i in range(len(traits))]
     engine.create_table_as(
@@ -390,21 +540,16 @@ def _persons(
             ),
         ),
     )
-    if writer is not None:
-        writer.make_room()  # the users step holds the run's peak memory
-    create_output_table(
-        engine,
-        "users",
-        render(
-            "90_users",
-            trait_columns="".join(
-                f", t.{q(c)} AS {q(name)}"
-                for c, name in zip(internal, output_trait_names(traits, USERS_COLUMNS), strict=True)
-            ),
-        ),
-        order,
+
+
+def _trait_columns(traits: list[str]) -> str:
+    """users' trait columns: each internal trait column under its output name."""
+    q = quote_identifier
+    internal = [trait_column(i) for i in range(len(traits))]
+    return "".join(
+        f", t.{q(c)} AS {q(name)}"
+        for c, name in zip(internal, output_trait_names(traits, USERS_COLUMNS), strict=True)
     )
-    drop_tables(engine, "persons", "person_traits")
 
 
 def _compare_and_report(

@@ -34,15 +34,25 @@ def numbering_form(engine: Engine) -> str:
 def create_node_ids(engine: Engine, form: str) -> None:
     """identifiers_checked from identifiers_quarantined, numbered by `form`."""
     if form == "sorted":
-        engine.create_table_as("identifiers_sorted", render(NUMBERING_STEPS[form]))
-        # A view: the position is read where the ids are used, no second copy of the table.
-        engine.execute(
-            "CREATE OR REPLACE VIEW identifiers_checked AS SELECT *, CASE WHEN "
-            f"quarantine_reason IS NULL THEN CAST({engine.row_position} AS BIGINT) END "
-            "AS node_id FROM identifiers_sorted"
-        )
+        create_sorted_identifiers(engine)
+        create_checked_view(engine)
     else:
         engine.create_table_as("identifiers_checked", render(NUMBERING_STEPS[form]))
+
+
+def create_sorted_identifiers(engine: Engine) -> None:
+    """The sorted form's first half: identifiers_sorted, in node id order."""
+    engine.create_table_as("identifiers_sorted", render(NUMBERING_STEPS["sorted"]))
+
+
+def create_checked_view(engine: Engine) -> None:
+    """The sorted form's second half: identifiers_checked, a view over identifiers_sorted
+    whose node id is the row's position: no second copy of the table."""
+    engine.execute(
+        "CREATE OR REPLACE VIEW identifiers_checked AS SELECT *, CASE WHEN "
+        f"quarantine_reason IS NULL THEN CAST({engine.row_position} AS BIGINT) END "
+        "AS node_id FROM identifiers_sorted"
+    )
 
 
 def drop_node_ids(engine: Engine, form: str) -> None:

@@ -24,6 +24,10 @@ from stitcher.inspection.thresholds import check_conditions, run_metrics
 from stitcher.output.files import REPORT_FILE
 from stitcher.output.tables import RUN_RECORD
 
+# What `measure` reads once the steps are done, besides the output tables: the totals the steps
+# keep of tables they free, and each person's activity. The pipeline keeps these.
+RECORD_READS = ("pair_totals", "identifier_totals", "edge_totals", "person_activity")
+
 
 class RunRecord:
     """A run's record as it is completed; `data` is run.json's content."""

@@ -589,6 +589,8 @@ LEFT JOIN junk_any_type AS a
 LEFT JOIN junk_one_type AS t
   ON t.identifier_type = n.identifier_type AND t.value = n.junk_key;
 
+DROP TABLE IF EXISTS identity.stitcher__junk_values;
+
 DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
 
 CREATE TABLE identity.stitcher__hub_degrees AS
@@ -846,6 +848,10 @@ SELECT
 FROM identity.stitcher__identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
+
+DROP TABLE IF EXISTS identity.stitcher__identifiers;
+
+DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
 
 DROP TABLE IF EXISTS identity.stitcher__identifier_totals;
 
@@ -1149,10 +1155,6 @@ WHERE
 
 DROP TABLE IF EXISTS identity.stitcher__identifiers_quarantined;
 
-DROP TABLE IF EXISTS identity.stitcher__identifiers;
-
-DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
-
 DROP TABLE IF EXISTS identity.stitcher__checked_edges;
 
 CREATE TABLE identity.stitcher__checked_edges AS
@@ -1258,8 +1260,6 @@ FROM decided AS decided;
 DROP TABLE IF EXISTS identity.stitcher__checked_edges;
 
 DROP TABLE IF EXISTS identity.stitcher__policy_base;
-
-DROP TABLE IF EXISTS identity.stitcher__pairs;
 
 DROP TABLE IF EXISTS identity.stitcher__nodes;
 
@@ -1499,11 +1499,11 @@ FROM attributed AS attributed
 GROUP BY
   attributed.component;
 
+DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
+
 DROP TABLE IF EXISTS identity.stitcher__nodes;
 
 DROP TABLE IF EXISTS identity.stitcher__node_components;
-
-DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
 
 DROP TABLE IF EXISTS identity.stitcher__edges;
 
@@ -1722,8 +1722,6 @@ DROP TABLE IF EXISTS identity.stitcher__person_activity;
 DROP TABLE IF EXISTS identity.stitcher__identifier_totals;
 
 DROP TABLE IF EXISTS identity.stitcher__pair_totals;
-
-DROP TABLE IF EXISTS identity.stitcher__junk_values;
 
 DROP VIEW IF EXISTS identity.stitcher__events;
 

@@ -509,6 +509,8 @@ LEFT JOIN junk_any_type AS a
 LEFT JOIN junk_one_type AS t
   ON t.identifier_type = n.identifier_type AND t.value = n.junk_key;
 
+DROP TABLE IF EXISTS identity.stitcher__junk_values;
+
 DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
 
 CREATE TABLE identity.stitcher__hub_degrees AS
@@ -995,8 +997,6 @@ DROP TABLE IF EXISTS identity.stitcher__checked_edges;
 
 DROP TABLE IF EXISTS identity.stitcher__policy_base;
 
-DROP TABLE IF EXISTS identity.stitcher__pairs;
-
 DROP TABLE IF EXISTS identity.stitcher__nodes;
 
 CREATE TABLE identity.stitcher__nodes AS
@@ -1235,11 +1235,11 @@ FROM attributed
 GROUP BY
   component;
 
+DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
+
 DROP TABLE IF EXISTS identity.stitcher__nodes;
 
 DROP TABLE IF EXISTS identity.stitcher__node_components;
-
-DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
 
 DROP TABLE IF EXISTS identity.stitcher__edges;
 
@@ -1444,8 +1444,6 @@ DROP TABLE IF EXISTS identity.stitcher__person_activity;
 DROP TABLE IF EXISTS identity.stitcher__identifier_totals;
 
 DROP TABLE IF EXISTS identity.stitcher__pair_totals;
-
-DROP TABLE IF EXISTS identity.stitcher__junk_values;
 
 DROP VIEW IF EXISTS identity.stitcher__events;
 

@@ -521,6 +521,8 @@ LEFT JOIN junk_any_type AS a
 LEFT JOIN junk_one_type AS t
   ON t.identifier_type = n.identifier_type AND t.value = n.junk_key;
 
+DROP TABLE IF EXISTS identity.stitcher__junk_values;
+
 DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
 
 CREATE TABLE identity.stitcher__hub_degrees AS
@@ -778,6 +780,10 @@ FROM identity.stitcher__identifiers AS i
 LEFT JOIN hub AS h
   ON h.identifier_type = i.identifier_type AND h.identifier = i.identifier;
 
+DROP TABLE IF EXISTS identity.stitcher__identifiers;
+
+DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
+
 DROP TABLE IF EXISTS identity.stitcher__identifier_totals;
 
 CREATE TABLE identity.stitcher__identifier_totals AS
@@ -1026,10 +1032,6 @@ WHERE
 
 DROP TABLE IF EXISTS identity.stitcher__identifiers_quarantined;
 
-DROP TABLE IF EXISTS identity.stitcher__identifiers;
-
-DROP TABLE IF EXISTS identity.stitcher__hub_degrees;
-
 DROP TABLE IF EXISTS identity.stitcher__checked_edges;
 
 CREATE TABLE identity.stitcher__checked_edges AS
@@ -1098,8 +1100,6 @@ FROM decided;
 DROP TABLE IF EXISTS identity.stitcher__checked_edges;
 
 DROP TABLE IF EXISTS identity.stitcher__policy_base;
-
-DROP TABLE IF EXISTS identity.stitcher__pairs;
 
 DROP TABLE IF EXISTS identity.stitcher__nodes;
 
@@ -1339,11 +1339,11 @@ FROM attributed
 GROUP BY
   component;
 
+DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
+
 DROP TABLE IF EXISTS identity.stitcher__nodes;
 
 DROP TABLE IF EXISTS identity.stitcher__node_components;
-
-DROP TABLE IF EXISTS identity.stitcher__reattributed_events;
 
 DROP TABLE IF EXISTS identity.stitcher__edges;
 
@@ -1531,8 +1531,6 @@ DROP TABLE IF EXISTS identity.stitcher__person_activity;
 DROP TABLE IF EXISTS identity.stitcher__identifier_totals;
 
 DROP TABLE IF EXISTS identity.stitcher__pair_totals;
-
-DROP TABLE IF EXISTS identity.stitcher__junk_values;
 
 DROP VIEW IF EXISTS identity.stitcher__events;
 

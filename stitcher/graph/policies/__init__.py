@@ -41,7 +41,9 @@ class Policy:
     (sql/54_replay_events.sql, which reads the one scan's aggregate `pairs`; the pipeline frees
     `pairs` early for the others). `python_always`: it calls engine.map_groups (Python on
     Spark's executors) even where it replays no events. `input_formats`: the input formats it
-    can read, and `needs` what the error says when the input is another."""
+    can read, and `needs` what the error says when the input is another. `leaves`: tables it
+    makes for later steps besides `classified_edges` (and `policy_base`, which a replay
+    leaves and the pipeline frees)."""
 
     name: str
     summary: str
@@ -50,6 +52,7 @@ class Policy:
     python_always: bool = False
     input_formats: tuple[str, ...] = ("segment", "mixpanel")
     needs: str = ""
+    leaves: tuple[str, ...] = ()
 
     def classify(self, engine: Engine, options: RunOptions) -> None:
         module, function = self.steps.split(":")
@@ -97,6 +100,8 @@ POLICIES: dict[str, Policy] = {
             needs="replays Mixpanel's $identify, $create_alias and $merge events, so it needs a "
             "Mixpanel export as --input (JSON lines, or --input-format mixpanel for flattened "
             "tables)",
+            # The ids each person is reported by (the input's finish_id_map reads them).
+            leaves=("mixpanel_identified",),
         ),
     )
 }
