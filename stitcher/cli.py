@@ -18,6 +18,7 @@ import click
 from stitcher import __version__, interrupts
 from stitcher.api import MAX_WAIT_SECONDS
 from stitcher.config import (
+    DEFAULT_SPARK_EXECUTOR_TIMEOUT,
     INPUT_FORMATS,
     MAX_ROUNDS,
     MAX_SPARK_EXECUTOR_TIMEOUT,
@@ -249,7 +250,8 @@ def _stitch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             callback=_finite_seconds,
             metavar="SECONDS",
             help="On a Spark cluster, fail when the run's jobs have had no executor for this "
-            "long (the workers are down or lost, or none can give what is asked). Default: 180.",
+            "long (the workers are down or lost, or none can give what is asked). Default: "
+            f"{DEFAULT_SPARK_EXECUTOR_TIMEOUT:g}.",
         ),
         click.option(
             "--max-rounds",

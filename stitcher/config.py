@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from stitcher.engines import ENGINES, READS_URLS, WRITES_URLS
+from stitcher.engines.base import DEFAULT_SPARK_EXECUTOR_TIMEOUT
 from stitcher.errors import ConfigError
 from stitcher.graph.policies import DEFAULT_POLICY
 from stitcher.graph.policies import POLICY_NAMES as POLICIES
@@ -94,9 +95,6 @@ REGEX_PREFIX = "regex:"
 
 # Components in SQL rounds need about log2(nodes) rounds: 100 is never a real graph's need.
 DEFAULT_MAX_ROUNDS = 100
-# Seconds a Spark job may wait with no executor at all (a cluster whose workers are gone)
-# before the run fails; long enough for a worker to restart or a cluster to scale up.
-DEFAULT_SPARK_EXECUTOR_TIMEOUT = 180.0
 MAX_SPARK_EXECUTOR_TIMEOUT = 7 * 24 * 3600
 
 

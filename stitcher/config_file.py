@@ -15,6 +15,7 @@ from stitcher.config import (
     DEFAULT_HUBS,
     DEFAULT_LIMIT,
     DEFAULT_LIMITS,
+    DEFAULT_SPARK_EXECUTOR_TIMEOUT,
     INPUT_FORMATS,
     MAX_SPARK_EXECUTOR_TIMEOUT,
     MIXPANEL_MAX_CLUSTER_IDS,
@@ -44,7 +45,8 @@ _TOP_KEYS = {
     "engine": "one of " + ", ".join(sorted(ENGINES)),
     "spark_master": "Spark master URL, e.g. local[*], spark://host:7077, yarn",
     "spark_conf": 'table of Spark settings, e.g. "spark.executor.memory" = "8g"',
-    "spark_executor_timeout": "seconds a Spark job may wait with no executor (default 180)",
+    "spark_executor_timeout": "seconds a Spark job may wait with no executor (default "
+    f"{DEFAULT_SPARK_EXECUTOR_TIMEOUT:g})",
     "junk": "table",
     "identifiers": "table of identifier types",
     "limits": "table: identifier type = max values per person",

@@ -78,6 +78,7 @@ def test_the_code_spark_executors_run_imports_only_pyarrow_and_the_standard_libr
         # The subpackage's __init__ is a docstring only, for this reason.
         "stitcher.graph",
         "stitcher.graph.replay",
+        "stitcher.graph.union_find",
         "stitcher.graph.mixpanel_replay",
     }
     # pyarrow loads numpy when it is installed (pyspark needs numpy anyway), and Cython's runtime.

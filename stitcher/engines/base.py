@@ -32,6 +32,12 @@ STRING, INTEGER, FLOAT, DECIMAL, TIMESTAMP, TIMESTAMP_TZ, DATE, OTHER = (
 )
 
 
+# Seconds a Spark job may wait with no executor at all (a cluster whose workers are gone)
+# before the run fails; long enough for a worker to restart or a cluster to scale up. The
+# option's default everywhere (config, the CLI's help, the API) is this one.
+DEFAULT_SPARK_EXECUTOR_TIMEOUT = 180.0
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -48,7 +54,7 @@ class EngineSettings:
     spark_master: str | None = None
     spark_conf: tuple[tuple[str, str], ...] = ()
     # Spark on a cluster: fail when jobs have waited this long with no executor at all.
-    spark_executor_timeout: float = 180.0
+    spark_executor_timeout: float = DEFAULT_SPARK_EXECUTOR_TIMEOUT
 
 
 class Engine(ABC):

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from stitcher.graph.union_find import UnionFind
+
 IDENTIFY, CREATE_ALIAS, MERGE = "$identify", "$create_alias", "$merge"
 ERR_SAME_IDS = "errSameIDs"
 ERR_NON_GUID = "errAnonDistinctIdNonGUIDForm"
@@ -65,27 +67,22 @@ class OriginalResult:
     identified: set[str] = field(default_factory=set)
 
 
-class _Clusters:
+class _Clusters(UnionFind[str]):
     """Union-find over distinct ids, with each cluster's size and whether it holds an
-    identified id."""
+    identified id; an id is added the first time it is looked up."""
 
     def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
+        super().__init__()
         self.size: dict[str, int] = {}
         self.identified: dict[str, bool] = {}
 
     def find(self, x: str) -> str:
         if x not in self.parent:
-            self.parent[x] = x
+            self.add(x)
             self.size[x] = 1
             self.identified[x] = False
             return x
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
+        return super().find(x)
 
     def union(self, a: str, b: str) -> str:
         ra, rb = self.find(a), self.find(b)
@@ -93,7 +90,7 @@ class _Clusters:
             return ra
         if self.size[ra] < self.size[rb]:
             ra, rb = rb, ra
-        self.parent[rb] = ra
+        self.attach(rb, ra)
         self.size[ra] += self.size.pop(rb)
         self.identified[ra] = self.identified[ra] or self.identified.pop(rb)
         return ra

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from stitcher.graph.union_find import UnionFind
+
 Identifier = tuple[str, str]  # (identifier_type, identifier)
 
 
@@ -41,25 +43,17 @@ class ReplayResult:
     dropped_for: dict[Identifier, str]
 
 
-class _Profiles:
+class _Profiles(UnionFind[Identifier]):
     """Union-find over identifiers, with the set of units of each type per profile (a unit is
     what a limit counts: the identifier itself, or e.g. its group of alias-joined user ids)."""
 
     def __init__(self, unit_of: Callable[[Identifier], Hashable]) -> None:
-        self.parent: dict[Identifier, Identifier] = {}
+        super().__init__()
         self.units: dict[Identifier, dict[str, set[Hashable]]] = {}
         self.unit_of = unit_of
 
-    def find(self, x: Identifier) -> Identifier:
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
-
     def add(self, x: Identifier) -> None:
-        self.parent[x] = x
+        super().add(x)
         self.units[x] = {x[0]: {self.unit_of(x)}}
 
     def union(self, a: Identifier, b: Identifier) -> None:
@@ -68,7 +62,7 @@ class _Profiles:
             return
         if sum(map(len, self.units[ra].values())) < sum(map(len, self.units[rb].values())):
             ra, rb = rb, ra
-        self.parent[rb] = ra
+        self.attach(rb, ra)
         for t, units in self.units.pop(rb).items():
             self.units[ra].setdefault(t, set()).update(units)
 
