@@ -10,10 +10,9 @@ from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import drop_tables
 from stitcher.graph.components import solve
-from stitcher.graph.identifiers import event_columns
 from stitcher.graph.nodes import create_nodes
 from stitcher.graph.policies import replays_events
-from stitcher.graph.policies.replayed import REPLAYED_SCHEMA, replay_input
+from stitcher.graph.policies.replayed import replay_columns, run_replay, usable_components
 from stitcher.graph.policies.sql_rules import sql_policy
 from stitcher.graph.replay import GuardedReplay
 from stitcher.sql import render
@@ -50,28 +49,16 @@ def guarded_policy(engine: Engine, options: RunOptions) -> None:
     if engine.fetch_arrow("SELECT count(*) AS n FROM violating_kept").column(0)[0].as_py() == 0:
         drop_tables(engine, "kept_components", "alias_components", "violating_kept")
         return
-    solve(
-        engine,
-        render("53_usable_node_edges"),
-        "policy_components",
-        "policy_edges",
-        options.max_rounds,
-    )
+    usable_components(engine, options)
     engine.create_table_as("violating_ids", render("52_guarded_violating_ids"))
     drop_tables(engine, "kept_components", "violating_kept")
     violating = engine.fetch_rows("SELECT count(DISTINCT component), count(*) FROM violating_ids")[
         0
     ]
     log.info("replaying %d identifiers in %d groups", violating[1], violating[0])
-    columns = [*event_columns(options), ("user_id", "previous_id")]
-    engine.map_groups(
-        "replayed_groups",
-        replay_input(columns, units=True),
-        "component",
-        GuardedReplay(types=tuple(t for t, _ in columns), priority=options.priority_order()),
-        REPLAYED_SCHEMA,
-    )
-    engine.create_table_as("replayed", render("54_replayed"))
+    columns = replay_columns(options)
+    replay = GuardedReplay(types=tuple(t for t, _ in columns), priority=options.priority_order())
+    run_replay(engine, columns, replay, units=True)
     engine.create_table_as("policy_base", render("52_guarded_policy_base"))
     engine.create_table_as("classified_edges", render("52_policy_replayed"))
     drop_tables(

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from stitcher.engines.base import quote_identifier, quote_literal
+from stitcher.config import RunOptions
+from stitcher.engines.base import Engine, quote_identifier, quote_literal
+from stitcher.graph.components import solve
+from stitcher.graph.identifiers import event_columns
 from stitcher.sql import render
 
 REPLAYED_SCHEMA = pa.schema(
@@ -47,3 +50,32 @@ def replay_input(columns: list[tuple[str, str]], units: bool = False) -> str:
         f"r.source_table FROM ({events}) AS r{joins} "
         f"WHERE coalesce({component}) IS NOT NULL"
     )
+
+
+def usable_components(engine: Engine, options: RunOptions) -> None:
+    """policy_components(node_id, component) over every usable link (sql/53): the groups a
+    replay runs in, each exactly the global replay restricted to it."""
+    solve(
+        engine,
+        render("53_usable_node_edges"),
+        "policy_components",
+        "policy_edges",
+        options.max_rounds,
+    )
+
+
+def replay_columns(options: RunOptions) -> list[tuple[str, str]]:
+    """(identifier type, events column) of every id an event carries, aliases' previous id
+    last."""
+    return [*event_columns(options), ("user_id", "previous_id")]
+
+
+def run_replay(
+    engine: Engine, columns: list[tuple[str, str]], replay: object, units: bool = False
+) -> None:
+    """Run `replay` over each group of violating_ids (engine.map_groups: in this process, or
+    in parallel on Spark's executors), and make `replayed` (sql/54_replayed.sql) of it."""
+    engine.map_groups(
+        "replayed_groups", replay_input(columns, units=units), "component", replay, REPLAYED_SCHEMA
+    )
+    engine.create_table_as("replayed", render("54_replayed"))

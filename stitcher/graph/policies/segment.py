@@ -8,10 +8,8 @@ import logging
 from stitcher.config import RunOptions
 from stitcher.engines import Engine
 from stitcher.engines.base import drop_tables, quote_literal
-from stitcher.graph.components import solve
-from stitcher.graph.identifiers import event_columns
 from stitcher.graph.nodes import create_nodes
-from stitcher.graph.policies.replayed import REPLAYED_SCHEMA, replay_input
+from stitcher.graph.policies.replayed import replay_columns, run_replay, usable_components
 from stitcher.graph.replay import SegmentReplay
 from stitcher.sql import render
 
@@ -23,13 +21,7 @@ def segment_policy(engine: Engine, options: RunOptions) -> None:
     its limit are replayed, each on its own (engine.map_groups: in this process, or in
     parallel on Spark's executors); the others are one profile each and cost nothing."""
     create_nodes(engine)
-    solve(
-        engine,
-        render("53_usable_node_edges"),
-        "policy_components",
-        "policy_edges",
-        options.max_rounds,
-    )
+    usable_components(engine, options)
     limit = " ".join(
         f"WHEN {quote_literal(t)} THEN {options.limit_for(t)}" for t in options.type_names
     )
@@ -41,20 +33,14 @@ def segment_policy(engine: Engine, options: RunOptions) -> None:
         0
     ]
     log.info("%d components break a limit; replaying their %d identifiers", *violating)
-    columns = [*event_columns(options), ("user_id", "previous_id")]
-    engine.map_groups(
-        "replayed_groups",
-        replay_input(columns),
-        "component",
-        SegmentReplay(
-            types=tuple(t for t, _ in columns),
-            limits=tuple((t, options.limit_for(t)) for t in options.type_names),
-            default_limit=options.default_limit,
-            priority=options.priority_order(),
-        ),
-        REPLAYED_SCHEMA,
+    columns = replay_columns(options)
+    replay = SegmentReplay(
+        types=tuple(t for t, _ in columns),
+        limits=tuple((t, options.limit_for(t)) for t in options.type_names),
+        default_limit=options.default_limit,
+        priority=options.priority_order(),
     )
-    engine.create_table_as("replayed", render("54_replayed"))
+    run_replay(engine, columns, replay)
     engine.create_table_as("policy_base", render("52_segment_policy_base"))
     engine.create_table_as("classified_edges", render("52_policy_replayed"))
     drop_tables(engine, "policy_components", "violating_ids", "replayed_groups", "replayed")
