@@ -13,6 +13,10 @@ run. Absolute seconds drift on shared machines; ratios within one run are what c
 Steps:
   floor      bench/floor.py: one DuckDB pass grouping (anonymous_id, user_id) with min/max
              timestamp and count, the unavoidable cost of reading the identity columns
+  output_floor
+             bench/output_floor.py: that pass also keeping each pair's first evidence, then
+             every typed identifier with its first/last seen and count written sorted as one
+             Parquet file: the least a stitcher that keeps evidence per link pays
   default    stitcher run (guarded policy, every output written) into a new folder
   nightly    the same command into a folder that holds the previous night's output, as cron
              runs it: the run also compares with that output (changes_since_previous)
@@ -42,7 +46,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-STEPS = ("floor", "default", "nightly", "dedupe", "connected", "splink", "networkx")
+STEPS = ("floor", "output_floor", "default", "nightly", "dedupe", "connected", "splink", "networkx")
 OPTIONAL_STEPS = ("baseline",)
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
@@ -121,6 +125,8 @@ def step_command(step: str, data: Path, out: Path, args: argparse.Namespace) -> 
     py = sys.executable
     if step == "floor":
         return [py, str(BENCH / "floor.py"), str(data)]
+    if step == "output_floor":
+        return [py, str(BENCH / "output_floor.py"), str(data), str(out)]
     if step in ("splink", "networkx"):
         return [py, str(BENCH / f"peer_{step}.py"), str(data), str(out)]
     cmd = [py, "-m", "stitcher", "run", "--input", str(data), "--output", str(out), "-q"]
@@ -203,31 +209,35 @@ def summarize(events: int, step: str, runs: list[Measurement]) -> dict:
 
 
 def add_ratios(rows: list[dict]) -> None:
-    floors = {
-        r["events"]: r["median_wall_seconds"]
-        for r in rows
-        if r["step"] == "floor" and "median_wall_seconds" in r
-    }
-    for r in rows:
-        if r["events"] in floors and "median_wall_seconds" in r:
-            r["ratio_to_floor"] = round(r["median_wall_seconds"] / floors[r["events"]], 2)
+    """Each row's ratio to the floor and to the output floor of its size, where measured."""
+    for floor, key in (("floor", "ratio_to_floor"), ("output_floor", "ratio_to_output_floor")):
+        floors = {
+            r["events"]: r["median_wall_seconds"]
+            for r in rows
+            if r["step"] == floor and "median_wall_seconds" in r
+        }
+        for r in rows:
+            if r["events"] in floors and "median_wall_seconds" in r:
+                r[key] = round(r["median_wall_seconds"] / floors[r["events"]], 2)
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| events | step | wall s (median) | x floor | peak RSS GB (median) | reps | runs (s) |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | --- |",
+        "| events | step | wall s (median) | x floor | x output floor | peak RSS GB (median) "
+        "| reps | runs (s) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         if "median_wall_seconds" not in r:
             reason = r["errors"][0] if r["errors"] else "not run"
             lines.append(
-                f"| {size_label(r['events'])} | {r['step']} | failed | | | 0 | {reason[:120]} |"
+                f"| {size_label(r['events'])} | {r['step']} | failed | | | | 0 | {reason[:120]} |"
             )
             continue
         lines.append(
             f"| {size_label(r['events'])} | {r['step']} | {r['median_wall_seconds']:.2f} "
             f"| {r.get('ratio_to_floor', float('nan')):.2f} "
+            f"| {r.get('ratio_to_output_floor', float('nan')):.2f} "
             f"| {r['median_max_rss_bytes'] / 1e9:.2f} | {r['reps']} "
             f"| {', '.join(f'{w:.2f}' for w in r['wall_seconds'])} |"
         )

@@ -16,7 +16,7 @@ BENCH = REPO / "bench"
 
 @pytest.mark.slow
 def test_bench_harness_measures_every_step(tmp_path) -> None:
-    steps = ["floor", "default", "nightly", "networkx"]
+    steps = ["floor", "output_floor", "default", "nightly", "networkx"]
     if importlib.util.find_spec("splink") is not None:
         steps.append("splink")
     results = tmp_path / "results.json"
@@ -47,6 +47,8 @@ def test_bench_harness_measures_every_step(tmp_path) -> None:
         assert row["median_max_rss_bytes"] > 0
         assert row["ratio_to_floor"] > 0
     assert rows["floor"]["ratio_to_floor"] == 1.0
+    assert rows["output_floor"]["ratio_to_output_floor"] == 1.0
+    assert rows["default"]["ratio_to_output_floor"] > 0
     # stitcher steps report the pipeline's own per-step timings from run.json
     assert "scan" in rows["default"]["median_timings_seconds"]
     # the nightly step found a previous output in place and compared with it
