@@ -138,3 +138,25 @@ def test_the_input_formats_come_from_their_registry() -> None:
             assert isinstance(getattr(reader, attribute), str)
         for function in ("export_entries", "file_format", "register_export", "finish_id_map"):
             assert callable(getattr(reader, function))
+
+
+def test_a_default_run_imports_no_pandas_or_sqlglot(tmp_path: Path) -> None:
+    # pyarrow imports pandas on its first conversion of Python objects (~0.15 s of a ~1 s
+    # start); the run builds its own arrays from buffers instead (stitcher/arrays.py).
+    import subprocess
+
+    fixture = PACKAGE.parent / "fixtures" / "several_devices_one_login"
+    code = (
+        "import sys\n"
+        "from stitcher.cli import main\n"
+        f"args = ['run', '--input', {str(fixture)!r}, '--output', {str(tmp_path / 'out')!r}]\n"
+        "try:\n"
+        "    main(args + ['-q'])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in ('pandas', 'sqlglot') if m in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded.splitlines()[-1] == "[]"

@@ -22,6 +22,7 @@ import pyarrow as pa
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from stitcher import arrays
 from stitcher.config import DEFAULT_MAX_ROUNDS
 from stitcher.engines.base import Engine, quote_identifier
 from stitcher.errors import EngineError
@@ -57,13 +58,13 @@ def least_node_labels(labels: np.ndarray) -> np.ndarray:
 def components_table(n_nodes: int, edges: pa.Table) -> pa.Table:
     """node_components(node_id, component) from an Arrow table of (src, dst) node ids;
     component is the least node id of the component, as in the SQL solver."""
-    src = edges.column("src").to_numpy().astype(np.int64, copy=False)
-    dst = edges.column("dst").to_numpy().astype(np.int64, copy=False)
+    src = arrays.int64_values(edges.column("src").cast(pa.int64()))
+    dst = arrays.int64_values(edges.column("dst").cast(pa.int64()))
     labels = least_node_labels(component_labels(n_nodes, src, dst))
-    return pa.table(
+    return arrays.table(
         {
-            "node_id": pa.array(np.arange(n_nodes, dtype=np.int64)),
-            "component": pa.array(labels),
+            "node_id": arrays.int64_array(np.arange(n_nodes, dtype=np.int64)),
+            "component": arrays.int64_array(labels),
         }
     )
 

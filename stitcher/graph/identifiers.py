@@ -11,6 +11,7 @@ from itertools import combinations
 
 import pyarrow as pa
 
+from stitcher import arrays
 from stitcher.config import DEFAULT_HUB_MIN_CONTENTION, DEFAULT_HUB_OUTLIER_FACTOR, RunOptions
 from stitcher.engines.base import quote_identifier, quote_literal
 
@@ -182,16 +183,16 @@ def junk_tables(options: RunOptions) -> tuple[pa.Table, pa.Table]:
     for t in options.identifier_types:
         value_rows += [(t.name, v) for v in t.junk.values]
         pattern_rows += [(t.name, p) for p in t.junk.patterns]
-    values = pa.table(
+    values = arrays.table(
         {
-            "identifier_type": pa.array([r[0] for r in value_rows], pa.string()),
-            "value": pa.array([r[1] for r in value_rows], pa.string()),
+            "identifier_type": arrays.string_array([r[0] for r in value_rows]),
+            "value": arrays.string_array([r[1] for r in value_rows]),
         }
     )
-    patterns = pa.table(
+    patterns = arrays.table(
         {
-            "identifier_type": pa.array([r[0] for r in pattern_rows], pa.string()),
-            "pattern": pa.array([r[1] for r in pattern_rows], pa.string()),
+            "identifier_type": arrays.string_array([r[0] for r in pattern_rows]),
+            "pattern": arrays.string_array([r[1] for r in pattern_rows]),
         }
     )
     return values, patterns
