@@ -6,6 +6,7 @@ graph edge as an alias (user_id -> user_id), a link every policy keeps.
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import networkx as nx
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stitcher.graph.components import component_labels, components_table
 
@@ -45,6 +48,17 @@ def _shapes() -> dict[str, tuple[int, list[tuple[int, int]]]]:
         "two_blobs": (10, [(0, 1), (1, 2), (2, 0), (5, 6), (6, 7), (7, 9)]),
         "duplicate_edges": (4, [(0, 1), (1, 0), (0, 1), (2, 3)]),
     }
+    # The in-memory solver's hard cases: a chain in random node order takes the most rounds
+    # (each round only absorbs the trees whose root is not a local minimum), and a chain
+    # numbered downwards builds the deepest trees to shortcut.
+    order = list(range(30_000))
+    random.Random(3).shuffle(order)
+    shapes["chain_random_order"] = (30_000, list(itertools.pairwise(order)))
+    shapes["chain_downwards"] = (30_000, [(i, i - 1) for i in range(29_999, 0, -1)])
+    shapes["comb"] = (
+        2_001,
+        [(i, i + 1) for i in range(0, 1_000)] + [(i, i - 1_000) for i in range(1_001, 2_001)],
+    )
     for i in range(6):
         n = rng.randint(1, 400)
         m = rng.randint(0, 2 * n)
@@ -79,9 +93,40 @@ def test_component_label_is_its_least_node(name: str) -> None:
     assert table.column("node_id").to_pylist() == list(range(n))
     expected = [0] * n
     for component in _nx_partition(n, edges):
+        least = min(component)
         for node in component:
-            expected[node] = min(component)
+            expected[node] = least
     assert table.column("component").to_pylist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 60).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=90),
+        )
+    )
+)
+def test_solver_labels_each_node_with_its_components_least_node(graph) -> None:
+    n, edges = graph
+    labels = component_labels(
+        n,
+        np.array([a for a, _ in edges], dtype=np.int64),
+        np.array([b for _, b in edges], dtype=np.int64),
+    )
+    expected = [0] * n
+    for component in _nx_partition(n, edges):
+        least = min(component)
+        for node in component:
+            expected[node] = least
+    assert labels.tolist() == expected
+
+
+def test_solver_refuses_endpoints_outside_the_nodes() -> None:
+    for src, dst in (([0], [3]), ([-1], [0])):
+        with pytest.raises(ValueError, match="node ids"):
+            component_labels(3, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64))
 
 
 def _alias_input(folder: Path, n: int, edges: list[tuple[int, int]]) -> None:

@@ -136,12 +136,12 @@ def test_pipeline_with_the_sql_solver_writes_the_same_files(
     policy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenario = FIXTURES / "several_devices_several_logins"
-    scipy_out = stitch(scenario, tmp_path / "scipy", "--policy", policy, "--no-report")
+    in_memory_out = stitch(scenario, tmp_path / "in_memory", "--policy", policy, "--no-report")
     # The embedded engine told to keep its graph: the pipeline takes the SQL rounds instead.
     monkeypatch.setattr(DuckDBEngine, "components_in_memory", False)
     sql_out = stitch(scenario, tmp_path / "sql", "--policy", policy, "--no-report")
     for table in ("id_map", "users", "edges", "rejected_edges", "quarantine"):
         assert (sql_out / f"{table}.parquet").read_bytes() == (
-            scipy_out / f"{table}.parquet"
+            in_memory_out / f"{table}.parquet"
         ).read_bytes(), table
     shutil.rmtree(tmp_path)

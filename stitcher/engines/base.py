@@ -59,7 +59,7 @@ class EngineSettings:
 
 class Engine(ABC):
     name: str = "abstract"
-    # True: the components solver may pull the node graph into this process (scipy); False:
+    # True: the components solver may pull the node graph into this process (numpy); False:
     # components run as SQL rounds inside the engine (the graph may not fit this process).
     components_in_memory: bool = True
     # True: stream_arrow may be called from several threads at once, each stream running on

@@ -25,7 +25,7 @@ def guarded_policy(engine: Engine, options: RunOptions) -> None:
     non-user ids join two user ids (a1-u1, a1-email, email-u2), a time-ordered replay of those
     components that allows one user id per person, alias-joined user ids counting as one.
 
-    The components are found by the engine's own solver (scipy here, SQL rounds on Spark) and
+    The components are found by the engine's own solver (numpy here, SQL rounds on Spark) and
     the replay runs per group (engine.map_groups: in this process, or in parallel on Spark's
     executors). A group is a component over every usable link, so every event's ids fall in
     one group and each group's replay is exactly the global replay restricted to it."""
