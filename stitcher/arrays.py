@@ -42,13 +42,18 @@ def table(columns: dict[str, pa.Array]) -> pa.Table:
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
 
 
-def int64_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The values of an int64 column without nulls, as numpy (a view where it can be)."""
+def int_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The values of an integer column without nulls, as numpy of the same width (a view
+    where it can be)."""
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.nulls(0, pa.int64())
-    if column.type != pa.int64() or column.null_count:
-        raise ValueError(f"expected int64 values without nulls, got {column.type}")
+        column = column.combine_chunks() if column.num_chunks else pa.nulls(0, column.type)
+    if not pa.types.is_integer(column.type) or column.null_count:
+        raise ValueError(f"expected integers without nulls, got {column.type}")
+    kind = "i" if pa.types.is_signed_integer(column.type) else "u"
+    dtype = np.dtype(f"{kind}{column.type.bit_width // 8}")
     data = column.buffers()[1]
-    if data is None:
-        return np.zeros(0, dtype=np.int64)
-    return np.frombuffer(data, dtype=np.int64, count=len(column), offset=column.offset * 8)
+    if data is None or len(column) == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(
+        data, dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize
+    )

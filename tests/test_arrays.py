@@ -29,19 +29,23 @@ def test_int64_array_round_trips(values: list[int]) -> None:
 
 
 @given(st.lists(st.lists(st.integers(-(2**40), 2**40), max_size=6), max_size=5), st.data())
-def test_int64_values_reads_chunks_and_slices(chunks: list[list[int]], data) -> None:
+def test_int_values_reads_chunks_and_slices(chunks: list[list[int]], data) -> None:
     column = pa.chunked_array([pa.array(c, pa.int64()) for c in chunks], pa.int64())
     flat = [v for c in chunks for v in c]
-    assert arrays.int64_values(column).tolist() == flat
+    assert arrays.int_values(column).tolist() == flat
     start = data.draw(st.integers(0, len(flat)))
     sliced = pa.array(flat, pa.int64()).slice(start)
-    assert arrays.int64_values(sliced).tolist() == flat[start:]
+    assert arrays.int_values(sliced).tolist() == flat[start:]
 
 
-def test_int64_values_refuses_nulls_and_other_types() -> None:
-    for column in (pa.array([1, None], pa.int64()), pa.array([1], pa.int32())):
+def test_int_values_keeps_the_width_and_refuses_nulls_and_other_types() -> None:
+    for kind in (pa.int8(), pa.int32(), pa.uint16(), pa.int64()):
+        values = arrays.int_values(pa.array([1, 2, 3], kind).slice(1))
+        assert values.tolist() == [2, 3]
+        assert values.dtype.itemsize * 8 == kind.bit_width
+    for column in (pa.array([1, None], pa.int64()), pa.array([1.0], pa.float64())):
         try:
-            arrays.int64_values(column)
+            arrays.int_values(column)
         except ValueError:
             continue
         raise AssertionError(f"accepted {column.type} with {column.null_count} nulls")

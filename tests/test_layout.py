@@ -140,7 +140,7 @@ def test_the_input_formats_come_from_their_registry() -> None:
             assert callable(getattr(reader, function))
 
 
-def test_a_default_run_imports_no_pandas_scipy_or_sqlglot(tmp_path: Path) -> None:
+def test_a_first_run_imports_no_pandas_polars_scipy_or_sqlglot(tmp_path: Path) -> None:
     # pyarrow imports pandas on its first conversion of Python objects (~0.15 s of a ~1 s
     # start); the run builds its own arrays from buffers instead (stitcher/arrays.py).
     import subprocess
@@ -154,7 +154,7 @@ def test_a_default_run_imports_no_pandas_scipy_or_sqlglot(tmp_path: Path) -> Non
         "    main(args + ['-q'])\n"
         "except SystemExit as exit:\n"
         "    assert not exit.code, exit.code\n"
-        "print(sorted(m for m in ('pandas', 'scipy', 'sqlglot') if m in sys.modules))\n"
+        "print(sorted(m for m in ('pandas', 'polars', 'scipy', 'sqlglot') if m in sys.modules))\n"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

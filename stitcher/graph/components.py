@@ -82,8 +82,8 @@ def component_labels(n_nodes: int, src: np.ndarray, dst: np.ndarray) -> np.ndarr
 def components_table(n_nodes: int, edges: pa.Table) -> pa.Table:
     """node_components(node_id, component) from an Arrow table of (src, dst) node ids;
     component is the least node id of the component, as in the SQL solver."""
-    src = arrays.int64_values(edges.column("src").cast(pa.int64()))
-    dst = arrays.int64_values(edges.column("dst").cast(pa.int64()))
+    src = arrays.int_values(edges.column("src").cast(pa.int64()))
+    dst = arrays.int_values(edges.column("dst").cast(pa.int64()))
     labels = component_labels(n_nodes, src, dst)
     return arrays.table(
         {

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from stitcher.inspection.changes import sample_lines_by_kind
+from stitcher import arrays
 from stitcher.inspection.charts import bar_chart, log_histogram
-from stitcher.inspection.results import read_table, scan_table, table_path
+from stitcher.inspection.results import read_arrow, table_path
 from stitcher.inspection.thresholds import is_quarantined_key
 from stitcher.output.files import REPORT_FILE, write_error
 
@@ -121,31 +123,44 @@ def _totals_section(record: dict) -> str:
 
 
 def _sizes_section(output_dir: Path) -> str:
-    users = read_table(
+    users = read_arrow(
         output_dir, "users", ["person_id", "user_id", "identifier_count", "event_count"]
     )
-    sizes = users.group_by("identifier_count").len().sort("identifier_count")
-    # top_k, not a full sort: sorting a million person ids to keep 15 took half a second.
-    largest = users.top_k(TOP_N, by=["identifier_count", "person_id"], reverse=[False, True]).sort(
-        ["identifier_count", "person_id"], descending=[True, False]
-    )
+    # Compute kernels only, no group_by or join: those load pyarrow's query engine, which
+    # imports pandas (~0.2 s).
+    counted = pc.value_counts(users.column("identifier_count").combine_chunks())
+    sizes = arrays.int_values(counted.field("values"))
+    order = np.argsort(sizes, kind="stable")
+    # The top few only, not a full sort: sorting a million person ids to keep 15 took half a
+    # second. (identifier_count, person_id) is unique, so the few are always the same.
+    largest = _top(users, TOP_N, [("identifier_count", "descending"), ("person_id", "ascending")])
     out = "<section><h2>Persons by size</h2>"
-    if sizes.height == 0:
+    if users.num_rows == 0:
         return out + "<p>No persons.</p></section>"
-    out += _size_histogram(sizes["identifier_count"].to_list(), sizes["len"].to_list())
-    out += f"<h3>Largest persons (top {min(TOP_N, largest.height)})</h3>"
+    out += _size_histogram(
+        sizes[order].tolist(), arrays.int_values(counted.field("counts"))[order].tolist()
+    )
+    out += f"<h3>Largest persons (top {min(TOP_N, largest.num_rows)})</h3>"
+    rows = largest.select(["person_id", "user_id", "identifier_count", "event_count"]).to_pylist()
     out += _barh(
-        [_short(p, u) for p, u in largest.select("person_id", "user_id").iter_rows()],
-        largest["identifier_count"].to_list(),
+        [_short(r["person_id"], r["user_id"]) for r in rows],
+        [r["identifier_count"] for r in rows],
         "identifiers",
         _BLUE,
     )
     out += _table(
         ("person_id", "user_id", "identifiers", "events"),
-        largest.select("person_id", "user_id", "identifier_count", "event_count").iter_rows(),
+        ((r["person_id"], r["user_id"], r["identifier_count"], r["event_count"]) for r in rows),
         numeric=(2, 3),
     )
     return out + "</section>"
+
+
+def _top(table: pa.Table, k: int, keys: list[tuple[str, str]]) -> pa.Table:
+    """The first k rows of `table` in the order of `keys`, sorted."""
+    if table.num_rows > k:
+        table = table.take(pc.select_k_unstable(table, k, sort_keys=keys))
+    return table.sort_by(keys)
 
 
 def _hubs_section(output_dir: Path) -> str:
@@ -155,107 +170,85 @@ def _hubs_section(output_dir: Path) -> str:
     # Only the ids in id_map count. An endpoint missing from id_map is quarantined, so the top
     # TOP_N of those in id_map are among the top TOP_N + (quarantined) by degree: look just
     # those up in id_map (joining every id with id_map read all of it back: ~1 s at 10M events).
-    quarantined = (
-        0
-        if table_path(output_dir, "quarantine") is None
-        else scan_table(output_dir, "quarantine").select(pl.len()).collect().item()
+    has_quarantine = table_path(output_dir, "quarantine") is not None
+    quarantine = read_arrow(output_dir, "quarantine") if has_quarantine else None
+    quarantined = 0 if quarantine is None else quarantine.num_rows
+    order = [
+        ("degree", "descending"),
+        ("identifier_type", "ascending"),
+        ("identifier", "ascending"),
+    ]
+    candidates = _top(degrees, TOP_N + quarantined, order)
+    id_map = read_arrow(output_dir, "id_map", ["identifier_type", "identifier", "event_count"])
+    id_map = id_map.filter(
+        pc.is_in(id_map.column("identifier"), candidates.column("identifier").combine_chunks())
     )
-    candidates = degrees.top_k(
-        TOP_N + quarantined,
-        by=["degree", "identifier_type", "identifier"],
-        reverse=[False, True, True],
-    )
-    id_map = scan_table(output_dir, "id_map", ["identifier_type", "identifier", "event_count"])
-    hubs = (
-        candidates.lazy()
-        .join(
-            id_map.filter(pl.col("identifier").is_in(candidates["identifier"].implode())),
-            on=["identifier_type", "identifier"],
-            how="inner",
-        )
-        .sort(["degree", "identifier_type", "identifier"], descending=[True, False, False])
-        .head(TOP_N)
-        .collect()
-    )
-    if hubs.height:
+    events = {(r["identifier_type"], r["identifier"]): r["event_count"] for r in id_map.to_pylist()}
+    hubs = [
+        {**c, "event_count": events[(c["identifier_type"], c["identifier"])]}
+        for c in candidates.to_pylist()
+        if (c["identifier_type"], c["identifier"]) in events
+    ][:TOP_N]
+    if hubs:
         out += (
-            f"<h3>Most-linked identifiers (top {hubs.height}): links kept and refused</h3>"
+            f"<h3>Most-linked identifiers (top {len(hubs)}): links kept and refused</h3>"
             + _stacked_barh(
-                [f"{t}:{i}" for t, i in hubs.select("identifier_type", "identifier").iter_rows()],
+                [f"{h['identifier_type']}:{h['identifier']}" for h in hubs],
                 [
-                    ("kept", hubs["kept"].to_list(), _BLUE),
-                    ("refused", hubs["refused"].to_list(), _RED),
+                    ("kept", [h["kept"] for h in hubs], _BLUE),
+                    ("refused", [h["refused"] for h in hubs], _RED),
                 ],
                 "links",
             )
             + _table(
                 ("identifier", "links kept", "links refused", "events"),
                 (
-                    (f"{t}:{i}", k, r, e)
-                    for t, i, k, r, e in hubs.select(
-                        "identifier_type", "identifier", "kept", "refused", "event_count"
-                    ).iter_rows()
+                    (
+                        f"{h['identifier_type']}:{h['identifier']}",
+                        h["kept"],
+                        h["refused"],
+                        h["event_count"],
+                    )
+                    for h in hubs
                 ),
                 numeric=(1, 2, 3),
             )
         )
     else:
         out += "<p>No identifier has any link.</p>"
-    if table_path(output_dir, "quarantine") is None:
+    if quarantine is None:
         return out + "</section>"
-    quarantine = scan_table(output_dir, "quarantine")
-    # Hubs are quarantined with their evidence (31_hub_degrees.sql); junk values have none.
-    names = quarantine.collect_schema().names()
-
-    def column(name: str, dtype: pl.DataType) -> pl.Expr:
-        return pl.col(name).cast(dtype) if name in names else pl.lit(None, dtype)
-
-    evidence = (
-        pl.when(column("hub_degree", pl.Int64).is_not_null())
-        .then(
-            pl.format(
-                "{}: degree {}, contention {}",
-                column("hub_rule", pl.String).fill_null("max_linked"),
-                column("hub_degree", pl.Int64),
-                column("hub_contention", pl.Int64).fill_null(0),
-            )
-        )
-        .otherwise(pl.lit(None, pl.String))
-    )
-    quarantine = quarantine.select(
-        "identifier_type", "identifier", "reason", "event_count", evidence.alias("hub_evidence")
-    ).collect()
-    total = quarantine.height
-    quarantine = (
-        quarantine.join(degrees, on=["identifier_type", "identifier"], how="left")
-        .with_columns(pl.col("refused").fill_null(0))
-        .sort(["event_count", "identifier_type", "identifier"], descending=[True, False, False])
-        .head(TOP_N)
-    )
+    total = quarantine.num_rows
+    top = _top(
+        quarantine,
+        TOP_N,
+        [
+            ("event_count", "descending"),
+            ("identifier_type", "ascending"),
+            ("identifier", "ascending"),
+        ],
+    ).to_pylist()
+    refused = _refused(degrees, top)
     if total:
         out += (
-            f"<h3>Quarantined ids ({total:,}; top {quarantine.height} by events)</h3>"
+            f"<h3>Quarantined ids ({total:,}; top {len(top)} by events)</h3>"
             + _barh(
-                [
-                    f"{t}:{_visible(i)}"
-                    for t, i in quarantine.select("identifier_type", "identifier").iter_rows()
-                ],
-                quarantine["event_count"].to_list(),
+                [f"{q['identifier_type']}:{_visible(q['identifier'])}" for q in top],
+                [q["event_count"] for q in top],
                 "events",
                 _GREY,
             )
             + _table(
                 ("identifier", "reason", "events", "hub evidence", "links refused"),
                 (
-                    (f"{t}:{_visible(i)}", reason, e, d, r)
-                    for t, i, reason, e, d, r in quarantine.select(
-                        "identifier_type",
-                        "identifier",
-                        "reason",
-                        "event_count",
-                        "hub_evidence",
-                        "refused",
-                    ).iter_rows()
+                    (
+                        f"{q['identifier_type']}:{_visible(q['identifier'])}",
+                        q["reason"],
+                        q["event_count"],
+                        _hub_evidence(q),
+                        refused.get((q["identifier_type"], q["identifier"]), 0),
+                    )
+                    for q in top
                 ),
                 numeric=(2, 4),
             )
@@ -263,6 +256,32 @@ def _hubs_section(output_dir: Path) -> str:
     else:
         out += "<p>No identifier was quarantined.</p>"
     return out + "</section>"
+
+
+def _hub_evidence(row: dict) -> str | None:
+    """Why a hub was quarantined (31_hub_degrees.sql); junk values have no evidence."""
+    if row.get("hub_degree") is None:
+        return None
+    return (
+        f"{row.get('hub_rule') or 'max_linked'}: degree {row['hub_degree']}, "
+        f"contention {row.get('hub_contention') or 0}"
+    )
+
+
+def _refused(degrees: pa.Table, rows: list[dict]) -> dict[tuple[str, str], int]:
+    """Links refused per (identifier_type, identifier) of `rows`, from the degrees."""
+    # A null id (an empty CSV cell) matches nothing, as in a join.
+    wanted = {(r["identifier_type"], r["identifier"]) for r in rows if r["identifier"] is not None}
+    if not wanted:
+        return {}
+    near = degrees.filter(
+        pc.is_in(degrees.column("identifier"), arrays.string_array(sorted({i for _, i in wanted})))
+    )
+    return {
+        (d["identifier_type"], d["identifier"]): d["refused"]
+        for d in near.to_pylist()
+        if (d["identifier_type"], d["identifier"]) in wanted
+    }
 
 
 def _rejected_section(record: dict) -> str:
@@ -292,6 +311,10 @@ def _changes_section(record: dict) -> str:
         + f"<p>The previous output finished at {_e(str(changes.get('previous_finished_at')))}.</p>"
         + _table(("", "count"), rows, numeric=(1,))
     )
+    # Imported here: changes.py brings polars, which a run without a previous output needs
+    # nowhere else.
+    from stitcher.inspection.changes import sample_lines_by_kind
+
     for title, lines in sample_lines_by_kind(changes.get("samples", {})):
         out += f"<h3>{_e(title)} (sample)</h3><ul>"
         out += "".join(f"<li><code>{_e(line)}</code></li>" for line in lines) + "</ul>"
@@ -357,41 +380,59 @@ def _timings_section(record: dict) -> str:
     )
 
 
-def _degrees(output_dir: Path) -> pl.DataFrame:
-    """Links kept and refused per identifier (junk ones included), from edges + rejected_edges."""
-    ends = []
-    for name, kept in (("edges", True), ("rejected_edges", False)):
+def _degrees(output_dir: Path) -> pa.Table:
+    """Links kept and refused per identifier (junk ones included), from edges + rejected_edges:
+    identifier_type, identifier, kept, refused, degree. An end with a null id (an empty CSV
+    cell) is left out: it matches no identifier of id_map or quarantine."""
+    types: list[pa.Array] = []
+    ids: list[pa.Array] = []
+    kept: list[np.ndarray] = []
+    for name, flag in (("edges", 1), ("rejected_edges", 0)):
         if table_path(output_dir, name) is None:
             continue
-        frame = scan_table(output_dir, name, ["from_type", "from_id", "to_type", "to_id"])
+        table = read_arrow(output_dir, name, ["from_type", "from_id", "to_type", "to_id"])
         for end in _ENDS:
-            ends.append(
-                frame.select(
-                    pl.col(f"{end}_type").alias("identifier_type"),
-                    pl.col(f"{end}_id").alias("identifier"),
-                    pl.lit(kept).alias("is_kept"),
-                )
+            end_ids = table.select([f"{end}_type", f"{end}_id"])
+            end_ids = end_ids.filter(
+                pc.and_(pc.is_valid(end_ids.column(0)), pc.is_valid(end_ids.column(1)))
             )
-    if not ends:
-        return pl.DataFrame(
-            schema={
-                "identifier_type": pl.String,
-                "identifier": pl.String,
-                "kept": pl.Int64,
-                "refused": pl.Int64,
-                "degree": pl.Int64,
-            }
-        )
-    return (
-        pl.concat(ends)
-        .group_by("identifier_type", "identifier")
-        .agg(
-            pl.col("is_kept").sum().cast(pl.Int64).alias("kept"),
-            (~pl.col("is_kept")).sum().cast(pl.Int64).alias("refused"),
-            pl.len().cast(pl.Int64).alias("degree"),
-        )
-        .collect()
+            types.append(end_ids.column(0).combine_chunks())
+            ids.append(end_ids.column(1).combine_chunks())
+            kept.append(np.full(end_ids.num_rows, flag, dtype=np.int64))
+    if not ids:
+        return _DEGREES.empty_table()
+    # Grouped by hand with dictionary codes and numpy, not Table.group_by (see _sizes_section).
+    type_codes = pc.dictionary_encode(pa.concat_arrays(types))
+    id_codes = pc.dictionary_encode(pa.concat_arrays(ids))
+    n_ids = max(len(id_codes.dictionary), 1)
+    keys = arrays.int_values(type_codes.indices).astype(np.int64) * n_ids + arrays.int_values(
+        id_codes.indices
+    ).astype(np.int64)
+    flags = np.concatenate(kept)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    degree = np.bincount(inverse, minlength=len(unique)).astype(np.int64)
+    kept_links = np.bincount(inverse, weights=flags, minlength=len(unique)).astype(np.int64)
+    return pa.Table.from_arrays(
+        [
+            type_codes.dictionary.take(arrays.int64_array(unique // n_ids)),
+            id_codes.dictionary.take(arrays.int64_array(unique % n_ids)),
+            arrays.int64_array(kept_links),
+            arrays.int64_array(degree - kept_links),
+            arrays.int64_array(degree),
+        ],
+        schema=_DEGREES,
     )
+
+
+_DEGREES = pa.schema(
+    [
+        ("identifier_type", pa.string()),
+        ("identifier", pa.string()),
+        ("kept", pa.int64()),
+        ("refused", pa.int64()),
+        ("degree", pa.int64()),
+    ]
+)
 
 
 # --- charts -----------------------------------------------------------------------------------
