@@ -40,6 +40,7 @@ from stitcher.input.load import (
     register_inputs,
     trait_column,
 )
+from stitcher.inspection.report import ReportFigures, report_figures
 from stitcher.inspection.thresholds import Outcome, check_conditions
 from stitcher.location import Url
 from stitcher.output.files import (
@@ -202,7 +203,7 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
                 side_by_side=not options.memory_limit,
             )
             try:
-                build_tables(engine, options, loaded, timer, writer)
+                figures = build_tables(engine, options, loaded, timer, writer)
                 # The record first: then only the output tables need to stay in memory to be
                 # written, and each is freed once written.
                 record = measure(engine, options, loaded, timer.seconds, started)
@@ -214,11 +215,11 @@ def _run(options: RunOptions, progress: ProgressCallback | None) -> RunResult:
             record.written(files)
             if output.publishes_through_engine:
                 # A URL output is compared and published through the engine's file system.
-                _finish(options, output, record, files, timer, started)
+                _finish(options, output, record, files, figures, timer, started)
         if not output.publishes_through_engine:
             if spill.is_relative_to(tmp):
                 shutil.rmtree(spill, ignore_errors=True)
-            _finish(options, output, record, files, timer, started)
+            _finish(options, output, record, files, figures, timer, started)
     return RunResult(
         output_dir=options.output_dir,
         record=record.data,
@@ -232,10 +233,11 @@ def _finish(
     output: OutputStage,
     record: RunRecord,
     files: list[str],
+    figures: ReportFigures | None,
     timer: _Timer,
     started: float,
 ) -> None:
-    _compare_and_report(options, output, record, timer, started)
+    _compare_and_report(options, output, record, figures, timer, started)
     write_json(output.folder / RUN_RECORD, record.data)
     # What run.json lists (the tables, the report), and run.json itself.
     files[:] = record.files
@@ -248,23 +250,31 @@ def build_tables(
     loaded: LoadedInput,
     timer: _Timer | None = None,
     writer: OutputWriter | None = None,
-) -> None:
+) -> ReportFigures | None:
     """Every step from the registered inputs to the output tables, in order. `stitcher sql`
     records these same calls as a script, so a warehouse runs exactly this pipeline. With a
-    `writer`, output tables no later step reads are handed to it on the way (and freed).
+    `writer`, output tables no later step reads are handed to it on the way (and freed), and
+    the report's figures are computed and returned (None without --report).
 
     What no later step reads is freed after each step (stitcher/steps.py): at 10M events the
     intermediate tables held 2.9 GB by the end otherwise. The output tables stay for the
     writer, and the totals the run record reads stay for it (RECORD_READS)."""
     timer = timer or _Timer(None)
-    steps = pipeline_steps(engine, options, loaded, writer)
+    figures: list[ReportFigures] = []
+    steps = pipeline_steps(engine, options, loaded, writer, figures)
     run_steps(engine, steps, keep={*OUTPUT_TABLES, *RECORD_READS}, timer=timer.step)
+    return figures[0] if figures else None
 
 
 def pipeline_steps(
-    engine: Engine, options: RunOptions, loaded: LoadedInput, writer: OutputWriter | None = None
+    engine: Engine,
+    options: RunOptions,
+    loaded: LoadedInput,
+    writer: OutputWriter | None = None,
+    figures: list[ReportFigures] | None = None,
 ) -> list[Step]:
-    """The pipeline, step by step: what each makes, from what."""
+    """The pipeline, step by step: what each makes, from what. With a `writer` and --report,
+    the report's figures are appended to `figures` on the way."""
     fragments = sql_fragments(options)
     order = OutputOrder.for_run(engine, options)
     form = numbering_form(engine)
@@ -406,6 +416,17 @@ def pipeline_steps(
         output("persons", "rejected_edges", "92_rejected_edges", ("classified_edges", "id_map")),
         table("persons", "edge_totals", "56_edge_totals", ("classified_edges",)),
     ]
+    if writer is not None and options.report and figures is not None:
+        # The report's few figures, read off the tables while they are here (integer node ids
+        # where it can): reading the written files back cost ~0.5-1 s at 10M events.
+        steps.append(
+            Step(
+                "report",
+                "report figures",
+                lambda: figures.append(report_figures(engine)),
+                ("persons", "person_activity", "classified_edges", "id_map", "quarantine"),
+            )
+        )
     if writer is not None:
         # Final from here: written beside the next steps, and freed before the users step.
         steps.append(
@@ -553,7 +574,12 @@ def _trait_columns(traits: list[str]) -> str:
 
 
 def _compare_and_report(
-    options: RunOptions, output: OutputStage, record: RunRecord, timer: _Timer, started: float
+    options: RunOptions,
+    output: OutputStage,
+    record: RunRecord,
+    figures: ReportFigures | None,
+    timer: _Timer,
+    started: float,
 ) -> None:
     """The steps that read the tables just written in `output.folder`, before they replace the
     output.
@@ -561,9 +587,8 @@ def _compare_and_report(
     The previous output is still in place here, so this is where a run can compare with it.
     """
     # Imported here, once the engine is done. The comparison brings polars (~0.17 s, ~50 MB
-    # resident): only a run that finds a previous output imports it; the report reads the
-    # tables with pyarrow.
-    from stitcher.inspection.report import read_report_tables, write_report
+    # resident): only a run that finds a previous output imports it.
+    from stitcher.inspection.report import write_report
     from stitcher.inspection.results import table_path
 
     tmp = output.folder
@@ -575,14 +600,9 @@ def _compare_and_report(
 
             changes = compare_with_previous(previous, tmp)
     record.compared(changes, options)
-    tables = None
-    if options.report:
-        # The tables are read back (nearly all of the report's time) before the timings are
-        # final, so that the page shows every step, its own included.
-        with timer.step("report"), interrupts.deferred():
-            tables = read_report_tables(tmp)
+    if figures is not None:
         record.reported()
     record.timed(timer.seconds, started)
-    if tables is not None:
+    if figures is not None:
         with interrupts.deferred():
-            write_report(tmp, record.data, tables=tables)
+            write_report(tmp, record.data, figures)

@@ -1,8 +1,11 @@
 """report.html: one self-contained page that says what a run did, readable offline.
 
-Built from tables the run already wrote (users, edges, rejected_edges, quarantine, id_map) and
-its run record; charts are inline SVG drawn by stitcher/inspection/charts.py, so the page needs no
-script, no network and no other file.
+Built from a few figures the run computes in its engine while the tables are still there
+(sql/95_report_*.sql: persons by size, the largest persons, the most-linked and the quarantined
+identifiers) and from its run record. Reading the written tables back for them took ~0.5-1 s
+at 10M events, and the readers' imports (polars, or pandas through pyarrow's query engine)
+~0.2 s of every run. Charts are inline SVG drawn by stitcher/inspection/charts.py, so the page
+needs no script, no network and no other file.
 """
 
 from __future__ import annotations
@@ -18,30 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from stitcher import arrays
+from stitcher.engines.base import Engine
 from stitcher.inspection.charts import bar_chart, log_histogram
-from stitcher.inspection.results import read_arrow, table_path
 from stitcher.inspection.thresholds import is_quarantined_key
 from stitcher.output.files import REPORT_FILE, write_error
+from stitcher.sql import render
 
 log = logging.getLogger("stitcher")
 
 TOP_N = 15
-_ENDS = ("from", "to")
 _BLUE, _RED, _GREY = "#3366aa", "#cc4444", "#999999"
 
 
-def write_report(
-    output_dir: Path, record: dict, path: Path | None = None, tables: ReportTables | None = None
-) -> Path:
-    """Write report.html for the output tables in `output_dir` and their run record; `tables`,
-    when given, is what read_report_tables read of them already."""
-    target = path or output_dir / REPORT_FILE
-    text = build_report(output_dir, record, tables)
+def write_report(output_dir: Path, record: dict, figures: ReportFigures) -> Path:
+    """Write report.html into `output_dir` from the run's figures and its run record."""
+    target = output_dir / REPORT_FILE
+    text = build_report(record, figures, output_dir)
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -51,27 +46,64 @@ def write_report(
 
 
 @dataclass(frozen=True)
-class ReportTables:
-    """The sections read off the output tables: nearly all of the report's time."""
+class ReportFigures:
+    """What the report shows of the output tables, computed by the engine (report_figures).
 
-    sizes: str
-    hubs: str
+    `sizes`: (identifier_count, persons), ascending; `largest`: person_id, user_id,
+    identifier_count, event_count; `most_linked`: identifier_type, identifier, kept, refused,
+    event_count; `quarantined`: how many; `top_quarantined`: identifier_type, identifier, reason,
+    event_count, hub_rule, hub_degree, hub_contention, refused."""
+
+    sizes: list[tuple[int, int]]
+    largest: list[dict[str, Any]]
+    most_linked: list[dict[str, Any]]
+    quarantined: int
+    top_quarantined: list[dict[str, Any]]
 
 
-def read_report_tables(output_dir: Path) -> ReportTables:
-    """Read the output tables in `output_dir` for the report (before the run's timings are
-    final, so that the page can show them all)."""
-    return ReportTables(sizes=_sizes_section(output_dir), hubs=_hubs_section(output_dir))
+def report_figures(engine: Engine, top: int = TOP_N) -> ReportFigures:
+    """The report's figures from the run's tables in `engine` (persons, person_activity,
+    classified_edges, id_map, quarantine), a few rows each."""
+
+    def rows(step: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
+        found = engine.fetch_rows(render(step, top=str(int(top))))
+        return [dict(zip(names, row, strict=True)) for row in found]
+
+    sizes = [(int(size), int(n)) for size, n in engine.fetch_rows(render("95_report_sizes"))]
+    largest = rows("95_report_largest", ("person_id", "user_id", "identifier_count", "event_count"))
+    linked = rows(
+        "95_report_most_linked", ("identifier_type", "identifier", "kept", "refused", "event_count")
+    )
+    quarantined = rows(
+        "95_report_quarantined",
+        (
+            "identifier_type",
+            "identifier",
+            "reason",
+            "event_count",
+            "hub_rule",
+            "hub_degree",
+            "hub_contention",
+            "refused",
+            "quarantined",
+        ),
+    )
+    return ReportFigures(
+        sizes=sizes,
+        largest=largest,
+        most_linked=linked,
+        quarantined=int(quarantined[0]["quarantined"]) if quarantined else 0,
+        top_quarantined=quarantined,
+    )
 
 
-def build_report(output_dir: Path, record: dict, tables: ReportTables | None = None) -> str:
+def build_report(record: dict, figures: ReportFigures, output_dir: Path | None = None) -> str:
     """The report page as a string."""
-    tables = tables or read_report_tables(output_dir)
     sections = [
         _totals_section(record),
         _thresholds_section(record),
-        tables.sizes,
-        tables.hubs,
+        _sizes_section(figures),
+        _hubs_section(figures),
         _rejected_section(record),
         _changes_section(record),
         _timings_section(record),
@@ -122,26 +154,13 @@ def _totals_section(record: dict) -> str:
     return out + "</section>"
 
 
-def _sizes_section(output_dir: Path) -> str:
-    users = read_arrow(
-        output_dir, "users", ["person_id", "user_id", "identifier_count", "event_count"]
-    )
-    # Compute kernels only, no group_by or join: those load pyarrow's query engine, which
-    # imports pandas (~0.2 s).
-    counted = pc.value_counts(users.column("identifier_count").combine_chunks())
-    sizes = arrays.int_values(counted.field("values"))
-    order = np.argsort(sizes, kind="stable")
-    # The top few only, not a full sort: sorting a million person ids to keep 15 took half a
-    # second. (identifier_count, person_id) is unique, so the few are always the same.
-    largest = _top(users, TOP_N, [("identifier_count", "descending"), ("person_id", "ascending")])
+def _sizes_section(figures: ReportFigures) -> str:
     out = "<section><h2>Persons by size</h2>"
-    if users.num_rows == 0:
+    if not figures.sizes:
         return out + "<p>No persons.</p></section>"
-    out += _size_histogram(
-        sizes[order].tolist(), arrays.int_values(counted.field("counts"))[order].tolist()
-    )
-    out += f"<h3>Largest persons (top {min(TOP_N, largest.num_rows)})</h3>"
-    rows = largest.select(["person_id", "user_id", "identifier_count", "event_count"]).to_pylist()
+    out += _size_histogram([s for s, _ in figures.sizes], [n for _, n in figures.sizes])
+    rows = figures.largest
+    out += f"<h3>Largest persons (top {len(rows)})</h3>"
     out += _barh(
         [_short(r["person_id"], r["user_id"]) for r in rows],
         [r["identifier_count"] for r in rows],
@@ -156,44 +175,10 @@ def _sizes_section(output_dir: Path) -> str:
     return out + "</section>"
 
 
-def _top(table: pa.Table, k: int, keys: list[tuple[str, str]]) -> pa.Table:
-    """The first k rows of `table` in the order of `keys`, sorted."""
-    if table.num_rows > k:
-        table = table.take(pc.select_k_unstable(table, k, sort_keys=keys))
-    return table.sort_by(keys)
-
-
-def _hubs_section(output_dir: Path) -> str:
-    degrees = _degrees(output_dir)
+def _hubs_section(figures: ReportFigures) -> str:
     out = "<section><h2>Hubs and quarantined ids</h2>"
     # Junk ids link nothing and have their own list below; hubs are the real ids most linked.
-    # Only the ids in id_map count. An endpoint missing from id_map is quarantined, so the top
-    # TOP_N of those in id_map are among the top TOP_N + (quarantined) by degree: look just
-    # those up in id_map (joining every id with id_map read all of it back: ~1 s at 10M events).
-    has_quarantine = table_path(output_dir, "quarantine") is not None
-    quarantine = read_arrow(output_dir, "quarantine") if has_quarantine else None
-    if quarantine is not None:
-        # Not the times: turning a zoned timestamp into Python imports pandas.
-        quarantine = quarantine.select(
-            [c for c in quarantine.column_names if c in _QUARANTINE_COLUMNS]
-        )
-    quarantined = 0 if quarantine is None else quarantine.num_rows
-    order = [
-        ("degree", "descending"),
-        ("identifier_type", "ascending"),
-        ("identifier", "ascending"),
-    ]
-    candidates = _top(degrees, TOP_N + quarantined, order)
-    id_map = read_arrow(output_dir, "id_map", ["identifier_type", "identifier", "event_count"])
-    id_map = id_map.filter(
-        pc.is_in(id_map.column("identifier"), candidates.column("identifier").combine_chunks())
-    )
-    events = {(r["identifier_type"], r["identifier"]): r["event_count"] for r in id_map.to_pylist()}
-    hubs = [
-        {**c, "event_count": events[(c["identifier_type"], c["identifier"])]}
-        for c in candidates.to_pylist()
-        if (c["identifier_type"], c["identifier"]) in events
-    ][:TOP_N]
+    hubs = figures.most_linked
     if hubs:
         out += (
             f"<h3>Most-linked identifiers (top {len(hubs)}): links kept and refused</h3>"
@@ -221,22 +206,10 @@ def _hubs_section(output_dir: Path) -> str:
         )
     else:
         out += "<p>No identifier has any link.</p>"
-    if quarantine is None:
-        return out + "</section>"
-    total = quarantine.num_rows
-    top = _top(
-        quarantine,
-        TOP_N,
-        [
-            ("event_count", "descending"),
-            ("identifier_type", "ascending"),
-            ("identifier", "ascending"),
-        ],
-    ).to_pylist()
-    refused = _refused(degrees, top)
-    if total:
+    top = figures.top_quarantined
+    if figures.quarantined:
         out += (
-            f"<h3>Quarantined ids ({total:,}; top {len(top)} by events)</h3>"
+            f"<h3>Quarantined ids ({figures.quarantined:,}; top {len(top)} by events)</h3>"
             + _barh(
                 [f"{q['identifier_type']}:{_visible(q['identifier'])}" for q in top],
                 [q["event_count"] for q in top],
@@ -251,7 +224,7 @@ def _hubs_section(output_dir: Path) -> str:
                         q["reason"],
                         q["event_count"],
                         _hub_evidence(q),
-                        refused.get((q["identifier_type"], q["identifier"]), 0),
+                        q["refused"],
                     )
                     for q in top
                 ),
@@ -263,18 +236,6 @@ def _hubs_section(output_dir: Path) -> str:
     return out + "</section>"
 
 
-# What the report shows of the quarantine table; outputs of older versions lack the hub ones.
-_QUARANTINE_COLUMNS = (
-    "identifier_type",
-    "identifier",
-    "reason",
-    "event_count",
-    "hub_rule",
-    "hub_degree",
-    "hub_contention",
-)
-
-
 def _hub_evidence(row: dict) -> str | None:
     """Why a hub was quarantined (31_hub_degrees.sql); junk values have no evidence."""
     if row.get("hub_degree") is None:
@@ -283,22 +244,6 @@ def _hub_evidence(row: dict) -> str | None:
         f"{row.get('hub_rule') or 'max_linked'}: degree {row['hub_degree']}, "
         f"contention {row.get('hub_contention') or 0}"
     )
-
-
-def _refused(degrees: pa.Table, rows: list[dict]) -> dict[tuple[str, str], int]:
-    """Links refused per (identifier_type, identifier) of `rows`, from the degrees."""
-    # A null id (an empty CSV cell) matches nothing, as in a join.
-    wanted = {(r["identifier_type"], r["identifier"]) for r in rows if r["identifier"] is not None}
-    if not wanted:
-        return {}
-    near = degrees.filter(
-        pc.is_in(degrees.column("identifier"), arrays.string_array(sorted({i for _, i in wanted})))
-    )
-    return {
-        (d["identifier_type"], d["identifier"]): d["refused"]
-        for d in near.to_pylist()
-        if (d["identifier_type"], d["identifier"]) in wanted
-    }
 
 
 def _rejected_section(record: dict) -> str:
@@ -395,61 +340,6 @@ def _timings_section(record: dict) -> str:
         )
         + "</section>"
     )
-
-
-def _degrees(output_dir: Path) -> pa.Table:
-    """Links kept and refused per identifier (junk ones included), from edges + rejected_edges:
-    identifier_type, identifier, kept, refused, degree. An end with a null id (an empty CSV
-    cell) is left out: it matches no identifier of id_map or quarantine."""
-    types: list[pa.Array] = []
-    ids: list[pa.Array] = []
-    kept: list[np.ndarray] = []
-    for name, flag in (("edges", 1), ("rejected_edges", 0)):
-        if table_path(output_dir, name) is None:
-            continue
-        table = read_arrow(output_dir, name, ["from_type", "from_id", "to_type", "to_id"])
-        for end in _ENDS:
-            end_ids = table.select([f"{end}_type", f"{end}_id"])
-            end_ids = end_ids.filter(
-                pc.and_(pc.is_valid(end_ids.column(0)), pc.is_valid(end_ids.column(1)))
-            )
-            types.append(end_ids.column(0).combine_chunks())
-            ids.append(end_ids.column(1).combine_chunks())
-            kept.append(np.full(end_ids.num_rows, flag, dtype=np.int64))
-    if not ids:
-        return _DEGREES.empty_table()
-    # Grouped by hand with dictionary codes and numpy, not Table.group_by (see _sizes_section).
-    type_codes = pc.dictionary_encode(pa.concat_arrays(types))
-    id_codes = pc.dictionary_encode(pa.concat_arrays(ids))
-    n_ids = max(len(id_codes.dictionary), 1)
-    keys = arrays.int_values(type_codes.indices).astype(np.int64) * n_ids + arrays.int_values(
-        id_codes.indices
-    ).astype(np.int64)
-    flags = np.concatenate(kept)
-    unique, inverse = np.unique(keys, return_inverse=True)
-    degree = np.bincount(inverse, minlength=len(unique)).astype(np.int64)
-    kept_links = np.bincount(inverse, weights=flags, minlength=len(unique)).astype(np.int64)
-    return pa.Table.from_arrays(
-        [
-            type_codes.dictionary.take(arrays.int64_array(unique // n_ids)),
-            id_codes.dictionary.take(arrays.int64_array(unique % n_ids)),
-            arrays.int64_array(kept_links),
-            arrays.int64_array(degree - kept_links),
-            arrays.int64_array(degree),
-        ],
-        schema=_DEGREES,
-    )
-
-
-_DEGREES = pa.schema(
-    [
-        ("identifier_type", pa.string()),
-        ("identifier", pa.string()),
-        ("kept", pa.int64()),
-        ("refused", pa.int64()),
-        ("degree", pa.int64()),
-    ]
-)
 
 
 # --- charts -----------------------------------------------------------------------------------

@@ -3,9 +3,8 @@
 The output tables are written by the pipeline; these readers give them one typed shape whatever
 the format: timestamps as UTC datetimes, counts as integers, id lists as lists of strings.
 
-Two readers: polars frames (scan_table, read_table) for explain and diff, and Arrow tables
-(read_arrow) for the report, which every run writes: polars is imported only where a frame is
-asked for, because its import is ~0.17 s of a run's start.
+polars is imported only where a frame is asked for (explain, diff, a run's comparison with its
+previous output): its import is ~0.17 s, which a first run does not pay.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import pyarrow as pa
 
 from stitcher.errors import InputError
 
@@ -24,8 +21,6 @@ if TYPE_CHECKING:
 FORMATS = ("parquet", "csv")
 _COUNT_COLUMNS = ("event_count", "identifier_count")
 _LIST_COLUMNS = ("user_ids", "anonymous_ids")
-# Integer columns of the quarantine table, read back as integers from CSV too.
-_INTEGER_COLUMNS = (*_COUNT_COLUMNS, "hub_degree", "hub_contention", "hub_typical_degree")
 
 
 def table_path(output_dir: Path, name: str) -> Path | None:
@@ -92,55 +87,6 @@ def read_run_record(output_dir: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def read_arrow(output_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table:
-    """Table `name` of an output folder as an Arrow table: `columns` (all when None, which
-    must all exist), ids and names as strings, counts and hub degrees as int64. For the
-    report, whose columns are never timestamps or id lists."""
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
-
-    path = _existing_table(output_dir, name)
-    try:
-        names = pq.read_schema(path).names if path.suffix == ".parquet" else _csv_header(path)
-        missing = [c for c in columns or () if c not in names]
-        if missing:
-            raise InputError(
-                f"{path} has no column {', '.join(missing)}; it was written by another version "
-                "of stitcher: rerun `stitcher run` to rewrite it"
-            )
-        wanted = list(columns) if columns is not None else names
-        if path.suffix == ".parquet":
-            # ParquetFile, not read_table: that one loads pyarrow.dataset, which imports pandas.
-            with pq.ParquetFile(path) as parquet:
-                return parquet.read(columns=wanted)
-        # Every column as text first (an id such as 007 stays 007), empty cells as nulls, as
-        # the polars reader does; then the integer columns as integers.
-        table = pa_csv.read_csv(
-            path,
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=wanted,
-                column_types={c: pa.string() for c in wanted},
-                # Only an empty unquoted cell is null: an id "null" or "NaN" is an id.
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        for i, column in enumerate(table.column_names):
-            if column in _INTEGER_COLUMNS:
-                table = table.set_column(i, column, table.column(i).cast(pa.int64()))
-        return table
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
-
-
-def _csv_header(path: Path) -> list[str]:
-    import csv
-
-    with path.open(newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle), [])
 
 
 def _existing_table(output_dir: Path, name: str) -> Path:
