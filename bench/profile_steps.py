@@ -6,9 +6,9 @@
 Runs the pipeline in this process with DuckDB's JSON profiling switched on around each
 `CREATE TABLE ... AS` (one per sql/*.sql step) and prints, per step, its wall time, the CPU time
 DuckDB reports (summed over its threads) and the costliest operators; Python-side calls that
-take long (fetching the graph for scipy, ...) and the pipeline's own step timings follow. To
-profile another tree's stitcher (before/after), run it from that tree with PYTHONPATH=TREE.
-The Python side (pyarrow writing, the report) is best seen with py-spy:
+take long (fetching the graph for the components solver, ...) and the pipeline's own step
+timings follow. To profile another tree's stitcher (before/after), run it from that tree with
+PYTHONPATH=TREE. The Python side (pyarrow writing, the report) is best seen with py-spy:
 
     py-spy record -o profile.svg -- python -m stitcher run --input DATA_DIR --output OUT_DIR
 """

@@ -165,7 +165,7 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for module in ("duckdb", "pyarrow", "scipy", "networkx", "splink"):
+    for module in ("duckdb", "pyarrow", "numpy", "networkx", "splink"):
         try:
             versions[module] = __import__(module).__version__
         except Exception:  # an absent peer is reported, not fatal
