@@ -40,7 +40,8 @@ from stitcher.input.load import (
     register_inputs,
     trait_column,
 )
-from stitcher.inspection.report import ReportFigures, report_figures
+from stitcher.inspection.report import ReportFigures, report_figures, write_report
+from stitcher.inspection.results import table_path
 from stitcher.inspection.thresholds import Outcome, check_conditions
 from stitcher.location import Url
 from stitcher.output.files import (
@@ -586,16 +587,13 @@ def _compare_and_report(
 
     The previous output is still in place here, so this is where a run can compare with it.
     """
-    # Imported here, once the engine is done. The comparison brings polars (~0.17 s, ~50 MB
-    # resident): only a run that finds a previous output imports it.
-    from stitcher.inspection.report import write_report
-    from stitcher.inspection.results import table_path
-
     tmp = output.folder
     with timer.step("compare"), interrupts.deferred():
         previous = output.previous()
         changes = None
         if previous is not None and table_path(previous, "id_map") is not None:
+            # Imported only here: the comparison brings polars (~0.17 s, ~50 MB resident),
+            # which a run without a previous output needs nowhere else.
             from stitcher.inspection.changes import compare_with_previous
 
             changes = compare_with_previous(previous, tmp)

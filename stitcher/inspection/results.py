@@ -47,7 +47,12 @@ def scan_table(output_dir: Path, name: str, columns: list[str] | None = None) ->
     """Table `name` of an output folder as a lazy frame with the pipeline's column types."""
     import polars as pl
 
-    path = _existing_table(output_dir, name)
+    path = table_path(output_dir, name)
+    if path is None:
+        raise InputError(
+            f"{output_dir} has no {name}.parquet or {name}.csv; rerun `stitcher run` with this "
+            "version to write it"
+        )
     try:
         if path.suffix == ".parquet":
             frame = pl.scan_parquet(path)
@@ -87,16 +92,6 @@ def read_run_record(output_dir: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _existing_table(output_dir: Path, name: str) -> Path:
-    path = table_path(output_dir, name)
-    if path is None:
-        raise InputError(
-            f"{output_dir} has no {name}.parquet or {name}.csv; rerun `stitcher run` with this "
-            "version to write it"
-        )
-    return path
 
 
 def _csv_casts(names: list[str]) -> list[pl.Expr]:
