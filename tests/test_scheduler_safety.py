@@ -15,12 +15,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import stitcher
+from stitcher.engines import EngineSettings, open_engine
+from stitcher.output.tables import OutputOrder, OutputWriter
 
 from conftest import FIXTURES, read_output, run_cli, run_command, stitch
 
@@ -460,6 +463,62 @@ def test_ctrl_c_in_a_library_call_is_a_keyboard_interrupt(big_input: Path, tmp_p
         assert tree(out) == before
         assert leftovers(tmp_path) == []
     assert stopped >= 2, "the runs ended before the signal; use more events"
+
+
+_IMPORT_SPY = """
+import signal, sys
+held = []
+class Spy:
+    def find_spec(self, name, path, target=None):
+        if name == "duckdb":
+            held.append(signal.getsignal(signal.SIGINT) is not signal.default_int_handler)
+sys.meta_path.insert(0, Spy())
+from stitcher.engines import EngineSettings, open_engine, regex_problem
+regex_problem("duckdb", "a+")
+open_engine("duckdb", EngineSettings()).close()
+print(held)
+"""
+
+
+def test_ctrl_c_is_held_off_while_duckdb_is_imported() -> None:
+    """A library run imports DuckDB when it opens its engine; a Ctrl-C inside DuckDB's native
+    module set-up aborted Python (SIGABRT, "Critical nanobind error") in CI. Python's handler is
+    held off during the import, so the interrupt is raised after it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_SPY], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True]"
+
+
+def test_a_ctrl_c_while_a_writer_thread_starts_still_waits_for_its_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CI failure of the library Ctrl-C test, made certain: the interrupt lands in the pool's
+    thread start, after the thread runs and before the pool records it. Closing the writer must
+    still wait for that write, so the engine closes cleanly and the KeyboardInterrupt is what
+    the caller sees (it was "connection is busy with another call")."""
+    engine = open_engine("duckdb", EngineSettings(threads=2))
+    # Big enough that its write is still running when close() is called.
+    engine.execute(
+        "CREATE TABLE edges AS SELECT md5(i::VARCHAR) AS a, md5((i + 1)::VARCHAR) AS b "
+        "FROM range(3000000) AS t(i)"
+    )
+    writer = OutputWriter(engine, tmp_path, "parquet", OutputOrder((), in_tables=True))
+    start = threading.Thread.start
+
+    def start_then_interrupt(thread: threading.Thread) -> None:
+        start(thread)
+        if thread.name.startswith("stitcher-write"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        writer.ready("edges")
+    monkeypatch.undo()
+    writer.close()
+    assert [t.name for t in threading.enumerate() if t.name.startswith("stitcher-write")] == []
+    engine.close()
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "inf"])

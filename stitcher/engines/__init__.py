@@ -5,19 +5,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from stitcher import interrupts
 from stitcher.engines.base import Engine, EngineSettings
 from stitcher.errors import ConfigError
 
+# The engines' client libraries are imported when a run opens its engine, a Ctrl-C away from
+# the call: one landing inside DuckDB's native module set-up aborted the process ("Critical
+# nanobind error", SIGABRT) instead of raising. Their imports hold signals off (deferred()).
+
 
 def _duckdb(settings: EngineSettings) -> Engine:
-    from stitcher.engines.duckdb import DuckDBEngine
+    with interrupts.deferred():
+        from stitcher.engines.duckdb import DuckDBEngine
 
     return DuckDBEngine(settings)
 
 
 def _spark(settings: EngineSettings) -> Engine:
     # pyspark is an optional extra: imported only when this engine is chosen.
-    from stitcher.engines.spark import SparkEngine
+    with interrupts.deferred():
+        from stitcher.engines.spark import SparkEngine
 
     return SparkEngine(settings)
 
@@ -47,7 +54,8 @@ def regex_problem(engine: str, pattern: str) -> str | None:
     is read, before any work. DuckDB compiles it with its own library (RE2: no lookaround, no
     backreferences); Spark's Java regexes are checked with Python's, the nearest syntax here."""
     if engine == "duckdb":
-        from stitcher.engines.duckdb import regex_problem as duckdb_problem
+        with interrupts.deferred():
+            from stitcher.engines.duckdb import regex_problem as duckdb_problem
 
         return duckdb_problem(pattern)
     try:

@@ -7,6 +7,7 @@ to files. DuckDB is the embedded default; Spark or a warehouse implement the sam
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -233,8 +234,16 @@ class Engine(ABC):
     def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as exc:
+            # The error that stopped the run is the one to show (a Ctrl-C, a failed step), not
+            # a close that failed because of it.
+            logging.getLogger("stitcher").debug("closing the engine after an error: %s", exc)
 
 
 def arrow_groups(table: pa.Table, key: str) -> Iterator[pa.Table]:

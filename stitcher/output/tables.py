@@ -9,6 +9,7 @@ sql`'s outputs and the run's listing all read the registry.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,8 +160,10 @@ class OutputWriter:
         self._folder = folder
         self._format = file_format
         self._order = order
+        # A name of this writer's own: close() finds its threads by it (see there).
+        self._thread_prefix = f"stitcher-write-{id(self):x}"
         self._pool = (
-            ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="stitcher-write")
+            ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix=self._thread_prefix)
             if side_by_side and engine.concurrent_streams
             else None
         )
@@ -200,8 +203,16 @@ class OutputWriter:
 
     def close(self) -> None:
         """Stop: pending files are not started, running ones finish before the engine closes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        # A Ctrl-C that lands inside submit(), while the pool starts a thread, leaves that thread
+        # running a write the pool never recorded (it adds a thread to its set after start()
+        # returns), so shutdown() does not wait for it, and closing the engine under its query
+        # failed with "connection is busy" instead of the KeyboardInterrupt.
+        for thread in threading.enumerate():
+            if thread.name.startswith(self._thread_prefix + "_"):
+                thread.join()
 
     def _write(self, relation: str, columns: str) -> str:
         path = self._folder / f"{relation}.{self._format}"
