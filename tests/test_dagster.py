@@ -3,9 +3,9 @@
 Dagster lives in a virtualenv of its own (`.venv-dagster`, which .ci/run makes: dagster and
 this checkout). Each test gives it a Dagster home of its own and the environment a code
 location would set. Checked through Dagster's own instance and event log, never its console
-(see _EVENTS): a good run materializes the asset with the run's metrics as its metadata; a breached --fail-if threshold
-(exit 3) fails the step without a retry, with the output written; a failed run (exit 1) is put
-up for retry, with the previous output untouched.
+(see _EVENTS): a good run materializes the asset with the run's metrics as its metadata; a
+breached --fail-if threshold (exit 3) fails the step without a retry, with the output written;
+a failed run (exit 1) is put up for retry, with the previous output untouched.
 """
 
 from __future__ import annotations
