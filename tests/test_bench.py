@@ -71,3 +71,25 @@ def test_bench_sizes_parse() -> None:
     assert module.parse_size("1.5M") == 1_500_000
     assert module.size_label(100_000_000) == "100M"
     assert module.size_label(20_000) == "20k"
+
+
+def test_step_times_times_every_step_of_a_run(tmp_path) -> None:
+    """bench/step_times.py runs the pipeline as `stitcher run` does, times each step, and
+    writes the same output tables as the command."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "step_times.py"), str(REPO / "fixtures" / "junk_ids"),
+         str(tmp_path / "timed"), "--memory-limit", "1GB"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    names = [line[:28].strip() for line in done.stdout.splitlines()]
+    assert names[:4] == ["imports", "open engine", "load", "junk_values"]
+    for step in ("pairs", "identifiers_checked", "id_map", "users", "write the rest", "total"):
+        assert step in names, done.stdout
+    subprocess.run(
+        [sys.executable, "-m", "stitcher", "run", "--input", str(REPO / "fixtures" / "junk_ids"),
+         "--output", str(tmp_path / "run"), "-q", "--memory-limit", "1GB"],
+        check=True, timeout=300,
+    )  # fmt: skip
+    for table in ("users", "id_map", "edges", "rejected_edges", "quarantine"):
+        written = (tmp_path / "timed" / f"{table}.parquet").read_bytes()
+        assert written == (tmp_path / "run" / f"{table}.parquet").read_bytes(), table
