@@ -3,12 +3,12 @@
     python bench/step_times.py DATA_DIR OUT_DIR [--policy connected]
         [--memory-limit 6GB --temp-dir SPILL_DIR]
 
-Runs the pipeline in this process, as `stitcher run` does (the same steps, writer and
-options), and prints one line per step: the imports, opening the engine, registering the
-input, each SQL or Python step, the run record, and the final writes. Where
-bench/profile_steps.py shows what DuckDB does inside a step, this is for runs too long to
-profile (100M events under a memory limit), and for before/after comparisons of another
-tree (`PYTHONPATH=TREE python bench/step_times.py ...`).
+Runs `stitcher run` in this process (pipeline.run, the command's own code) with each of its
+steps timed, and prints one line per step, then the run's own step groups as run.json records
+them (load, write, compare, report...) and the whole. Where bench/profile_steps.py shows what
+DuckDB does inside a step, this is for runs too long to profile (100M events under a memory
+limit), and for before/after comparisons of another tree (`PYTHONPATH=TREE python
+bench/step_times.py ...`).
 """
 
 from __future__ import annotations
@@ -19,100 +19,62 @@ _STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from stitcher import pipeline  # noqa: E402
 from stitcher.config import RunOptions  # noqa: E402
-from stitcher.engines import EngineSettings, open_engine  # noqa: E402
-from stitcher.engines.base import drop_tables  # noqa: E402
-from stitcher.input.load import find_tables, register_inputs  # noqa: E402
-from stitcher.output.run_record import RECORD_READS, measure  # noqa: E402
-from stitcher.output.tables import OUTPUT_TABLES, OutputOrder, OutputWriter  # noqa: E402
-from stitcher.pipeline import pipeline_steps  # noqa: E402
-from stitcher.steps import Step, run_steps  # noqa: E402
+from stitcher.steps import Step  # noqa: E402
 
 _IMPORTED = time.perf_counter()
 
 
-def step_times(
-    data: Path,
-    out: Path,
-    policy: str | None = None,
-    memory_limit: str | None = None,
-    temp_dir: Path | None = None,
-) -> list[tuple[str, float]]:
-    """(what, wall seconds) for each part of one run of `data` into the folder `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    options = RunOptions(
-        input_dir=data,
-        output_dir=out,
-        memory_limit=memory_limit,
-        **({"policy": policy} if policy else {}),
-    )
+def step_times(options: RunOptions) -> tuple[list[tuple[str, float]], dict[str, float]]:
+    """Run `options` as `stitcher run` does; returns (step name, wall seconds) for every step
+    in order, and run.json's timings."""
     times: list[tuple[str, float]] = []
+    run_steps = pipeline.run_steps
 
-    def timed(name: str, started: float) -> None:
-        times.append((name, time.perf_counter() - started))
+    def timed(step: Step) -> Step:
+        def run() -> None:
+            started = time.perf_counter()
+            step.run()
+            times.append((step.name, time.perf_counter() - started))
 
-    started = time.perf_counter()
-    settings = EngineSettings(memory_limit=memory_limit, temp_dir=temp_dir)
-    with open_engine("duckdb", settings) as engine:
-        timed("open engine", started)
-        started = time.perf_counter()
-        loaded = register_inputs(
-            engine,
-            find_tables(data, options.input_format),
-            options.identifier_types,
-            options.policy,
-        )
-        timed("load", started)
-        writer = OutputWriter(
-            engine,
-            out,
-            options.output_format,
-            OutputOrder.for_run(engine, options),
-            side_by_side=not memory_limit,
-        )
+        return dataclasses.replace(step, run=run)
 
-        def wrap(step: Step) -> Step:
-            def run() -> None:
-                begun = time.perf_counter()
-                step.run()
-                timed(step.name, begun)
+    def timed_steps(engine: object, steps: Sequence[Step], **kwargs: object) -> None:
+        run_steps(engine, [timed(step) for step in steps], **kwargs)
 
-            return dataclasses.replace(step, run=run)
-
-        steps = pipeline_steps(engine, options, loaded, writer, [])
-        started = time.perf_counter()
-        run_steps(
-            engine,
-            [wrap(step) for step in steps],
-            keep={*OUTPUT_TABLES, *RECORD_READS},
-        )
-        in_steps = sum(seconds for name, seconds in times[2:])
-        times.append(("(between steps: drops)", time.perf_counter() - started - in_steps))
-        started = time.perf_counter()
-        measure(engine, options, loaded, {}, time.perf_counter())
-        drop_tables(engine, "person_activity", "id_map_base")
-        timed("run record", started)
-        started = time.perf_counter()
-        writer.finish()
-        writer.close()
-        timed("write the rest", started)
-    return times
+    pipeline.run_steps = timed_steps  # type: ignore[assignment]
+    try:
+        result = pipeline.run(options)
+    finally:
+        pipeline.run_steps = run_steps
+    return times, result.record["timings_seconds"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--policy")
+    parser.add_argument("--policy", default="guarded")
     parser.add_argument("--memory-limit")
     parser.add_argument("--temp-dir", type=Path)
     args = parser.parse_args()
-    times = step_times(args.data, args.out, args.policy, args.memory_limit, args.temp_dir)
+    options = RunOptions(
+        input_dir=args.data,
+        output_dir=args.out,
+        policy=args.policy,
+        memory_limit=args.memory_limit,
+        temp_dir=args.temp_dir,
+    )
+    times, groups = step_times(options)
     print(f"{'imports':28s} {_IMPORTED - _STARTED:8.3f}")
     for name, seconds in times:
         print(f"{name:28s} {seconds:8.3f}")
+    for name, seconds in groups.items():
+        print(f"{'run.json: ' + name:28s} {seconds:8.3f}")
     print(f"{'total':28s} {time.perf_counter() - _STARTED:8.3f}")
 
 

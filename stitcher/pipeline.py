@@ -41,7 +41,6 @@ from stitcher.input.load import (
     trait_column,
 )
 from stitcher.inspection.report import ReportFigures, report_figures, write_report
-from stitcher.inspection.results import table_path
 from stitcher.inspection.thresholds import Outcome, check_conditions
 from stitcher.location import Url
 from stitcher.output.files import (
@@ -591,7 +590,7 @@ def _compare_and_report(
     with timer.step("compare"), interrupts.deferred():
         previous = output.previous()
         changes = None
-        if previous is not None and table_path(previous, "id_map") is not None:
+        if previous is not None:
             # Imported only here: the comparison brings polars (~0.17 s, ~50 MB resident),
             # which a run without a previous output needs nowhere else.
             from stitcher.inspection.changes import compare_with_previous

@@ -4,6 +4,7 @@ import which. A static check of every import statement, function-level ones incl
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,8 +102,6 @@ def test_the_output_tables_come_from_their_registry(tmp_path: Path) -> None:
 def test_the_dialects_come_from_their_registry_which_loads_no_sqlglot() -> None:
     # One registry (stitcher/warehouse/__init__.py): `stitcher sql --dialect`'s choices and the
     # script builder read it; reading it at the command's start must not load sqlglot.
-    import subprocess
-
     from stitcher.cli import cli
     from stitcher.warehouse import DIALECTS, DISTRIBUTED_DIALECTS, REWRITTEN_DIALECTS, script
 
@@ -143,8 +142,6 @@ def test_the_input_formats_come_from_their_registry() -> None:
 def test_a_first_run_imports_no_pandas_polars_scipy_or_sqlglot(tmp_path: Path) -> None:
     # pyarrow imports pandas on its first conversion of Python objects (~0.15 s of a ~1 s
     # start); the run builds its own arrays from buffers instead (stitcher/arrays.py).
-    import subprocess
-
     # Junk ids: the report lists quarantined ids, whose times once imported pandas.
     fixture = PACKAGE.parent / "fixtures" / "junk_ids"
     code = (

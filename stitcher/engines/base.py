@@ -235,12 +235,11 @@ class Engine(ABC):
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if exc_type is None:
-            self.close()
-            return
         try:
             self.close()
         except Exception as exc:
+            if exc_type is None:
+                raise
             # The error that stopped the run is the one to show (a Ctrl-C, a failed step), not
             # a close that failed because of it.
             logging.getLogger("stitcher").debug("closing the engine after an error: %s", exc)

@@ -84,7 +84,10 @@ class LocalStage:
         pass  # checked, and cleaned after a killed run, before the engine opened
 
     def previous(self) -> Path | None:
-        return self.output_dir
+        # As a URL output's: an output without an id_map has nothing to compare with.
+        if any((self.output_dir / f"id_map.{f}").is_file() for f in FORMATS):
+            return self.output_dir
+        return None
 
     def publish(self, files: list[str]) -> None:
         pass  # the swap is atomic_output_dir's, when the run's `with` block ends
