@@ -491,6 +491,40 @@ def test_ctrl_c_is_held_off_while_duckdb_is_imported() -> None:
     assert done.stdout.strip() == "[True]"
 
 
+_REGISTER_SPY = """
+import os, signal
+import pyarrow as pa
+from stitcher.engines import EngineSettings, open_engine
+engine = open_engine("duckdb", EngineSettings())
+connection = engine._con
+held = []
+class Spy:
+    def __getattr__(self, name):
+        return getattr(connection, name)
+    def register(self, view, table):
+        held.append(signal.getsignal(signal.SIGINT) is not signal.default_int_handler)
+        os.kill(os.getpid(), signal.SIGINT)
+        return connection.register(view, table)
+engine._con = Spy()
+try:
+    engine.register_arrow("t", pa.table({"x": [1, 2, 3]}))
+except KeyboardInterrupt:
+    engine._con = connection
+    print(held, engine.fetch_rows("SELECT count(*) FROM t"))
+"""
+
+
+def test_ctrl_c_waits_while_duckdb_copies_an_arrow_table() -> None:
+    """DuckDB reads a registered Arrow table through calls back into Python, and a Ctrl-C
+    raised in one came out as "Invalid Input Error: ... KeyboardInterrupt" (CI): the copy holds
+    the signal off, then raises KeyboardInterrupt with the table made."""
+    done = subprocess.run(
+        [sys.executable, "-c", _REGISTER_SPY], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True] [(3,)]"
+
+
 def test_a_ctrl_c_while_a_writer_thread_starts_still_waits_for_its_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

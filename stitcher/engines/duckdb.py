@@ -242,11 +242,15 @@ class DuckDBEngine(Engine):
 
     def register_arrow(self, name: str, table: pa.Table) -> None:
         view = f"__arrow_{name}"
-        try:
-            self._con.register(view, table)
-            self.create_table_as(name, f"SELECT * FROM {quote_identifier(view)}")
-        finally:
-            self._con.unregister(view)
+        # DuckDB scans a registered Arrow table through calls back into Python, and turns a
+        # Ctrl-C raised in one into its own "Invalid Input Error: ... KeyboardInterrupt", which
+        # read as a failed run: signals wait for the copy (a fraction of a second) instead.
+        with interrupts.deferred():
+            try:
+                self._con.register(view, table)
+                self.create_table_as(name, f"SELECT * FROM {quote_identifier(view)}")
+            finally:
+                self._con.unregister(view)
 
     def register_files(self, name: str, files: Sequence[Path], file_format: str) -> None:
         paths = [str(f) for f in files]
